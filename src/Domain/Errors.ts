@@ -1,0 +1,80 @@
+/**
+ * Every error a client of the proxy can see. Each carries its HTTP status and a stable code, and
+ * crosses HTTP as `{"code": ..., "message": ...}`: clear, and without internals.
+ *
+ * @since 0.1.0
+ */
+import * as Data from "effect/Data"
+import type * as Duration from "effect/Duration"
+
+/** 400: the request (SDP, query, JSON) cannot be used. */
+export class BadRequest extends Data.TaggedError("BadRequest")<{ readonly message: string }> {
+  readonly status = 400
+  readonly code = "bad-request"
+}
+
+/** 401: a bearer token was required and not given or wrong. */
+export class Unauthorized extends Data.TaggedError("Unauthorized")<{ readonly message: string }> {
+  readonly status = 401
+  readonly code = "unauthorized"
+}
+
+/** 404: no such session (or route). */
+export class NotFound extends Data.TaggedError("NotFound")<{ readonly message: string }> {
+  readonly status = 404
+  readonly code = "not-found"
+}
+
+/** 405 */
+export class MethodNotAllowed extends Data.TaggedError("MethodNotAllowed")<{
+  readonly message: string
+  readonly allow: string
+}> {
+  readonly status = 405
+  readonly code = "method-not-allowed"
+}
+
+/** 413 */
+export class PayloadTooLarge extends Data.TaggedError("PayloadTooLarge")<{ readonly message: string }> {
+  readonly status = 413
+  readonly code = "payload-too-large"
+}
+
+/** 415 */
+export class UnsupportedMediaType extends Data.TaggedError("UnsupportedMediaType")<{ readonly message: string }> {
+  readonly status = 415
+  readonly code = "unsupported-media-type"
+}
+
+/** 503: no healthy origin can take the stream (or the proxy is full); try again later. */
+export class ServiceUnavailable extends Data.TaggedError("ServiceUnavailable")<{
+  readonly message: string
+  readonly retryAfter: Duration.Duration
+}> {
+  readonly status = 503
+  readonly code = "unavailable"
+}
+
+/** 502: the origin refused, failed, closed the connection, or answered something unusable. */
+export class OriginFailed extends Data.TaggedError("OriginFailed")<{ readonly message: string }> {
+  readonly status = 502
+  readonly code = "origin-failed"
+}
+
+/** 504: the origin did not answer within the origin request timeout. */
+export class OriginTimeout extends Data.TaggedError("OriginTimeout")<{ readonly message: string }> {
+  readonly status = 504
+  readonly code = "origin-timeout"
+}
+
+/** Everything that becomes an HTTP error answer. */
+export type HttpFailure =
+  | BadRequest
+  | Unauthorized
+  | NotFound
+  | MethodNotAllowed
+  | PayloadTooLarge
+  | UnsupportedMediaType
+  | ServiceUnavailable
+  | OriginFailed
+  | OriginTimeout

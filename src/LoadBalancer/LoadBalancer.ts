@@ -1,0 +1,34 @@
+/**
+ * The load balancer: which origins are alive, and which origin serves each stream. Sticky per stream
+ * URL, so that every publisher and player of one stream meet on one origin.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import type * as Effect from "effect/Effect"
+import type * as Option from "effect/Option"
+import type { Origin } from "../Domain/Origin.js"
+import type { ServiceUnavailable } from "../Domain/Errors.js"
+
+/** An origin with what the load balancer knows of its health. */
+export interface OriginStatus {
+  readonly origin: Origin
+  /** Epoch milliseconds of the last heartbeat (or registration). */
+  readonly lastSeen: number
+  readonly healthy: boolean
+}
+
+export interface LoadBalancerShape {
+  /** Adds or refreshes an origin (a heartbeat). */
+  readonly register: (origin: Origin) => Effect.Effect<void>
+  /**
+   * The origin for a stream: the one it is mapped to while that origin is healthy, else a healthy
+   * origin chosen now (and mapped). Fails when no healthy origin can take WebRTC.
+   */
+  readonly pick: (streamUrl: string) => Effect.Effect<Origin, ServiceUnavailable>
+  readonly find: (originId: string) => Effect.Effect<Option.Option<Origin>>
+  readonly origins: Effect.Effect<ReadonlyArray<OriginStatus>>
+  readonly streams: Effect.Effect<ReadonlyArray<{ readonly streamUrl: string; readonly originId: string }>>
+}
+
+export class LoadBalancer extends Context.Tag("rtc-proxy/LoadBalancer")<LoadBalancer, LoadBalancerShape>() {}

@@ -1,0 +1,219 @@
+/**
+ * The SDP the proxy reads and rewrites: ICE credentials, candidates, and the two rewrites on the way
+ * through (the client's candidates out of the offer, the proxy's address into the answer). Line based
+ * and byte-exact: a line the proxy does not change leaves exactly as it came, line endings included.
+ *
+ * @since 0.1.0
+ */
+import * as Either from "effect/Either"
+
+/** ICE short-term credentials of one side (`a=ice-ufrag`, `a=ice-pwd`). */
+export interface IceCredentials {
+  readonly ufrag: string
+  readonly pwd: string
+}
+
+/** An `a=candidate` line, split into the fields the proxy uses (RFC 8839 section 5.1). */
+export interface Candidate {
+  readonly foundation: string
+  readonly component: number
+  readonly transport: string
+  readonly priority: number
+  readonly address: string
+  readonly port: number
+  readonly type: string
+}
+
+/** Why an offer cannot be forwarded. */
+export type OfferProblem =
+  | "empty"
+  | "not-sdp"
+  | "no-media"
+  | "no-ice-ufrag"
+  | "no-ice-pwd"
+  | "bad-ice-ufrag"
+  | "bad-ice-pwd"
+  | "binary"
+
+/** A validated offer and what the proxy needs from it. */
+export interface Offer {
+  readonly credentials: IceCredentials
+}
+
+const lineEnding = (sdp: string): string => (sdp.includes("\r\n") ? "\r\n" : "\n")
+
+/** Splits into lines; a trailing line ending yields no empty last line. */
+const splitLines = (sdp: string, eol: string): Array<string> => {
+  const lines = sdp.split(eol)
+  if (lines.length > 0 && lines[lines.length - 1] === "") lines.pop()
+  return lines
+}
+
+const joinLines = (lines: ReadonlyArray<string>, eol: string, trailing: boolean): string =>
+  lines.join(eol) + (trailing && lines.length > 0 ? eol : "")
+
+const attributeValue = (line: string, name: string): string | undefined =>
+  line.startsWith(`a=${name}:`) ? line.slice(name.length + 3).trim() : undefined
+
+// RFC 8839: ice-char = ALPHA / DIGIT / "+" / "/". The ufrag never holds ':', which keeps the pair key sound.
+const ICE_CHARS = /^[A-Za-z0-9+/]{1,256}$/
+
+/**
+ * The first `a=ice-ufrag` and `a=ice-pwd` of the description, whether session-level or in the first
+ * media section (with BUNDLE every section shares one pair).
+ */
+export const iceCredentials = (sdp: string): Partial<IceCredentials> => {
+  let ufrag: string | undefined
+  let pwd: string | undefined
+  for (const line of splitLines(sdp, lineEnding(sdp))) {
+    ufrag ??= attributeValue(line, "ice-ufrag")
+    pwd ??= attributeValue(line, "ice-pwd")
+    if (ufrag !== undefined && pwd !== undefined) break
+  }
+  return { ...(ufrag === undefined ? {} : { ufrag }), ...(pwd === undefined ? {} : { pwd }) }
+}
+
+/** Checks that a body is an SDP offer the proxy can forward, and returns its ICE credentials. */
+export const validateOffer = (sdp: string): Either.Either<Offer, OfferProblem> => {
+  if (sdp.trim() === "") return Either.left("empty")
+  // Control characters other than CR, LF and TAB never occur in SDP text.
+  if (/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/.test(sdp)) return Either.left("binary")
+  if (!sdp.trimStart().startsWith("v=0")) return Either.left("not-sdp")
+  const lines = splitLines(sdp, lineEnding(sdp))
+  if (!lines.some((line) => line.startsWith("m="))) return Either.left("no-media")
+  return validateCredentials(iceCredentials(sdp))
+}
+
+const validateCredentials = (found: Partial<IceCredentials>): Either.Either<Offer, OfferProblem> => {
+  if (found.ufrag === undefined) return Either.left("no-ice-ufrag")
+  if (found.pwd === undefined) return Either.left("no-ice-pwd")
+  if (!ICE_CHARS.test(found.ufrag)) return Either.left("bad-ice-ufrag")
+  if (!ICE_CHARS.test(found.pwd)) return Either.left("bad-ice-pwd")
+  return Either.right({ credentials: { ufrag: found.ufrag, pwd: found.pwd } })
+}
+
+/** The answer's credentials, held to the same rules as an offer's. */
+export const answerCredentials = (sdp: string): Either.Either<IceCredentials, OfferProblem> =>
+  Either.map(validateCredentials(iceCredentials(sdp)), (offer) => offer.credentials)
+
+/** Parses an `a=candidate:` line; `undefined` when it is not one or is malformed. */
+export const parseCandidate = (line: string): Candidate | undefined => {
+  if (!line.startsWith("a=candidate:")) return undefined
+  const fields = line.slice("a=candidate:".length).trim().split(/\s+/)
+  if (fields.length < 8 || fields[6] !== "typ") return undefined
+  const component = Number(fields[1])
+  const priority = Number(fields[3])
+  const port = Number(fields[5])
+  if (!Number.isInteger(component) || !Number.isInteger(priority) || !Number.isInteger(port)) return undefined
+  if (port < 0 || port > 65535) return undefined
+  return {
+    foundation: fields[0]!,
+    component,
+    transport: fields[2]!.toLowerCase(),
+    priority,
+    address: fields[4]!,
+    port,
+    type: fields[7]!
+  }
+}
+
+/** Every parseable candidate of a description, in order. */
+export const candidates = (sdp: string): Array<Candidate> => {
+  const found: Array<Candidate> = []
+  for (const line of splitLines(sdp, lineEnding(sdp))) {
+    const candidate = parseCandidate(line)
+    if (candidate !== undefined) found.push(candidate)
+  }
+  return found
+}
+
+const isCandidateLine = (line: string): boolean =>
+  line.startsWith("a=candidate:") || line === "a=end-of-candidates"
+
+/**
+ * The offer as it goes to the origin: without the client's candidates and `a=end-of-candidates`.
+ * A full-ICE origin would otherwise check the client's addresses directly (media bypassing the proxy),
+ * or give up before the relayed checks arrive. Without them it learns the proxy's relay socket as a
+ * peer-reflexive candidate from the first check.
+ */
+export const stripCandidates = (sdp: string): string => {
+  const eol = lineEnding(sdp)
+  const lines = splitLines(sdp, eol)
+  const kept = lines.filter((line) => !isCandidateLine(line))
+  return kept.length === lines.length ? sdp : joinLines(kept, eol, sdp.endsWith(eol))
+}
+
+/** Where the proxy receives media: written into every candidate of an answer. */
+export interface PublicAddress {
+  readonly ip: string
+  readonly port: number
+}
+
+const DEFAULT_FOUNDATION = "0"
+const DEFAULT_PRIORITY = 2130706431
+
+const connectionLine = (ip: string): string => `c=IN ${ip.includes(":") ? "IP6" : "IP4"} ${ip}`
+
+/**
+ * The answer as it goes to the client: in every media section that is not rejected, the origin's
+ * candidates are replaced by one UDP host candidate per component at the proxy's public address (at the
+ * place of the first candidate, else at the end of the section). TCP, relay and reflexive candidates
+ * go, since the proxy serves one UDP port; `a=end-of-candidates` stays. A `c=` line that named an
+ * address is pointed at the proxy so the origin's address does not leak.
+ */
+export const rewriteAnswer = (sdp: string, address: PublicAddress): string => {
+  const eol = lineEnding(sdp)
+  const lines = splitLines(sdp, eol)
+  const output: Array<string> = []
+  let section: Array<string> = []
+  let isMedia = false
+  const rewriteConnection = (line: string): string =>
+    line.startsWith("c=IN ") && !/ (0\.0\.0\.0|::)$/.test(line) ? connectionLine(address.ip) : line
+
+  const flush = () => {
+    if (!isMedia) {
+      output.push(...section.map(rewriteConnection))
+      return
+    }
+    const rejected = section[0]!.split(" ")[1] === "0"
+    const original = section.map(parseCandidate)
+    const udp = original.filter((c): c is Candidate => c !== undefined && c.transport === "udp")
+    const components = new Set(udp.map((c) => c.component))
+    if (components.size === 0) components.add(1)
+    const template = udp[0]
+    const rewritten = rejected
+      ? []
+      : [...components].sort().map((component) =>
+        `a=candidate:${template?.foundation ?? DEFAULT_FOUNDATION} ${component} udp ${
+          template?.priority ?? DEFAULT_PRIORITY
+        } ${address.ip} ${address.port} typ host generation 0`
+      )
+    let inserted = false
+    for (const line of section) {
+      if (line.startsWith("a=candidate:")) {
+        if (!inserted) output.push(...rewritten)
+        inserted = true
+      } else {
+        output.push(rewriteConnection(line))
+      }
+    }
+    if (!inserted) {
+      // Before a=end-of-candidates if present, so that it stays last.
+      const end = output.lastIndexOf("a=end-of-candidates")
+      const sectionStart = output.length - section.length
+      if (end >= sectionStart) output.splice(end, 0, ...rewritten)
+      else output.push(...rewritten)
+    }
+  }
+
+  for (const line of lines) {
+    if (line.startsWith("m=")) {
+      flush()
+      section = []
+      isMedia = true
+    }
+    section.push(line)
+  }
+  flush()
+  return joinLines(output, eol, sdp.endsWith(eol))
+}

@@ -1,0 +1,251 @@
+/**
+ * Relay sessions: each one a scoped fiber that owns one socket connected to its origin, registered
+ * in the router while it lives, and freed (socket closed, keys gone, record removed) when it ends:
+ * on DELETE, on idle timeout, when displaced, or at shutdown.
+ *
+ * @since 0.1.0
+ */
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as FiberMap from "effect/FiberMap"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
+import type * as dgram from "node:dgram"
+import { isIPv6 } from "node:net"
+import { ProxyConfig } from "../Config.js"
+import { OriginFailed } from "../Domain/Errors.js"
+import type { SessionEndReason, SessionRecord } from "../Domain/Session.js"
+import { SessionStore } from "../Session/SessionStore.js"
+import { type DropReason, LiveSession, Router } from "./Router.js"
+import { open as openSocket, UdpSocket } from "./UdpSocket.js"
+
+/** A live session as the admin view and tests see it. */
+export interface RelaySessionView {
+  readonly id: string
+  readonly kind: SessionRecord["kind"]
+  readonly streamUrl: string
+  readonly originId: string
+  readonly ufragPairs: ReadonlyArray<string>
+  readonly client: string | undefined
+  readonly originMedia: string
+  readonly packetsFromClient: number
+  readonly packetsFromOrigin: number
+  readonly bytesFromClient: number
+  readonly bytesFromOrigin: number
+}
+
+export interface RelayStats {
+  readonly sessions: number
+  readonly clientAddresses: number
+  readonly ufragPairs: number
+  readonly packetsRelayed: number
+  readonly drops: Readonly<Record<DropReason, number>>
+  readonly ended: Readonly<Record<SessionEndReason, number>>
+}
+
+export interface RelayShape {
+  /**
+   * Starts relaying a session: stores its record, opens its origin socket and registers its keys.
+   * Returns once packets can flow; fails when the origin socket cannot be opened.
+   */
+  readonly open: (record: SessionRecord) => Effect.Effect<void, OriginFailed>
+  /** Ends a live session and waits until it is freed; false when this proxy relays no such session. */
+  readonly close: (id: string, reason: SessionEndReason) => Effect.Effect<boolean>
+  /**
+   * ICE restart: the session also answers to a new ufrag pair (with its server password); the old
+   * pair keeps working until the first binding request with the new one arrives.
+   */
+  readonly rekey: (id: string, keys: { readonly ufragPair: string; readonly serverPwd: string }) => Effect.Effect<boolean>
+  readonly sessions: Effect.Effect<ReadonlyArray<RelaySessionView>>
+  readonly stats: Effect.Effect<RelayStats>
+}
+
+export class Relay extends Context.Tag("rtc-proxy/Relay")<Relay, RelayShape>() {
+  static readonly layer: Layer.Layer<Relay, never, ProxyConfig | UdpSocket | SessionStore> = Layer.scoped(
+    Relay,
+    Effect.suspend(() => make)
+  )
+}
+
+const sessionsEnded = Metric.counter("rtc_proxy_sessions_ended_total", {
+  description: "Relay sessions ended, by reason"
+})
+const sessionsOpened = Metric.counter("rtc_proxy_sessions_opened_total", { description: "Relay sessions opened" })
+
+/** Concurrent lookups of unknown ufrag pairs in the store; past this, binding requests just drop. */
+const MAX_PENDING_LOOKUPS = 256
+
+const make = Effect.gen(function*() {
+  const config = yield* ProxyConfig
+  const { socket: server } = yield* UdpSocket
+  const store = yield* SessionStore
+  const runtime = yield* Effect.runtime<never>()
+  const runFork = Runtime.runFork(runtime)
+  const fibers = yield* FiberMap.make<string, void, never>()
+  const enders = new Map<string, Deferred.Deferred<SessionEndReason>>()
+  const ended: Record<SessionEndReason, number> = { deleted: 0, idle: 0, shutdown: 0, replaced: 0, "socket-error": 0 }
+  const pendingLookups = new Set<string>()
+
+  // A binding request for a session this proxy does not relay: it may have been signaled through
+  // another proxy sharing the store. The lookup runs beside the data path, never in it.
+  const onUnknownUfrag = (ufragPair: string) => {
+    if (pendingLookups.has(ufragPair)) return
+    if (pendingLookups.size >= MAX_PENDING_LOOKUPS) {
+      router.drops["lookup-overload"]++
+      return
+    }
+    pendingLookups.add(ufragPair)
+    runFork(
+      store.findByUfrag(ufragPair).pipe(
+        Effect.flatMap(Option.match({
+          onNone: () => Effect.void,
+          onSome: (record) => enders.has(record.id) ? Effect.void : open(record)
+        })),
+        Effect.catchAll((error) => Effect.logWarning(`cannot relay stored session for ${ufragPair}: ${error.message}`)),
+        Effect.ensuring(Effect.sync(() => pendingLookups.delete(ufragPair)))
+      )
+    )
+  }
+
+  const router: Router = new Router(server, onUnknownUfrag)
+  const onMessage = (msg: Buffer, rinfo: dgram.RemoteInfo) => router.fromClient(msg, rinfo.address, rinfo.port)
+  yield* Effect.acquireRelease(
+    Effect.sync(() => server.on("message", onMessage)),
+    () => Effect.sync(() => server.off("message", onMessage))
+  )
+
+  const runSession = (record: SessionRecord, ready: Deferred.Deferred<void, OriginFailed>) =>
+    Effect.gen(function*() {
+      const backend = yield* openSocket({
+        host: isIPv6(record.originMedia.host) ? "::" : "0.0.0.0",
+        port: 0,
+        connect: record.originMedia,
+        onError: router.countSendError
+      }).pipe(Effect.mapError((error) => new OriginFailed({ message: error.message })))
+      const live = new LiveSession(record, backend)
+      const end = yield* Deferred.make<SessionEndReason>()
+      yield* Effect.acquireRelease(
+        Effect.sync(() => {
+          enders.set(record.id, end)
+          return router.add(live)
+        }),
+        () =>
+          Effect.sync(() => {
+            router.remove(live)
+            if (enders.get(record.id) === end) enders.delete(record.id)
+          })
+      ).pipe(
+        Effect.tap((displaced) =>
+          displaced === undefined ? Effect.void : Effect.forkDaemon(close(displaced.record.id, "replaced"))
+        )
+      )
+      yield* Deferred.succeed(ready, undefined)
+      const reason = yield* Deferred.await(end)
+      return { reason, live }
+    }).pipe(
+      Effect.scoped,
+      Effect.onExit((exit) =>
+        Effect.gen(function*() {
+          yield* Deferred.fail(ready, new OriginFailed({ message: "the relay session ended before it started" }))
+          if (Exit.isFailure(exit) && !Exit.isInterrupted(exit)) return
+          const reason: SessionEndReason = Exit.isSuccess(exit) ? exit.value.reason : "shutdown"
+          ended[reason]++
+          yield* Metric.increment(Metric.tagged(sessionsEnded, "reason", reason))
+          yield* store.remove(record.id)
+          const counts = Exit.isSuccess(exit)
+            ? `, ${exit.value.live.packetsFromClient} packets from client, ${exit.value.live.packetsFromOrigin} from origin`
+            : ""
+          yield* Effect.logInfo(`relay session ended (${reason}${counts})`)
+        })
+      ),
+      Effect.asVoid,
+      Effect.catchAll(() => Effect.void),
+      Effect.annotateLogs({ session: record.id, stream: record.streamUrl, kind: record.kind })
+    )
+
+  const open = Effect.fn("Relay.open")(function*(record: SessionRecord) {
+    const ready = yield* Deferred.make<void, OriginFailed>()
+    yield* store.put(record)
+    yield* FiberMap.run(fibers, record.id, runSession(record, ready))
+    yield* Deferred.await(ready).pipe(Effect.tapError(() => store.remove(record.id)))
+    yield* Metric.increment(sessionsOpened)
+    yield* Effect.logDebug(
+      `relay session ${record.id} open: ${record.ufragPair} to ${record.originMedia.host}:${record.originMedia.port}`
+    )
+  })
+
+  const close = (id: string, reason: SessionEndReason): Effect.Effect<boolean> =>
+    Effect.gen(function*() {
+      const end = enders.get(id)
+      if (end === undefined) return false
+      yield* Deferred.succeed(end, reason)
+      const fiber = yield* Effect.option(FiberMap.get(fibers, id))
+      if (Option.isSome(fiber)) yield* Fiber.await(fiber.value)
+      return true
+    })
+
+  const rekey = (id: string, keys: { readonly ufragPair: string; readonly serverPwd: string }) =>
+    Effect.gen(function*() {
+      const live = router.byId.get(id)
+      if (live === undefined) return false
+      router.addUfrag(live, keys.ufragPair, keys.serverPwd)
+      live.record = { ...live.record, ...keys }
+      yield* store.rekey(id, keys)
+      return true
+    })
+
+  // One sweeper for every session, so ten thousand sessions cost one timer and not ten thousand.
+  const idleMillis = Duration.toMillis(config.relayIdleTimeout)
+  const sweepEvery = Duration.millis(Math.min(1000, Math.max(50, idleMillis / 4)))
+  const lastCount = new WeakMap<LiveSession, { packets: number; since: number }>()
+  const sweep = Effect.gen(function*() {
+    const now = yield* Clock.currentTimeMillis
+    const idle: Array<string> = []
+    for (const live of router.byId.values()) {
+      const mark = lastCount.get(live)
+      if (mark === undefined || mark.packets !== live.packetsFromClient) {
+        lastCount.set(live, { packets: live.packetsFromClient, since: mark === undefined ? live.record.createdAt : now })
+      } else if (now - mark.since >= idleMillis) {
+        idle.push(live.record.id)
+      }
+    }
+    yield* Effect.forEach(idle, (id) => close(id, "idle"), { discard: true, concurrency: "unbounded" })
+  })
+  yield* sweep.pipe(Effect.delay(sweepEvery), Effect.forever, Effect.forkScoped, Effect.interruptible)
+
+  return {
+    open,
+    close,
+    rekey,
+    sessions: Effect.sync(() =>
+      [...router.byId.values()].map((live): RelaySessionView => ({
+        id: live.record.id,
+        kind: live.record.kind,
+        streamUrl: live.record.streamUrl,
+        originId: live.record.originId,
+        ufragPairs: [...live.ufragPairs.keys()],
+        client: live.clientPort === 0 ? undefined : `${live.clientAddress}:${live.clientPort}`,
+        originMedia: `${live.record.originMedia.host}:${live.record.originMedia.port}`,
+        packetsFromClient: live.packetsFromClient,
+        packetsFromOrigin: live.packetsFromOrigin,
+        bytesFromClient: live.bytesFromClient,
+        bytesFromOrigin: live.bytesFromOrigin
+      }))
+    ),
+    stats: Effect.sync((): RelayStats => ({
+      sessions: router.byId.size,
+      clientAddresses: router.addressCount,
+      ufragPairs: router.ufragCount,
+      packetsRelayed: router.packetsRelayed,
+      drops: { ...router.drops },
+      ended: { ...ended }
+    }))
+  } satisfies RelayShape
+})

@@ -1,0 +1,226 @@
+/**
+ * The data path: which live relay session a datagram on the shared port belongs to, and forwarding
+ * it. Plain synchronous code with tables owned by this module; no Effect and no allocation per
+ * packet beyond what Node's dgram does. Lifecycles live in Relay.ts.
+ *
+ * @since 0.1.0
+ */
+import type * as dgram from "node:dgram"
+import type { SessionRecord } from "../Domain/Session.js"
+import { MessageType, parseStun, verifyMessageIntegrity } from "../Stun.js"
+
+/** Why a datagram was dropped; each one is counted. */
+export const DropReasons = [
+  // from clients, on the shared port
+  "unclassified",
+  "turn-channel",
+  "stun-too-short",
+  "stun-not-stun",
+  "stun-bad-cookie",
+  "stun-bad-length",
+  "stun-truncated-attribute",
+  "stun-bad-username",
+  "stun-no-username",
+  "unknown-ufrag",
+  "bad-integrity",
+  "unknown-address",
+  "lookup-overload",
+  // from origins, on relay sockets
+  "origin-before-client",
+  "send-failed"
+] as const
+export type DropReason = typeof DropReasons[number]
+
+/** A relay session as the data path sees it: mutable, owned by the router while registered. */
+export class LiveSession {
+  record: SessionRecord
+  /** The ufrag pairs it answers to, each with its server ice-pwd (two only during an ICE restart). */
+  readonly ufragPairs = new Map<string, string>()
+  clientAddress = ""
+  clientPort = 0
+  packetsFromClient = 0
+  packetsFromOrigin = 0
+  bytesFromClient = 0
+  bytesFromOrigin = 0
+
+  constructor(record: SessionRecord, readonly backend: dgram.Socket) {
+    this.record = record
+    this.ufragPairs.set(record.ufragPair, record.serverPwd)
+  }
+}
+
+/** Live sessions by client address: nested by port then address so a lookup allocates no key. */
+class AddressTable {
+  private readonly byPort = new Map<number, Map<string, LiveSession>>()
+
+  get(address: string, port: number): LiveSession | undefined {
+    return this.byPort.get(port)?.get(address)
+  }
+
+  set(address: string, port: number, session: LiveSession): void {
+    let byAddress = this.byPort.get(port)
+    if (byAddress === undefined) this.byPort.set(port, byAddress = new Map())
+    byAddress.set(address, session)
+  }
+
+  delete(address: string, port: number, session: LiveSession): void {
+    const byAddress = this.byPort.get(port)
+    if (byAddress === undefined || byAddress.get(address) !== session) return
+    byAddress.delete(address)
+    if (byAddress.size === 0) this.byPort.delete(port)
+  }
+
+  get size(): number {
+    let size = 0
+    for (const byAddress of this.byPort.values()) size += byAddress.size
+    return size
+  }
+}
+
+/**
+ * Routes datagrams between the shared port and each session's origin socket. A binding request is
+ * matched by its USERNAME first, and may bind (or move) the session to its source address only when
+ * its MESSAGE-INTEGRITY verifies with the server's ice-pwd; every other packet is matched by address.
+ */
+export class Router {
+  readonly byId = new Map<string, LiveSession>()
+  private readonly byUfrag = new Map<string, LiveSession>()
+  private readonly byAddress = new AddressTable()
+  readonly drops: Record<DropReason, number> = Object.fromEntries(DropReasons.map((r) => [r, 0])) as Record<
+    DropReason,
+    number
+  >
+  packetsRelayed = 0
+
+  /**
+   * @param server the shared port, where client packets arrive and origin packets leave
+   * @param onUnknownUfrag called for a binding request whose ufrag pair no live session holds (the
+   *   session may be in a shared store); must not block
+   */
+  constructor(
+    private readonly server: dgram.Socket,
+    private readonly onUnknownUfrag: (ufragPair: string) => void
+  ) {}
+
+  get addressCount(): number {
+    return this.byAddress.size
+  }
+
+  get ufragCount(): number {
+    return this.byUfrag.size
+  }
+
+  /** Registers a live session under its id and ufrag pair; returns a session it displaced. */
+  add(session: LiveSession): LiveSession | undefined {
+    this.byId.set(session.record.id, session)
+    let displaced: LiveSession | undefined
+    for (const pair of session.ufragPairs.keys()) {
+      const holder = this.byUfrag.get(pair)
+      if (holder !== undefined && holder !== session) displaced = holder
+      this.byUfrag.set(pair, session)
+    }
+    session.backend.on("message", (msg: Buffer) => this.fromOrigin(session, msg))
+    return displaced
+  }
+
+  /** Unregisters every key of a session. Idempotent. */
+  remove(session: LiveSession): void {
+    if (this.byId.get(session.record.id) === session) this.byId.delete(session.record.id)
+    for (const pair of session.ufragPairs.keys()) if (this.byUfrag.get(pair) === session) this.byUfrag.delete(pair)
+    if (session.clientPort !== 0) this.byAddress.delete(session.clientAddress, session.clientPort, session)
+    session.backend.removeAllListeners("message")
+  }
+
+  /** Adds a ufrag pair to a session (ICE restart); the old ones keep working until the new one is used. */
+  addUfrag(session: LiveSession, ufragPair: string, serverPwd: string): void {
+    session.ufragPairs.set(ufragPair, serverPwd)
+    this.byUfrag.set(ufragPair, session)
+  }
+
+  private retireOldUfrags(session: LiveSession): void {
+    for (const pair of [...session.ufragPairs.keys()]) {
+      if (pair === session.record.ufragPair) continue
+      session.ufragPairs.delete(pair)
+      if (this.byUfrag.get(pair) === session) this.byUfrag.delete(pair)
+    }
+  }
+
+  /** A datagram from a client on the shared port. */
+  fromClient(msg: Buffer, address: string, port: number): void {
+    const first = msg[0]
+    // RFC 7983: 0-3 STUN, 20-63 DTLS, 64-79 TURN channel, 128-191 RTP/RTCP.
+    if (first === undefined) return this.drop("unclassified")
+    if (first <= 3) return this.fromClientStun(msg, address, port)
+    if (first >= 128 ? first > 191 : first < 20 || first > 79) return this.drop("unclassified")
+    if (first >= 64 && first <= 79) return this.drop("turn-channel")
+    const session = this.byAddress.get(address, port)
+    if (session === undefined) return this.drop("unknown-address")
+    this.toOrigin(session, msg)
+  }
+
+  private fromClientStun(msg: Buffer, address: string, port: number): void {
+    const message = parseStun(msg)
+    if (typeof message === "string") return this.drop(`stun-${message}`)
+    if (message.type !== MessageType.BindingRequest) {
+      // Responses and indications belong to whoever holds the address.
+      const session = this.byAddress.get(address, port)
+      if (session === undefined) return this.drop("unknown-address")
+      return this.toOrigin(session, msg)
+    }
+    if (message.username === undefined) return this.drop("stun-no-username")
+    const session = this.byUfrag.get(message.username)
+    if (session === undefined) {
+      this.onUnknownUfrag(message.username)
+      return this.drop("unknown-ufrag")
+    }
+    if (session.clientPort !== port || session.clientAddress !== address) {
+      const key = session.ufragPairs.get(message.username)!
+      if (!verifyMessageIntegrity(msg, message, key)) return this.drop("bad-integrity")
+      this.bind(session, address, port)
+    }
+    // ICE restart: the first check with the newest pair retires the older ones.
+    if (session.ufragPairs.size > 1 && message.username === session.record.ufragPair) this.retireOldUfrags(session)
+    this.toOrigin(session, msg)
+  }
+
+  /** Points a client address at a session (first check, NAT rebinding, network change). */
+  private bind(session: LiveSession, address: string, port: number): void {
+    if (session.clientPort !== 0) this.byAddress.delete(session.clientAddress, session.clientPort, session)
+    const previous = this.byAddress.get(address, port)
+    if (previous !== undefined && previous !== session) {
+      // The address now belongs to another ICE session: the old one must not send to it any more.
+      previous.clientAddress = ""
+      previous.clientPort = 0
+    }
+    session.clientAddress = address
+    session.clientPort = port
+    this.byAddress.set(address, port, session)
+  }
+
+  private toOrigin(session: LiveSession, msg: Buffer): void {
+    session.packetsFromClient++
+    session.bytesFromClient += msg.length
+    this.packetsRelayed++
+    session.backend.send(msg)
+  }
+
+  private fromOrigin(session: LiveSession, msg: Buffer): void {
+    if (session.clientPort === 0) return this.drop("origin-before-client")
+    session.packetsFromOrigin++
+    session.bytesFromOrigin += msg.length
+    this.packetsRelayed++
+    this.server.send(msg, session.clientPort, session.clientAddress)
+  }
+
+  /**
+   * Send errors (ICMP unreachable on a connected socket, a full buffer) arrive as 'error' events
+   * because no per-packet callback is passed: the owner of each socket counts them here.
+   */
+  readonly countSendError = (): void => {
+    this.drops["send-failed"]++
+  }
+
+  private drop(reason: DropReason): void {
+    this.drops[reason]++
+  }
+}

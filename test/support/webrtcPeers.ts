@@ -1,0 +1,204 @@
+/**
+ * werift WHIP publisher and WHEP player for end-to-end tests. They only speak WHIP/WHEP over HTTP and
+ * ICE/DTLS to whatever candidates the answer carries, so they work against the test origin directly
+ * and through the proxy alike.
+ */
+import * as http from "node:http"
+import * as https from "node:https"
+import { MediaStreamTrack, RTCPeerConnection, RtpHeader, RtpPacket, useVP8 } from "werift"
+import type { RTCPeerConnectionConfig } from "werift"
+
+export interface HttpResponse {
+  readonly status: number
+  readonly headers: http.IncomingHttpHeaders
+  readonly body: string
+}
+
+/**
+ * One HTTP request on its own socket (agent:false), so no pooled keep-alive connection outlives a test
+ * and every request is seen by the server as a fresh connection.
+ */
+export const httpRequest = (
+  url: string,
+  options: { readonly method?: string; readonly headers?: Record<string, string>; readonly body?: string; readonly timeoutMs?: number } = {}
+): Promise<HttpResponse> =>
+  new Promise((resolve, reject) => {
+    const target = new URL(url)
+    const body = options.body ?? ""
+    const lib = target.protocol === "https:" ? https : http
+    const req = lib.request(target, {
+      method: options.method ?? "GET",
+      headers: { ...options.headers, "Content-Length": String(Buffer.byteLength(body)) },
+      agent: false,
+      timeout: options.timeoutMs ?? 10_000
+    })
+    req.on("timeout", () => req.destroy(new Error(`${options.method ?? "GET"} ${url}: timed out`)))
+    req.on("error", reject)
+    req.on("response", (res) => {
+      const chunks: Array<Buffer> = []
+      res.on("data", (chunk: Buffer) => chunks.push(chunk))
+      res.on("error", reject)
+      res.on("end", () =>
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString("utf8") })
+      )
+    })
+    req.end(body)
+  })
+
+export interface Publisher {
+  readonly location: string
+  readonly sentPackets: () => number
+  readonly connected: Promise<void>
+  readonly close: () => Promise<void>
+}
+
+export interface Player {
+  readonly location: string
+  readonly receivedPackets: () => number
+  readonly firstPacket: Promise<void>
+  readonly close: () => Promise<void>
+}
+
+export interface PeerOptions {
+  readonly headers?: Record<string, string>
+}
+
+const peerConfig: RTCPeerConnectionConfig = {
+  // werift's default STUN server is stun.l.google.com; tests stay on loopback.
+  iceServers: [],
+  // Exactly one host candidate, 127.0.0.1 (werift skips internal interfaces unless added explicitly).
+  iceUseIpv4: false,
+  iceUseIpv6: false,
+  iceAdditionalHostAddresses: ["127.0.0.1"],
+  iceInterfaceAddresses: { udp4: "127.0.0.1" },
+  codecs: { video: [useVP8()] }
+}
+
+/** Creates the offer, waits for all candidates (WHIP/WHEP here is non-trickle), POSTs it, applies the answer. */
+const negotiate = async (pc: RTCPeerConnection, url: string, options: PeerOptions): Promise<string> => {
+  await pc.setLocalDescription(await pc.createOffer())
+  if (pc.iceGatheringState !== "complete") {
+    await pc.iceGatheringStateChange.watch((state) => state === "complete")
+  }
+  const response = await httpRequest(url, {
+    method: "POST",
+    headers: { ...options.headers, "Content-Type": "application/sdp" },
+    body: pc.localDescription?.sdp ?? ""
+  })
+  if (response.status !== 201) {
+    throw new Error(`POST ${url} answered ${response.status}: ${response.body}`)
+  }
+  const location = response.headers.location
+  if (location === undefined) throw new Error(`POST ${url} answered 201 without Location`)
+  await pc.setRemoteDescription({ type: "answer", sdp: response.body })
+  return new URL(location, url).href
+}
+
+/** Resolves when ICE and DTLS are up; rejects if the connection fails or closes first. */
+const whenConnected = (pc: RTCPeerConnection): Promise<void> => {
+  const connected = new Promise<void>((resolve, reject) => {
+    if (pc.connectionState === "connected") return resolve()
+    const { unSubscribe } = pc.connectionStateChange.subscribe((state) => {
+      if (state === "connected") {
+        unSubscribe()
+        resolve()
+      } else if (state === "failed" || state === "closed") {
+        unSubscribe()
+        reject(new Error(`peer connection ${state} before connecting`))
+      }
+    })
+  })
+  connected.catch(() => undefined) // handled for whoever does not await it; awaiting still sees the rejection
+  return connected
+}
+
+/**
+ * A fake VP8 stream: every packet is a whole "frame" (marker set) with a minimal payload descriptor
+ * (S=1, partition 0). Nothing decodes it; it only has to look like VP8 RTP on the wire.
+ */
+const fakeVp8 = () => {
+  let sequenceNumber = Math.floor(Math.random() * 0xffff)
+  let timestamp = Math.floor(Math.random() * 0xffffffff)
+  let frame = 0
+  return (): RtpPacket => {
+    sequenceNumber = (sequenceNumber + 1) & 0xffff
+    timestamp = (timestamp + 1800) >>> 0 // 90 kHz clock at 50 packets/s
+    const keyframe = frame++ % 50 === 0
+    // VP8 payload descriptor 0x10, then a 3-byte frame tag (bit 0 = 0 for a keyframe) and padding bytes.
+    const payload = Buffer.alloc(64, 0xaa)
+    payload[0] = 0x10
+    payload[1] = keyframe ? 0x00 : 0x01
+    const header = new RtpHeader({ payloadType: 96, sequenceNumber, timestamp, marker: true })
+    return new RtpPacket(header, payload)
+  }
+}
+
+export const publish = async (whipUrl: string, options: PeerOptions = {}): Promise<Publisher> => {
+  const pc = new RTCPeerConnection(peerConfig)
+  const track = new MediaStreamTrack({ kind: "video" })
+  const transceiver = pc.addTransceiver(track, { direction: "sendonly" })
+  // SRS rejects a publish offer without a=msid; werift writes it only when streamId is set.
+  transceiver.sender.streamId = "rtc-proxy-test"
+  let sent = 0
+  let timer: NodeJS.Timeout | undefined
+  const connected = whenConnected(pc)
+  let location: string
+  try {
+    location = await negotiate(pc, whipUrl, options)
+  } catch (error) {
+    await pc.close().catch(() => undefined)
+    throw error
+  }
+  connected.then(
+    () => {
+      if (pc.connectionState !== "connected") return
+      const next = fakeVp8()
+      timer = setInterval(() => {
+        transceiver.sender.sendRtp(next()).catch(() => undefined)
+        sent++
+      }, 20)
+    },
+    () => undefined
+  )
+  return {
+    location,
+    sentPackets: () => sent,
+    connected,
+    close: async () => {
+      if (timer !== undefined) clearInterval(timer)
+      track.stop()
+      await pc.close().catch(() => undefined)
+    }
+  }
+}
+
+export const play = async (whepUrl: string, options: PeerOptions = {}): Promise<Player> => {
+  const pc = new RTCPeerConnection(peerConfig)
+  pc.addTransceiver("video", { direction: "recvonly" })
+  let received = 0
+  let onFirst: () => void = () => undefined
+  const firstPacket = new Promise<void>((resolve) => {
+    onFirst = resolve
+  })
+  pc.onTrack.subscribe((track) => {
+    track.onReceiveRtp.subscribe(() => {
+      received++
+      onFirst()
+    })
+  })
+  let location: string
+  try {
+    location = await negotiate(pc, whepUrl, options)
+  } catch (error) {
+    await pc.close().catch(() => undefined)
+    throw error
+  }
+  return {
+    location,
+    receivedPackets: () => received,
+    firstPacket,
+    close: async () => {
+      await pc.close().catch(() => undefined)
+    }
+  }
+}

@@ -24,8 +24,8 @@ export interface ProxyConfigShape {
   readonly udpPort: number
   /** IP written into answers' candidates; none: the hostname of each request's Host, resolved. */
   readonly candidateIp: Option.Option<string>
-  /** Port written into answers' candidates (differs from udpPort behind port forwarding). */
-  readonly candidatePort: number
+  /** Port written into answers' candidates, when it differs from the bound UDP port (port forwarding). */
+  readonly candidatePort: Option.Option<number>
   readonly loadBalancer: "memory" | "redis"
   readonly redis: {
     readonly host: string
@@ -98,7 +98,9 @@ export const config: Config.Config<ProxyConfigShape> = Config.all({
   systemPort: port("PROXY_SYSTEM_API", 12025),
   udpPort: port("PROXY_WEBRTC_SERVER", 18000),
   candidateIp: Config.option(ipLiteral("PROXY_CANDIDATE_IP")),
-  candidatePort: Config.option(port("PROXY_CANDIDATE_PORT", 0)),
+  candidatePort: Config.option(Config.integer("PROXY_CANDIDATE_PORT").pipe(
+    Config.validate({ message: "expected a port from 1 to 65535", validation: (n) => n >= 1 && n <= 65535 })
+  )),
   loadBalancer: Config.literal("memory", "redis")("PROXY_LOAD_BALANCER_TYPE").pipe(Config.withDefault("memory" as const)),
   redis: Config.all({
     host: Config.string("PROXY_REDIS_HOST").pipe(Config.withDefault("127.0.0.1")),
@@ -127,12 +129,7 @@ export const config: Config.Config<ProxyConfigShape> = Config.all({
   ),
   graceQuitTimeout: duration("PROXY_GRACE_QUIT_TIMEOUT", "20s"),
   forceQuitTimeout: duration("PROXY_FORCE_QUIT_TIMEOUT", "30s")
-}).pipe(
-  Config.map(({ candidatePort, ...rest }) => ({
-    ...rest,
-    candidatePort: Option.getOrElse(Option.filter(candidatePort, (p) => p > 0), () => rest.udpPort)
-  }))
-)
+})
 
 /** The proxy's configuration as a service. */
 export class ProxyConfig extends Context.Tag("rtc-proxy/ProxyConfig")<ProxyConfig, ProxyConfigShape>() {

@@ -4,6 +4,7 @@
  * @since 0.1.0
  */
 import { randomBytes } from "node:crypto"
+import { isIP } from "node:net"
 
 export type SessionKind = "publish" | "play"
 
@@ -42,3 +43,26 @@ export const ufragPair = (serverUfrag: string, clientUfrag: string): string => `
 
 /** 128 random bits, URL-safe. */
 export const newSessionId = (): string => randomBytes(16).toString("base64url")
+
+/**
+ * Where the origin receives a session's media, chosen at signaling: a UDP candidate of its answer at
+ * the origin's registered address; else its registered address with the port of a candidate on its
+ * announced RTC port (SRS writes its public IP into candidates, which the proxy may not reach); else
+ * the first usable UDP host candidate (origins such as werift, Janus or MediaMTX open a port per
+ * session); else the registered RTC endpoint.
+ */
+export const chooseMediaAddress = (
+  answerCandidates: ReadonlyArray<{ readonly transport: string; readonly address: string; readonly port: number; readonly type: string }>,
+  origin: { readonly ip: string; readonly rtcPort: number | undefined }
+): MediaAddress | undefined => {
+  const usable = answerCandidates.filter((c) =>
+    c.transport === "udp" && c.port > 0 && isIP(c.address) !== 0 && c.address !== "0.0.0.0" && c.address !== "::"
+  )
+  const atOrigin = usable.find((c) => c.address === origin.ip)
+  if (atOrigin !== undefined) return { host: atOrigin.address, port: atOrigin.port }
+  const onRtcPort = usable.find((c) => c.port === origin.rtcPort)
+  if (onRtcPort !== undefined) return { host: origin.ip, port: onRtcPort.port }
+  const host = usable.find((c) => c.type === "host") ?? usable[0]
+  if (host !== undefined) return { host: host.address, port: host.port }
+  return origin.rtcPort === undefined ? undefined : { host: origin.ip, port: origin.rtcPort }
+}

@@ -1,0 +1,62 @@
+/**
+ * Reading a request body with a size limit and a deadline: a body that is too large is answered 413
+ * without being read to its end, and a client that trickles its body is cut off.
+ *
+ * @since 0.1.0
+ */
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import { BadRequest, PayloadTooLarge } from "../Domain/Errors.js"
+
+/** How long a client may take to send its body once the headers are in. */
+export const BODY_DEADLINE = Duration.seconds(10)
+
+export const readText = (
+  maxBytes: number
+): Effect.Effect<string, PayloadTooLarge | BadRequest, HttpServerRequest.HttpServerRequest> =>
+  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+    const tooLarge = () =>
+      new PayloadTooLarge({ message: `the body is larger than the ${maxBytes} bytes this proxy accepts` })
+    const declared = Number(request.headers["content-length"])
+    if (Number.isFinite(declared) && declared > maxBytes) return Effect.fail(tooLarge())
+    const incoming = NodeHttpServerRequest.toIncomingMessage(request)
+    return Effect.async<string, PayloadTooLarge | BadRequest>((resume) => {
+      const chunks: Array<Buffer> = []
+      let size = 0
+      const detach = () => {
+        incoming.off("data", onData)
+        incoming.off("end", onEnd)
+        incoming.off("error", onError)
+      }
+      const onData = (chunk: Buffer) => {
+        size += chunk.length
+        if (size > maxBytes) {
+          detach()
+          // Drain the rest so that the 413 can still be written on this connection.
+          incoming.resume()
+          resume(Effect.fail(tooLarge()))
+          return
+        }
+        chunks.push(chunk)
+      }
+      const onEnd = () => {
+        detach()
+        resume(Effect.succeed(Buffer.concat(chunks).toString("utf8")))
+      }
+      const onError = (error: Error) => {
+        detach()
+        resume(Effect.fail(new BadRequest({ message: `the body could not be read: ${error.message}` })))
+      }
+      incoming.on("data", onData)
+      incoming.on("end", onEnd)
+      incoming.on("error", onError)
+      return Effect.sync(detach)
+    }).pipe(
+      Effect.timeoutFail({
+        duration: BODY_DEADLINE,
+        onTimeout: () => new BadRequest({ message: `the body did not arrive within ${Duration.format(BODY_DEADLINE)}` })
+      })
+    )
+  })

@@ -1,0 +1,98 @@
+/**
+ * The two HTTP apps: the media API (WHIP, WHEP, session URLs, legacy JSON) and the system API
+ * (origin registration). Routing is a plain match on method and path, so that every unknown path
+ * gets a JSON 404 and every wrong method a 405 with Allow.
+ *
+ * @since 0.1.0
+ */
+import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Effect from "effect/Effect"
+import type { HttpFailure } from "../Domain/Errors.js"
+import { MethodNotAllowed, NotFound } from "../Domain/Errors.js"
+import type { SessionKind } from "../Domain/Session.js"
+import type { ProxyConfig } from "../Config.js"
+import type { LoadBalancer } from "../LoadBalancer/LoadBalancer.js"
+import type { SessionStore } from "../Session/SessionStore.js"
+import type { Relay } from "../Udp/Relay.js"
+import type { UdpSocket } from "../Udp/UdpSocket.js"
+import type { OriginClient } from "./OriginClient.js"
+import { handle } from "./Respond.js"
+import * as Signaling from "./Signaling.js"
+import * as SystemApi from "./SystemApi.js"
+
+/** What the handlers need: the services they run on and the request. */
+export type RouteServices =
+  | ProxyConfig
+  | LoadBalancer
+  | OriginClient
+  | Relay
+  | SessionStore
+  | UdpSocket
+  | HttpServerRequest.HttpServerRequest
+
+type Handler = Effect.Effect<HttpServerResponse.HttpServerResponse, HttpFailure, RouteServices>
+
+const methods = (path: string, table: Partial<Record<string, Handler>>): Handler =>
+  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+    const method = request.method === "HEAD" && table["HEAD"] === undefined ? "GET" : request.method
+    const handler = table[method]
+    if (handler !== undefined) return handler
+    const allow = Object.keys(table).join(", ")
+    return Effect.fail(new MethodNotAllowed({ message: `${request.method} is not allowed on ${path}; use ${allow}`, allow }))
+  })
+
+const noContent: Handler = Effect.succeed(HttpServerResponse.empty({ status: 204 }))
+const notFound = (path: string): Handler => Effect.fail(new NotFound({ message: `nothing at ${path}` }))
+
+const ENDPOINT = /^\/rtc\/v1\/(whip|whep)\/?$/
+const SESSION = /^\/rtc\/v1\/(whip|whep)\/sessions\/([A-Za-z0-9_-]{1,64})\/?$/
+const LEGACY = /^\/rtc\/v1\/(publish|play)\/?$/
+
+const kindOf = (endpoint: string): SessionKind => endpoint === "whip" || endpoint === "publish" ? "publish" : "play"
+
+/** Headers a browser must be allowed to read from WHIP/WHEP answers. */
+export const EXPOSED_HEADERS = ["Location", "ETag", "Link", "Accept-Patch", "Retry-After", "Content-Type"]
+
+const route: Handler = Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+  const path = new URL(request.url, "http://proxy").pathname
+  let match = ENDPOINT.exec(path)
+  if (match !== null) {
+    return methods(path, { POST: Signaling.offer(kindOf(match[1]!)), GET: noContent })
+  }
+  match = SESSION.exec(path)
+  if (match !== null) {
+    const id = match[2]!
+    return methods(path, {
+      DELETE: Signaling.deleteSession(id),
+      PATCH: Signaling.patchSession(id),
+      GET: noContent
+    })
+  }
+  match = LEGACY.exec(path)
+  if (match !== null) return methods(path, { POST: Signaling.legacyOffer(kindOf(match[1]!)) })
+  if (path === "/api/v1/versions" || path === "/api/v1/versions/") return methods(path, { GET: SystemApi.versions })
+  return notFound(path)
+})
+
+/** The media API app, with CORS that browsers accept for WHIP/WHEP. */
+export const mediaApp = handle(route).pipe(
+  HttpMiddleware.cors({
+    allowedMethods: ["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"],
+    exposedHeaders: EXPOSED_HEADERS,
+    maxAge: 86400
+  })
+)
+
+const systemRoute: Handler = Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+  const path = new URL(request.url, "http://proxy").pathname
+  if (path === "/api/v1/srs/register" || path === "/api/v1/srs/register/") {
+    return methods(path, { POST: SystemApi.register })
+  }
+  if (path === "/api/v1/versions" || path === "/api/v1/versions/") return methods(path, { GET: SystemApi.versions })
+  return notFound(path)
+})
+
+/** The system API app. */
+export const systemApp = handle(systemRoute)

@@ -1,0 +1,397 @@
+/**
+ * WHIP and WHEP signaling through the proxy: the offer goes to the origin chosen for the stream, the
+ * answer comes back pointing at the proxy's UDP port, and the session gets a proxy session URL through
+ * which DELETE (and PATCH) reach that origin. Also SRS's legacy JSON API.
+ *
+ * @since 0.1.0
+ */
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import { lookup } from "node:dns/promises"
+import { isIP } from "node:net"
+import { ProxyConfig } from "../Config.js"
+import { BadRequest, NotFound, OriginFailed, UnsupportedMediaType } from "../Domain/Errors.js"
+import { apiBaseUrl, type Origin, udpRtcPort } from "../Domain/Origin.js"
+import {
+  chooseMediaAddress,
+  newSessionId,
+  type SessionKind,
+  type SessionRecord,
+  ufragPair
+} from "../Domain/Session.js"
+import * as StreamUrl from "../Domain/StreamUrl.js"
+import { LoadBalancer } from "../LoadBalancer/LoadBalancer.js"
+import * as Sdp from "../Sdp.js"
+import { SessionStore } from "../Session/SessionStore.js"
+import { Relay } from "../Udp/Relay.js"
+import { UdpSocket } from "../Udp/UdpSocket.js"
+import { readText } from "./Body.js"
+import { OriginClient, type OriginResponse } from "./OriginClient.js"
+
+/** WHIP publishes, WHEP plays; each has its endpoint path at the proxy and at the origin. */
+export const endpointOf = (kind: SessionKind) => kind === "publish" ? "whip" : "whep"
+
+/** The proxy's session URL for a session (the `Location` of the 201). */
+export const sessionPath = (kind: SessionKind, id: string) => `/rtc/v1/${endpointOf(kind)}/sessions/${id}`
+
+const OFFER_PROBLEMS: Record<Sdp.OfferProblem, string> = {
+  empty: "the body is empty; send the SDP offer",
+  binary: "the body is not SDP text",
+  "not-sdp": "the body is not an SDP offer (it must start with v=0)",
+  "no-media": "the offer has no media section (m=)",
+  "no-ice-ufrag": "the offer has no a=ice-ufrag",
+  "no-ice-pwd": "the offer has no a=ice-pwd",
+  "bad-ice-ufrag": "the offer's a=ice-ufrag is not valid ICE characters",
+  "bad-ice-pwd": "the offer's a=ice-pwd is not valid ICE characters"
+}
+
+// Headers that belong to one connection, or that the proxy writes itself.
+const NOT_COPIED = new Set([
+  "connection",
+  "keep-alive",
+  "transfer-encoding",
+  "content-length",
+  "location",
+  "date",
+  "server",
+  "upgrade",
+  "access-control-allow-origin",
+  "access-control-allow-methods",
+  "access-control-allow-headers",
+  "access-control-expose-headers",
+  "access-control-allow-credentials",
+  "access-control-max-age",
+  "vary"
+])
+
+const copyableHeaders = (headers: Readonly<Record<string, string>>): Record<string, string> => {
+  const copied: Record<string, string> = {}
+  for (const [name, value] of Object.entries(headers)) if (!NOT_COPIED.has(name)) copied[name] = value
+  return copied
+}
+
+const mediaTypeOf = (contentType: string | undefined) => contentType?.split(";")[0]!.trim().toLowerCase() ?? ""
+
+/** The client's address as the origin should see it: appended to any X-Forwarded-For it sent. */
+const forwardedFor = (request: HttpServerRequest.HttpServerRequest): string | undefined => {
+  const client = Option.getOrUndefined(request.remoteAddress)?.replace(/^::ffff:/, "")
+  const previous = request.headers["x-forwarded-for"]
+  if (client === undefined) return previous
+  return previous === undefined || previous === "" ? client : `${previous}, ${client}`
+}
+
+/** Headers forwarded to the origin with the offer (and with DELETE and PATCH). */
+const headersForOrigin = (request: HttpServerRequest.HttpServerRequest): Record<string, string> => {
+  const headers: Record<string, string> = {}
+  const authorization = request.headers["authorization"]
+  if (authorization !== undefined) headers["authorization"] = authorization
+  const ifMatch = request.headers["if-match"]
+  if (ifMatch !== undefined) headers["if-match"] = ifMatch
+  const xff = forwardedFor(request)
+  if (xff !== undefined) headers["x-forwarded-for"] = xff
+  const client = Option.getOrUndefined(request.remoteAddress)?.replace(/^::ffff:/, "")
+  if (client !== undefined) headers["x-real-ip"] = client
+  return headers
+}
+
+/** The port written into answers: the configured one, else the port the UDP socket is bound to. */
+const publicPort = Effect.map(
+  Effect.all([ProxyConfig, UdpSocket]),
+  ([config, udp]) => Option.getOrElse(config.candidatePort, () => udp.address.port)
+)
+
+/**
+ * The IP written into answers: the configured one; else the request's Host when it is an IP; else
+ * that name resolved (IPv4 first, matching the default IPv4 listener); else the local address the
+ * request arrived on.
+ */
+const publicIp = Effect.fn("Signaling.publicIp")(function*(request: HttpServerRequest.HttpServerRequest) {
+  const config = yield* ProxyConfig
+  if (Option.isSome(config.candidateIp)) return config.candidateIp.value
+  const host = request.headers["host"]
+  if (host !== undefined) {
+    const hostname = StreamUrl.hostnameOf(host)
+    if (isIP(hostname) !== 0) return hostname
+    const resolved = yield* Effect.tryPromise(() => lookup(hostname, { family: 4 })).pipe(
+      Effect.timeout("2 seconds"),
+      Effect.option
+    )
+    if (Option.isSome(resolved)) return resolved.value.address
+  }
+  const local = NodeHttpServerRequest.toIncomingMessage(request).socket.localAddress
+  return local?.replace(/^::ffff:/, "") ?? "127.0.0.1"
+})
+
+/** An origin's answer that is not a success is passed on: 4xx as the origin said it, 5xx as a 502. */
+const originRefused = (origin: Origin, response: OriginResponse) => {
+  if (response.status >= 500 || response.status < 400) {
+    return Effect.fail(
+      new OriginFailed({
+        message: `origin ${origin.id} answered ${response.status}${
+          response.body === "" ? "" : `: ${response.body.slice(0, 200).replace(/\s+/g, " ")}`
+        }`
+      })
+    )
+  }
+  return Effect.succeed(
+    HttpServerResponse.text(response.body, {
+      status: response.status,
+      contentType: response.headers["content-type"] ?? "text/plain"
+    })
+  )
+}
+
+interface Negotiated {
+  readonly record: SessionRecord
+  readonly answer: string
+}
+
+/**
+ * The shared core of every route: given an accepted offer and the origin's answer, check the answer,
+ * choose the origin's media address, rewrite the candidates and start the relay session.
+ */
+const startSession = Effect.fn("Signaling.startSession")(function*(options: {
+  readonly kind: SessionKind
+  readonly request: HttpServerRequest.HttpServerRequest
+  readonly streamUrl: StreamUrl.StreamUrl
+  readonly origin: Origin
+  readonly offer: Sdp.Offer
+  readonly answer: string
+  readonly originLocation: string | undefined
+}) {
+  const relay = yield* Relay
+  const { answer, origin } = options
+  if (!answer.trimStart().startsWith("v=0")) {
+    return yield* new OriginFailed({ message: `origin ${origin.id} answered without an SDP answer` })
+  }
+  const credentials = yield* Either.match(Sdp.answerCredentials(answer), {
+    onLeft: (problem) =>
+      Effect.fail(new OriginFailed({ message: `origin ${origin.id} answered an SDP without usable ICE credentials (${problem})` })),
+    onRight: Effect.succeed
+  })
+  const originMedia = chooseMediaAddress(Sdp.candidates(answer), { ip: origin.ip, rtcPort: udpRtcPort(origin) })
+  if (originMedia === undefined) {
+    return yield* new OriginFailed({
+      message: `origin ${origin.id} answered without a UDP candidate and announced no UDP RTC port`
+    })
+  }
+  const ip = yield* publicIp(options.request)
+  const record: SessionRecord = {
+    id: newSessionId(),
+    kind: options.kind,
+    streamUrl: options.streamUrl.key,
+    originId: origin.id,
+    originLocation: options.originLocation,
+    ufragPair: ufragPair(credentials.ufrag, options.offer.credentials.ufrag),
+    serverPwd: credentials.pwd,
+    originMedia,
+    createdAt: yield* Clock.currentTimeMillis
+  }
+  yield* relay.open(record)
+  yield* Effect.logInfo(
+    `${options.kind} ${options.streamUrl.key} via origin ${origin.id} (media ${originMedia.host}:${originMedia.port}), session ${record.id}`
+  )
+  return { record, answer: Sdp.rewriteAnswer(answer, { ip, port: yield* publicPort }) } satisfies Negotiated
+})
+
+/** Tells the origin a session it created is not wanted after all (the relay could not start). */
+const abandonAtOrigin = (location: string | undefined, headers: Record<string, string>) =>
+  location === undefined
+    ? Effect.void
+    : Effect.flatMap(OriginClient, (client) => client.send({ method: "DELETE", url: location, headers })).pipe(
+      Effect.ignore
+    )
+
+/** POST /rtc/v1/whip/ and /rtc/v1/whep/: an SDP offer in, a 201 with the answer and a session URL out. */
+export const offer = (kind: SessionKind) =>
+  Effect.gen(function*() {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const config = yield* ProxyConfig
+    const balancer = yield* LoadBalancer
+    const client = yield* OriginClient
+    const url = new URL(request.url, "http://proxy")
+    const mediaType = mediaTypeOf(request.headers["content-type"])
+    if (mediaType !== "application/sdp") {
+      return yield* new UnsupportedMediaType({
+        message: `the offer must be sent as application/sdp${mediaType === "" ? "" : `, not ${mediaType}`}`
+      })
+    }
+    const body = yield* readText(config.maxBodyBytes)
+    const offer = yield* Either.mapLeft(Sdp.validateOffer(body), (problem) => new BadRequest({ message: OFFER_PROBLEMS[problem] }))
+    const streamUrl = yield* Either.mapLeft(
+      StreamUrl.fromRequest(url.searchParams, request.headers["host"]),
+      (message) => new BadRequest({ message })
+    )
+    const origin = yield* balancer.pick(streamUrl.key)
+    const base = apiBaseUrl(origin)!
+    const forwarded = headersForOrigin(request)
+    const response = yield* client.send({
+      method: "POST",
+      url: `${base}/rtc/v1/${endpointOf(kind)}/${url.search}`,
+      headers: forwarded,
+      body: { contentType: "application/sdp", text: Sdp.stripCandidates(body) }
+    })
+    if (response.status !== 201 && response.status !== 200) return yield* originRefused(origin, response)
+    const originLocation = response.headers["location"] === undefined
+      ? undefined
+      : new URL(response.headers["location"], `${base}/`).toString()
+    const negotiated = yield* startSession({ kind, request, streamUrl, origin, offer, answer: response.body, originLocation })
+      .pipe(Effect.tapError(() => abandonAtOrigin(originLocation, forwarded)))
+    return HttpServerResponse.text(negotiated.answer, {
+      status: 201,
+      contentType: "application/sdp",
+      headers: { ...copyableHeaders(response.headers), location: sessionPath(kind, negotiated.record.id) }
+    })
+  }).pipe(Effect.withSpan(`Signaling.${endpointOf(kind)}`))
+
+const findSession = (id: string) =>
+  Effect.flatMap(SessionStore, (store) => store.get(id)).pipe(
+    Effect.flatMap(Option.match({
+      onNone: () => Effect.fail(new NotFound({ message: "no such session (it ended, or never existed)" })),
+      onSome: Effect.succeed
+    }))
+  )
+
+/** DELETE on a session URL: the origin is told, and the relay session ends at once. */
+export const deleteSession = (id: string) =>
+  Effect.gen(function*() {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const relay = yield* Relay
+    const store = yield* SessionStore
+    const client = yield* OriginClient
+    const record = yield* findSession(id)
+    // The relay goes first: the client asked for the session to end, whatever the origin says.
+    yield* relay.close(record.id, "deleted")
+    yield* store.remove(record.id)
+    if (record.originLocation !== undefined) {
+      yield* client.send({ method: "DELETE", url: record.originLocation, headers: headersForOrigin(request) }).pipe(
+        Effect.tap((response) =>
+          response.status >= 400
+            ? Effect.logWarning(`origin answered ${response.status} to DELETE of session ${record.id}`)
+            : Effect.void
+        ),
+        Effect.catchAll((error) => Effect.logWarning(`DELETE of session ${record.id} at its origin: ${error.message}`))
+      )
+    }
+    return HttpServerResponse.empty({ status: 200 })
+  }).pipe(Effect.withSpan("Signaling.delete"))
+
+/**
+ * PATCH on a session URL (RFC 9725 section 4.3). Trickled client candidates are answered here with
+ * 204: the origin only ever talks to the proxy, so they are of no use to it. An ICE restart (a new
+ * ice-ufrag) goes to the origin; the new ufrag pair is learnt from the request and the answer, and
+ * the old pair keeps working until the client switches.
+ */
+export const patchSession = (id: string) =>
+  Effect.gen(function*() {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const config = yield* ProxyConfig
+    const relay = yield* Relay
+    const client = yield* OriginClient
+    const record = yield* findSession(id)
+    const mediaType = mediaTypeOf(request.headers["content-type"])
+    if (mediaType !== "application/trickle-ice-sdpfrag") {
+      return yield* new UnsupportedMediaType({
+        message: "PATCH takes application/trickle-ice-sdpfrag (trickle ICE or ICE restart)"
+      })
+    }
+    const fragment = yield* readText(config.maxBodyBytes)
+    const clientCredentials = Sdp.iceCredentials(fragment)
+    const currentClientUfrag = record.ufragPair.slice(record.ufragPair.indexOf(":") + 1)
+    if (clientCredentials.ufrag === undefined || clientCredentials.ufrag === currentClientUfrag) {
+      return HttpServerResponse.empty({ status: 204 })
+    }
+    if (record.originLocation === undefined) {
+      return yield* new OriginFailed({ message: "the origin gave this session no resource URL for an ICE restart" })
+    }
+    const response = yield* client.send({
+      method: "PATCH",
+      url: record.originLocation,
+      headers: headersForOrigin(request),
+      body: { contentType: "application/trickle-ice-sdpfrag", text: Sdp.stripCandidates(fragment) }
+    })
+    if (response.status !== 200) {
+      return HttpServerResponse.text(response.body, {
+        status: response.status,
+        headers: copyableHeaders(response.headers)
+      })
+    }
+    const serverCredentials = Sdp.iceCredentials(response.body)
+    if (serverCredentials.ufrag === undefined || serverCredentials.pwd === undefined) {
+      return yield* new OriginFailed({ message: "the origin answered the ICE restart without new credentials" })
+    }
+    yield* relay.rekey(record.id, {
+      ufragPair: ufragPair(serverCredentials.ufrag, clientCredentials.ufrag),
+      serverPwd: serverCredentials.pwd
+    })
+    const ip = yield* publicIp(request)
+    return HttpServerResponse.text(Sdp.rewriteAnswer(response.body, { ip, port: yield* publicPort }), {
+      status: 200,
+      contentType: "application/trickle-ice-sdpfrag",
+      headers: copyableHeaders(response.headers)
+    })
+  }).pipe(Effect.withSpan("Signaling.patch"))
+
+/** SRS's legacy JSON body for `/rtc/v1/publish/` and `/rtc/v1/play/`. */
+interface LegacyRequest {
+  readonly streamurl: string
+  readonly sdp: string
+  readonly [key: string]: unknown
+}
+
+const isLegacyRequest = (body: unknown): body is LegacyRequest =>
+  typeof body === "object" && body !== null &&
+  typeof (body as LegacyRequest).streamurl === "string" && typeof (body as LegacyRequest).sdp === "string"
+
+/** POST /rtc/v1/publish/ and /rtc/v1/play/ (SRS's JSON API before WHIP): answered 200 with JSON. */
+export const legacyOffer = (kind: SessionKind) =>
+  Effect.gen(function*() {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const config = yield* ProxyConfig
+    const balancer = yield* LoadBalancer
+    const client = yield* OriginClient
+    const text = yield* readText(config.maxBodyBytes)
+    const body = yield* Effect.try({
+      try: () => JSON.parse(text) as unknown,
+      catch: () => new BadRequest({ message: "the body is not JSON" })
+    })
+    if (!isLegacyRequest(body)) {
+      return yield* new BadRequest({ message: "the body needs \"streamurl\" and \"sdp\" strings" })
+    }
+    const offer = yield* Either.mapLeft(Sdp.validateOffer(body.sdp), (problem) => new BadRequest({ message: OFFER_PROBLEMS[problem] }))
+    const streamUrl = yield* Either.mapLeft(StreamUrl.fromWebrtcUrl(body.streamurl), (message) => new BadRequest({ message }))
+    const origin = yield* balancer.pick(streamUrl.key)
+    const path = kind === "publish" ? "publish" : "play"
+    const clientip = Option.getOrUndefined(request.remoteAddress)?.replace(/^::ffff:/, "")
+    const response = yield* client.send({
+      method: "POST",
+      url: `${apiBaseUrl(origin)!}/rtc/v1/${path}/`,
+      headers: headersForOrigin(request),
+      body: {
+        contentType: "application/json",
+        text: JSON.stringify({ ...body, sdp: Sdp.stripCandidates(body.sdp), clientip: body.clientip ?? clientip })
+      }
+    })
+    if (response.status !== 200) return yield* originRefused(origin, response)
+    const answer = yield* Effect.try({
+      try: () => JSON.parse(response.body) as { code?: unknown; sdp?: unknown },
+      catch: () => new OriginFailed({ message: `origin ${origin.id} answered the legacy API with something other than JSON` })
+    })
+    // SRS reports its own errors as 200 with a non-zero code: the client reads them the same way.
+    if (answer.code !== 0 || typeof answer.sdp !== "string") return HttpServerResponse.unsafeJson(answer)
+    const negotiated = yield* startSession({
+      kind,
+      request,
+      streamUrl,
+      origin,
+      offer,
+      answer: answer.sdp,
+      originLocation: undefined
+    })
+    return HttpServerResponse.unsafeJson({ ...answer, sdp: negotiated.answer })
+  }).pipe(Effect.withSpan(`Signaling.legacy.${kind}`))

@@ -1,0 +1,73 @@
+/**
+ * The system API, where origins register: SRS's heartbeat to `/api/v1/srs/register`, answered as the
+ * Go proxy answers it, with an optional bearer token that the Go proxy lacks.
+ *
+ * @since 0.1.0
+ */
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import { timingSafeEqual } from "node:crypto"
+import { ProxyConfig } from "../Config.js"
+import { BadRequest, Unauthorized, UnsupportedMediaType } from "../Domain/Errors.js"
+import * as Origin from "../Domain/Origin.js"
+import { LoadBalancer } from "../LoadBalancer/LoadBalancer.js"
+import { readText } from "./Body.js"
+
+export const VERSION = "0.1.0"
+
+/** `Authorization: Bearer <token>` compared in constant time. */
+export const bearerMatches = (header: string | undefined, token: string): boolean => {
+  const match = header === undefined ? null : /^Bearer\s+(.+)$/i.exec(header.trim())
+  if (match === null) return false
+  const given = Buffer.from(match[1]!)
+  const expected = Buffer.from(token)
+  return given.length === expected.length && timingSafeEqual(given, expected)
+}
+
+/** POST /api/v1/srs/register */
+export const register = Effect.gen(function*() {
+  const request = yield* HttpServerRequest.HttpServerRequest
+  const config = yield* ProxyConfig
+  const balancer = yield* LoadBalancer
+  if (Option.isSome(config.systemApiToken) && !bearerMatches(request.headers["authorization"], config.systemApiToken.value)) {
+    return yield* new Unauthorized({ message: "registration needs Authorization: Bearer <PROXY_SYSTEM_API_TOKEN>" })
+  }
+  const contentType = request.headers["content-type"]
+  // SRS posts JSON; curl users often leave the type out, which is accepted.
+  if (contentType !== undefined && !/^application\/json\b|^text\/plain\b/i.test(contentType)) {
+    return yield* new UnsupportedMediaType({ message: "the heartbeat must be JSON" })
+  }
+  const text = yield* readText(config.maxBodyBytes)
+  const body = yield* Effect.try({
+    try: () => JSON.parse(text) as unknown,
+    catch: () => new BadRequest({ message: "the heartbeat is not JSON" })
+  })
+  const origin = yield* Either.mapLeft(Origin.fromRegistration(body), (reason) => new BadRequest({ message: `invalid heartbeat: ${reason}` }))
+  const known = Option.isSome(yield* balancer.find(origin.id))
+  yield* balancer.register(origin)
+  if (!known) {
+    yield* Effect.logInfo(
+      `origin ${origin.id} registered: ${origin.ip}, api ${origin.apiPort ?? "none"}, rtc ${
+        origin.rtc.map((e) => `${e.protocol ?? "udp"}:${e.port}`).join(" ") || "none"
+      }`
+    )
+    if (origin.apiPort === undefined) {
+      yield* Effect.logWarning(`origin ${origin.id} announced no HTTP API port; it cannot take WebRTC streams`)
+    }
+  }
+  return HttpServerResponse.unsafeJson({ code: 0, pid: String(process.pid) })
+}).pipe(Effect.withSpan("SystemApi.register"))
+
+/** GET /api/v1/versions, in SRS's shape. */
+export const versions = Effect.sync(() => {
+  const [major, minor, revision] = VERSION.split(".").map(Number)
+  return HttpServerResponse.unsafeJson({
+    code: 0,
+    server: "rtc-proxy",
+    pid: String(process.pid),
+    data: { major, minor, revision, version: VERSION }
+  })
+})

@@ -60,7 +60,7 @@ export type StunParseFailure =
 /** A parsed STUN message. Offsets point into the datagram it was parsed from (-1: absent). */
 export interface StunMessage {
   readonly type: number
-  /** Length of the attributes, from the header (the datagram may not be longer). */
+  /** Length of the attributes, from the header: the datagram is exactly 20 bytes longer. */
   readonly length: number
   readonly transactionId: Uint8Array
   readonly username: string | undefined
@@ -88,7 +88,8 @@ export const parseStun = (buf: Uint8Array): StunMessage | StunParseFailure => {
   if ((buf[0]! & 0xc0) !== 0) return "not-stun"
   if (readUint32(buf, 4) !== MAGIC_COOKIE) return "bad-cookie"
   const length = readUint16(buf, 2)
-  if ((length & 3) !== 0 || HEADER_LENGTH + length > buf.length) return "bad-length"
+  // Over UDP a STUN message is its whole datagram: a length short of the end is a lie too (SRS drops it).
+  if ((length & 3) !== 0 || HEADER_LENGTH + length !== buf.length) return "bad-length"
   const end = HEADER_LENGTH + length
   let username: string | undefined
   let integrityOffset = -1

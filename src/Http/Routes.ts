@@ -18,6 +18,7 @@ import type { SessionStore } from "../Session/SessionStore.js"
 import type { Relay } from "../Udp/Relay.js"
 import type { UdpSocket } from "../Udp/UdpSocket.js"
 import type { OriginClient } from "./OriginClient.js"
+import { TRY_PAGE } from "./Page.js"
 import { handle } from "./Respond.js"
 import * as Signaling from "./Signaling.js"
 import * as SystemApi from "./SystemApi.js"
@@ -73,8 +74,13 @@ const route: Handler = Effect.flatMap(HttpServerRequest.HttpServerRequest, (requ
   match = LEGACY.exec(path)
   if (match !== null) return methods(path, { POST: Signaling.legacyOffer(kindOf(match[1]!)) })
   if (path === "/api/v1/versions" || path === "/api/v1/versions/") return methods(path, { GET: SystemApi.versions })
+  if (path === "/" || path === "/index.html") return methods(path, { GET: tryPage })
   return notFound(path)
 })
+
+const tryPage: Handler = Effect.succeed(
+  HttpServerResponse.text(TRY_PAGE, { contentType: "text/html; charset=utf-8", headers: { "cache-control": "no-cache" } })
+)
 
 /** The media API app, with CORS that browsers accept for WHIP/WHEP. */
 export const mediaApp = handle(route).pipe(

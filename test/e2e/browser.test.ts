@@ -1,0 +1,92 @@
+// A real browser as the client: headless Chromium (Debian's) publishes its fake camera with WHIP from
+// the proxy's own page and a second page plays it with WHEP, through the proxy and an SRS-shaped
+// origin. The player must decode video frames.
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { chromium } from "playwright-core"
+import { startProxy } from "../support/proxy.ts"
+import { startSrsOrigin } from "../support/srsOrigin.ts"
+import { systemBinary } from "../support/systemPackages.ts"
+import { waitUntil } from "../support/wait.ts"
+
+const chromiumPath = systemBinary("chromium", "chromium", "/usr/bin/chromium")
+
+const CHROMIUM_FLAGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--use-fake-device-for-media-stream",
+  "--use-fake-ui-for-media-stream",
+  // Without it Chromium gathers no candidate on a host that has only loopback.
+  "--allow-loopback-in-peer-connection"
+]
+
+const launchBrowser = Effect.acquireRelease(
+  Effect.promise(async () => {
+    const profile = mkdtempSync(join(tmpdir(), "rtc-proxy-chromium-"))
+    const browser = await chromium.launchPersistentContext(profile, {
+      executablePath: chromiumPath!,
+      headless: true,
+      args: CHROMIUM_FLAGS
+    })
+    return { browser, profile }
+  }),
+  ({ browser, profile }) =>
+    Effect.promise(async () => {
+      await browser.close()
+      rmSync(profile, { recursive: true, force: true })
+    })
+)
+
+describe.skipIf(chromiumPath === undefined)("a browser through the proxy", () => {
+  it.scopedLive("Chromium publishes its camera from the proxy's page and another page decodes it", () =>
+    Effect.gen(function*() {
+      const proxy = yield* startProxy()
+      yield* Effect.acquireRelease(
+        Effect.promise(() => startSrsOrigin({ heartbeat: { url: `${proxy.systemUrl}/api/v1/srs/register`, intervalMs: 1000 } })),
+        (origin) => Effect.promise(() => origin.close())
+      )
+      const { browser } = yield* launchBrowser
+      const page = `${proxy.mediaUrl}/?app=live&stream=browser`
+
+      const publisher = yield* Effect.promise(() => browser.newPage())
+      yield* Effect.promise(() => publisher.goto(page))
+      yield* Effect.promise(() => publisher.click("#publish"))
+      yield* Effect.promise(() =>
+        publisher.waitForFunction(`document.getElementById("publish-status").textContent.includes("connected")`, null, {
+          timeout: 15_000
+        })
+      )
+
+      const player = yield* Effect.promise(() => browser.newPage())
+      yield* Effect.promise(() => player.goto(page))
+      yield* Effect.promise(() => player.click("#play"))
+      yield* Effect.promise(() =>
+        waitUntil(
+          "video frames decoded by the player",
+          async () => (await player.evaluate<number>("window.playerFramesDecoded()")) >= 10,
+          20_000
+        )
+      )
+
+      const sessions = yield* proxy.relay.sessions
+      assert.strictEqual(sessions.length, 2)
+      for (const session of sessions) assert.isAbove(session.packetsFromOrigin, 0)
+
+      // Stopping in the page sends DELETE through the proxy: both relay sessions end at once.
+      yield* Effect.promise(() => player.click("#stop-play"))
+      yield* Effect.promise(() => publisher.click("#stop-publish"))
+      yield* Effect.promise(() =>
+        waitUntil("sessions deleted", async () => (await Effect.runPromise(proxy.relay.stats)).sessions === 0, 5000)
+      )
+      assert.strictEqual((yield* proxy.relay.stats).ended.deleted, 2)
+    }), { timeout: 60_000 })
+})

@@ -1,0 +1,27 @@
+/**
+ * Polling for tests on real sockets: wait for a condition instead of sleeping a fixed time.
+ */
+import * as Effect from "effect/Effect"
+
+/**
+ * Runs `check` until it succeeds (assertions that throw count as not yet), every `intervalMs`, for at
+ * most `timeoutMs`; then fails with the last failure.
+ */
+export const eventually = <A, E = never, R = never>(
+  check: Effect.Effect<A, E, R> | (() => A),
+  timeoutMs = 2000,
+  intervalMs = 10
+): Effect.Effect<A, E, R> =>
+  Effect.gen(function*() {
+    const run: Effect.Effect<A, E, R> = Effect.isEffect(check) ? check : Effect.sync(check)
+    const deadline = Date.now() + timeoutMs
+    while (true) {
+      const exit = yield* Effect.exit(run)
+      if (exit._tag === "Success" || Date.now() >= deadline) return yield* exit
+      yield* Effect.sleep(intervalMs)
+    }
+  })
+
+/** UDP sockets open in this process (Node names the handle `UDPWrap`). */
+export const openUdpHandles = (): number =>
+  process.getActiveResourcesInfo().filter((name) => name.toUpperCase() === "UDPWRAP").length

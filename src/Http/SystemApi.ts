@@ -11,7 +11,7 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import { timingSafeEqual } from "node:crypto"
 import { ProxyConfig } from "../Config.js"
-import { BadRequest, Unauthorized, UnsupportedMediaType } from "../Domain/Errors.js"
+import { BadRequest, Unauthorized } from "../Domain/Errors.js"
 import * as Origin from "../Domain/Origin.js"
 import { LoadBalancer } from "../LoadBalancer/LoadBalancer.js"
 import { readText } from "./Body.js"
@@ -35,11 +35,7 @@ export const register = Effect.gen(function*() {
   if (Option.isSome(config.systemApiToken) && !bearerMatches(request.headers["authorization"], config.systemApiToken.value)) {
     return yield* new Unauthorized({ message: "registration needs Authorization: Bearer <PROXY_SYSTEM_API_TOKEN>" })
   }
-  const contentType = request.headers["content-type"]
-  // SRS posts JSON; curl users often leave the type out, which is accepted.
-  if (contentType !== undefined && !/^application\/json\b|^text\/plain\b/i.test(contentType)) {
-    return yield* new UnsupportedMediaType({ message: "the heartbeat must be JSON" })
-  }
+  // The body must be JSON whatever its Content-Type: hand-written heartbeats (curl -d) send a form type.
   const text = yield* readText(config.maxBodyBytes)
   const body = yield* Effect.try({
     try: () => JSON.parse(text) as unknown,

@@ -69,11 +69,11 @@ export const open = (options: BindOptions): Effect.Effect<dgram.Socket, UdpSocke
           })
         ))
       }
-      socket.on("error", options.onError)
       socket.once("error", fail)
       socket.bind(options.port, options.host, () => {
         if (options.connect === undefined) {
           socket.off("error", fail)
+          socket.on("error", options.onError)
           resume(Effect.succeed(socket))
           return
         }
@@ -81,6 +81,7 @@ export const open = (options: BindOptions): Effect.Effect<dgram.Socket, UdpSocke
         socket.connect(options.connect.port, options.connect.host, ((error?: Error) => {
           if (error) return fail(error)
           socket.off("error", fail)
+          socket.on("error", options.onError)
           resume(Effect.succeed(socket))
         }) as () => void)
       })

@@ -25,3 +25,18 @@ export const eventually = <A, E = never, R = never>(
 /** UDP sockets open in this process (Node names the handle `UDPWrap`). */
 export const openUdpHandles = (): number =>
   process.getActiveResourcesInfo().filter((name) => name.toUpperCase() === "UDPWRAP").length
+
+/**
+ * The UDP handle count once sockets closed by earlier tests are gone: Node drops a closed socket's
+ * handle a loop turn or two after its close callback, so a count taken at once can still hold them.
+ */
+export const settledUdpHandles: Effect.Effect<number> = Effect.gen(function*() {
+  let previous = openUdpHandles()
+  for (let i = 0; i < 50; i++) {
+    yield* Effect.sleep(20)
+    const current = openUdpHandles()
+    if (current === previous) return current
+    previous = current
+  }
+  return previous
+})

@@ -1,0 +1,24 @@
+/**
+ * rtc-proxy as a library: the services, their layers and the pure protocol modules, for composing the
+ * proxy (or parts of it) into a larger Effect application.
+ *
+ * @since 0.1.0
+ */
+export { config, parseDotEnv, parseDuration, ProxyConfig, type ProxyConfigShape, providerFrom } from "./Config.js"
+export * from "./Domain/Errors.js"
+export * as Origin from "./Domain/Origin.js"
+export * as Session from "./Domain/Session.js"
+export * as StreamUrl from "./Domain/StreamUrl.js"
+export { OriginClient, type OriginClientShape, type OriginRequest, type OriginResponse } from "./Http/OriginClient.js"
+export { mediaApp, systemApp } from "./Http/Routes.js"
+export { type Endpoint, ProxyAddresses } from "./Http/Servers.js"
+export * as Servers from "./Http/Servers.js"
+export { LoadBalancer, type LoadBalancerShape, type OriginStatus } from "./LoadBalancer/LoadBalancer.js"
+export * as MemoryLoadBalancer from "./LoadBalancer/Memory.js"
+export { DefaultBackendLive, LoadBalancerLive, ProxyCore, ProxyLive } from "./Proxy.js"
+export * as Sdp from "./Sdp.js"
+export { SessionStore, type SessionStoreShape } from "./Session/SessionStore.js"
+export * as Stun from "./Stun.js"
+export { Relay, type RelaySessionView, type RelayShape, type RelayStats } from "./Udp/Relay.js"
+export { type DropReason, DropReasons } from "./Udp/Router.js"
+export { UdpSocket, UdpSocketError, type UdpSocketShape } from "./Udp/UdpSocket.js"

@@ -1,0 +1,445 @@
+// The UDP relay on real sockets (127.0.0.1): clients and fake ICE-lite origins are plain dgram sockets.
+import { assert, describe, it } from "@effect/vitest"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
+import * as Option from "effect/Option"
+import * as Scope from "effect/Scope"
+import { ProxyConfig, type ProxyConfigShape } from "../../src/Config.js"
+import type { SessionRecord } from "../../src/Domain/Session.js"
+import { SessionStore } from "../../src/Session/SessionStore.js"
+import { encodeBindingRequest, MAGIC_COOKIE } from "../../src/Stun.js"
+import { Relay, type RelayStats } from "../../src/Udp/Relay.js"
+import type { DropReason } from "../../src/Udp/Router.js"
+import { UdpSocket } from "../../src/Udp/UdpSocket.js"
+import { eventually, openUdpHandles, settledUdpHandles } from "../support/eventually.js"
+import { type UdpPeer, udpPeer } from "../support/udpPeer.js"
+
+const PAIR = "srvUfrag:cliUfrag"
+const SERVER_PWD = "srvPassword0123456789abcd"
+
+const relayLayer = (overrides: Partial<ProxyConfigShape> = {}) =>
+  Relay.layer.pipe(
+    Layer.provideMerge(Layer.merge(UdpSocket.layer, SessionStore.layerMemory)),
+    Layer.provide(ProxyConfig.layerWith({ listenHost: "127.0.0.1", udpPort: 0, ...overrides }))
+  )
+
+/** The relay with its live layers, in `scope` (the test's scope when omitted). */
+const startRelay = (overrides: Partial<ProxyConfigShape> = {}, scope?: Scope.Scope) =>
+  Effect.gen(function*() {
+    const layer = relayLayer(overrides)
+    const context = scope === undefined ? yield* Layer.build(layer) : yield* Layer.buildWithScope(layer, scope)
+    return {
+      relay: Context.get(context, Relay),
+      store: Context.get(context, SessionStore),
+      port: Context.get(context, UdpSocket).address.port
+    }
+  })
+
+let sessionCounter = 0
+const makeRecord = (origin: UdpPeer, overrides: Partial<SessionRecord> = {}): SessionRecord => ({
+  id: `relay-test-session-${++sessionCounter}-${Math.random().toString(36).slice(2)}`,
+  kind: "publish",
+  streamUrl: "__defaultVhost__/live/s",
+  originId: "origin-1",
+  originLocation: undefined,
+  ufragPair: PAIR,
+  serverPwd: SERVER_PWD,
+  originMedia: { host: "127.0.0.1", port: origin.port },
+  createdAt: Date.now(),
+  ...overrides
+})
+
+const binding = (username: string, password: string | undefined) =>
+  encodeBindingRequest({
+    username,
+    ...(password === undefined ? {} : { password }),
+    priority: 1853824767,
+    iceControlling: 0x1234n,
+    useCandidate: true
+  })
+
+const dtls = (tag: string) => Buffer.concat([Buffer.from([22, 0xfe, 0xfd]), Buffer.from(tag)])
+const rtp = (tag: string) => Buffer.concat([Buffer.from([0x80, 96, 0, 1]), Buffer.from(tag)])
+
+const hex = (buf: Uint8Array) => Buffer.from(buf).toString("hex")
+const hexes = (datagrams: ReadonlyArray<{ readonly msg: Buffer }>) => datagrams.map((d) => hex(d.msg))
+
+const totalDrops = (stats: RelayStats) => Object.values(stats.drops).reduce((a, b) => a + b, 0)
+
+/** Drop counts other than zero, for readable assertions. */
+const nonZeroDrops = (stats: RelayStats): Partial<Record<DropReason, number>> =>
+  Object.fromEntries(Object.entries(stats.drops).filter(([, n]) => n !== 0))
+
+/** A short pause for "nothing arrives" checks, after a positive sentinel has already arrived. */
+const settle = Effect.sleep(Duration.millis(30))
+
+/** it.scopedLive without the relay's info logs. */
+const live = (name: string, body: () => Effect.Effect<void, unknown, Scope.Scope>, timeout?: number) =>
+  it.scopedLive(name, () => body().pipe(Logger.withMinimumLogLevel(LogLevel.Warning)), timeout)
+
+describe("Relay (real UDP on 127.0.0.1)", () => {
+  live("a verified binding request binds the session; STUN, DTLS and RTP flow both ways byte-exact", () =>
+    Effect.gen(function*() {
+      const { port, relay } = yield* startRelay()
+      const origin = yield* udpPeer({ echo: true })
+      const client = yield* udpPeer()
+      const record = makeRecord(origin)
+      yield* relay.open(record)
+      const opened = yield* relay.stats
+      assert.strictEqual(opened.sessions, 1)
+      assert.strictEqual(opened.ufragPairs, 1)
+      assert.strictEqual(opened.clientAddresses, 0)
+
+      const request = binding(PAIR, SERVER_PWD)
+      client.send(request, port)
+      yield* eventually(() => assert.strictEqual(origin.received.length, 1))
+      assert.strictEqual(hex(origin.received[0]!.msg), hex(request))
+      yield* eventually(() => assert.strictEqual(client.received.length, 1))
+      assert.strictEqual(hex(client.received[0]!.msg), hex(request))
+      assert.strictEqual(client.received[0]!.port, port, "the reply comes from the shared port")
+
+      const handshake = dtls("client-hello")
+      const media = rtp("media")
+      client.send(handshake, port)
+      client.send(media, port)
+      yield* eventually(() => assert.strictEqual(client.received.length, 3))
+      assert.deepStrictEqual(hexes(origin.received), [hex(request), hex(handshake), hex(media)])
+      assert.deepStrictEqual(hexes(client.received), [hex(request), hex(handshake), hex(media)])
+
+      const stats = yield* relay.stats
+      assert.strictEqual(stats.sessions, 1)
+      assert.strictEqual(stats.clientAddresses, 1)
+      assert.strictEqual(stats.packetsRelayed, 6)
+      assert.strictEqual(totalDrops(stats), 0, JSON.stringify(nonZeroDrops(stats)))
+      const [view] = yield* relay.sessions
+      assert.strictEqual(view?.id, record.id)
+      assert.strictEqual(view?.client, `127.0.0.1:${client.port}`)
+      assert.strictEqual(view?.originMedia, `127.0.0.1:${origin.port}`)
+      assert.deepStrictEqual(view?.ufragPairs, [PAIR])
+      assert.strictEqual(view?.packetsFromClient, 3)
+      assert.strictEqual(view?.packetsFromOrigin, 3)
+      const bytes = request.length + handshake.length + media.length
+      assert.strictEqual(view?.bytesFromClient, bytes)
+      assert.strictEqual(view?.bytesFromOrigin, bytes)
+    }))
+
+  live("Go bug 1: malformed and junk datagrams are dropped and counted by reason; the session keeps relaying", () =>
+    Effect.gen(function*() {
+      const { port, relay } = yield* startRelay()
+      const origin = yield* udpPeer({ echo: true })
+      const client = yield* udpPeer()
+      const stranger = yield* udpPeer()
+      yield* relay.open(makeRecord(origin))
+      client.send(binding(PAIR, SERVER_PWD), port)
+      yield* eventually(() => assert.strictEqual(client.received.length, 1))
+
+      const header = (type: number, length: number, cookie = MAGIC_COOKIE) => {
+        const buf = Buffer.alloc(20)
+        buf.writeUInt16BE(type, 0)
+        buf.writeUInt16BE(length, 2)
+        buf.writeUInt32BE(cookie, 4)
+        buf.fill(7, 8)
+        return buf
+      }
+      // The Go proxy's crash: 22 bytes, starting 0x00, whose attribute claims more than there is.
+      const goCrash = Buffer.concat([header(0x0001, 4), Buffer.from([0x00, 0x06])])
+      assert.strictEqual(goCrash.length, 22)
+      // A header length that fits, and a USERNAME attribute that claims 0xffff bytes.
+      const attributePastEnd = Buffer.concat([header(0x0001, 8), Buffer.from([0x00, 0x06, 0xff, 0xff, 0x61, 0x62, 0x63, 0x64])])
+      const badUtf8Username = Buffer.concat([header(0x0001, 8), Buffer.from([0x00, 0x06, 0x00, 0x02, 0xff, 0xfe, 0, 0])])
+      const junk: ReadonlyArray<readonly [Buffer, DropReason]> = [
+        [Buffer.alloc(0), "unclassified"],
+        [Buffer.from([4, 1, 2, 3]), "unclassified"],
+        [Buffer.from([19, 1, 2, 3]), "unclassified"],
+        [Buffer.from([64, 0, 0, 4, 1, 2, 3, 4]), "turn-channel"],
+        [Buffer.from([79, 0, 0, 0]), "turn-channel"],
+        [Buffer.from([80, 1]), "unclassified"],
+        [Buffer.from([127, 1]), "unclassified"],
+        [Buffer.from([192, 1, 2, 3]), "unclassified"],
+        [Buffer.from([255, 255, 255, 255]), "unclassified"],
+        [goCrash, "stun-bad-length"],
+        [Buffer.from([0, 1, 0, 0, 0x21, 0x12]), "stun-too-short"],
+        [header(0x0001, 0).subarray(0, 19), "stun-too-short"],
+        [header(0x0001, 0, 0xdeadbeef), "stun-bad-cookie"],
+        [Buffer.concat([header(0x0001, 2), Buffer.from([0, 6])]), "stun-bad-length"],
+        [attributePastEnd, "stun-truncated-attribute"],
+        [badUtf8Username, "stun-bad-username"],
+        [header(0x0001, 0), "stun-no-username"]
+      ]
+      const expected: Partial<Record<DropReason, number>> = {}
+      for (const [, reason] of junk) expected[reason] = (expected[reason] ?? 0) + 1
+      // From the bound client itself (junk must not reach the origin) and from a stranger.
+      for (const [datagram] of junk) client.send(datagram, port)
+      for (const [datagram] of junk) stranger.send(datagram, port)
+      for (const reason of Object.keys(expected) as Array<DropReason>) expected[reason]! *= 2
+      yield* eventually(Effect.map(relay.stats, (stats) => assert.deepStrictEqual(nonZeroDrops(stats), expected)))
+
+      const after = rtp("still alive")
+      client.send(after, port)
+      yield* eventually(() => assert.strictEqual(client.received.length, 2))
+      assert.strictEqual(origin.received.length, 2, "no junk reached the origin")
+      assert.strictEqual(hex(origin.received[1]!.msg), hex(after))
+      assert.strictEqual(hex(client.received[1]!.msg), hex(after))
+      assert.strictEqual(stranger.received.length, 0)
+      assert.strictEqual((yield* relay.stats).sessions, 1)
+    }))
+
+  live("Go bug 5: a spoofed binding request with the known USERNAME but a wrong password cannot take the session", () =>
+    Effect.gen(function*() {
+      const { port, relay } = yield* startRelay()
+      const origin = yield* udpPeer()
+      const client = yield* udpPeer()
+      const spoofer = yield* udpPeer()
+      const record = makeRecord(origin)
+      yield* relay.open(record)
+      client.send(binding(PAIR, SERVER_PWD), port)
+      yield* eventually(() => assert.strictEqual(origin.received.length, 1))
+
+      spoofer.send(binding(PAIR, "wrongPassword0123456789ab"), port)
+      spoofer.send(binding(PAIR, undefined), port) // no MESSAGE-INTEGRITY at all
+      yield* eventually(Effect.map(relay.stats, (stats) => assert.strictEqual(stats.drops["bad-integrity"], 2)))
+      spoofer.send(rtp("spoofed media"), port)
+      yield* eventually(Effect.map(relay.stats, (stats) => assert.strictEqual(stats.drops["unknown-address"], 1)))
+      assert.strictEqual(origin.received.length, 1, "nothing of the spoofer's reached the origin")
+
+      origin.reply(rtp("to the real client"))
+      yield* eventually(() => assert.strictEqual(client.received.length, 1))
+      assert.strictEqual(hex(client.received[0]!.msg), hex(rtp("to the real client")))
+      const [view] = yield* relay.sessions
+      assert.strictEqual(view?.client, `127.0.0.1:${client.port}`)
+      yield* settle
+      assert.strictEqual(spoofer.received.length, 0)
+    }))
+
+  live("NAT rebinding: a verified binding request from a new address moves the session there", () =>
+    Effect.gen(function*() {
+      const { port, relay } = yield* startRelay()
+      const origin = yield* udpPeer()
+      const before = yield* udpPeer()
+      const after = yield* udpPeer()
+      yield* relay.open(makeRecord(origin))
+      before.send(binding(PAIR, SERVER_PWD), port)
+      yield* eventually(() => assert.strictEqual(origin.received.length, 1))
+      origin.reply(rtp("first"))
+      yield* eventually(() => assert.strictEqual(before.received.length, 1))
+
+      after.send(binding(PAIR, SERVER_PWD), port)
+      yield* eventually(() => assert.strictEqual(origin.received.length, 2))
+      origin.reply(rtp("second"))
+      yield* eventually(() => assert.strictEqual(after.received.length, 1))
+      assert.strictEqual(hex(after.received[0]!.msg), hex(rtp("second")))
+      const [view] = yield* relay.sessions
+      assert.strictEqual(view?.client, `127.0.0.1:${after.port}`)
+
+      // The old address is no longer the session's.
+      before.send(rtp("stale"), port)
+      yield* eventually(Effect.map(relay.stats, (stats) => assert.strictEqual(stats.drops["unknown-address"], 1)))
+      assert.strictEqual(origin.received.length, 2)
+      yield* settle
+      assert.strictEqual(before.received.length, 1)
+      assert.strictEqual((yield* relay.stats).clientAddresses, 1)
+    }))
+
+  live("Go bug 4: an address reused by another ICE session follows the USERNAME, not an address cache", () =>
+    Effect.gen(function*() {
+      const { port, relay } = yield* startRelay()
+      const originA = yield* udpPeer()
+      const originB = yield* udpPeer()
+      const client = yield* udpPeer()
+      const pwdB = "passwordOfSessionB012345"
+      const a = makeRecord(originA, { ufragPair: "srvA:cliA" })
+      const b = makeRecord(originB, { ufragPair: "srvB:cliB", serverPwd: pwdB })
+      yield* relay.open(a)
+      yield* relay.open(b)
+
+      client.send(binding("srvA:cliA", SERVER_PWD), port)
+      yield* eventually(() => assert.strictEqual(originA.received.length, 1))
+      originA.reply(rtp("A1"))
+      yield* eventually(() => assert.strictEqual(client.received.length, 1))
+
+      // The same address now starts B's ICE session.
+      const requestB = binding("srvB:cliB", pwdB)
+      client.send(requestB, port)
+      yield* eventually(() => assert.strictEqual(originB.received.length, 1))
+      assert.strictEqual(hex(originB.received[0]!.msg), hex(requestB))
+      client.send(rtp("media for B"), port)
+      yield* eventually(() => assert.strictEqual(originB.received.length, 2))
+      assert.strictEqual(originA.received.length, 1, "A's origin got nothing more")
+
+      originA.reply(rtp("A2, late"))
+      yield* eventually(Effect.map(relay.stats, (stats) => assert.strictEqual(stats.drops["origin-before-client"], 1)))
+      originB.reply(rtp("B1"))
+      yield* eventually(() => assert.strictEqual(client.received.length, 2))
+      yield* settle
+      assert.deepStrictEqual(hexes(client.received), [hex(rtp("A1")), hex(rtp("B1"))])
+
+      const views = yield* relay.sessions
+      assert.strictEqual(views.find((v) => v.id === a.id)?.client, undefined)
+      assert.strictEqual(views.find((v) => v.id === b.id)?.client, `127.0.0.1:${client.port}`)
+      assert.strictEqual((yield* relay.stats).clientAddresses, 1)
+    }))
+
+  live("unknown USERNAME is dropped as unknown-ufrag; DTLS, RTP and STUN responses from unknown addresses as unknown-address", () =>
+    Effect.gen(function*() {
+      const { port, relay } = yield* startRelay()
+      const origin = yield* udpPeer()
+      const stranger = yield* udpPeer()
+      yield* relay.open(makeRecord(origin))
+      stranger.send(binding("nobody:knows", SERVER_PWD), port)
+      stranger.send(binding("srvUfrag:otherClient", SERVER_PWD), port)
+      yield* eventually(Effect.map(relay.stats, (stats) => assert.strictEqual(stats.drops["unknown-ufrag"], 2)))
+      stranger.send(dtls("hello"), port)
+      stranger.send(rtp("media"), port)
+      const success = Buffer.alloc(20)
+      success.writeUInt16BE(0x0101, 0)
+      success.writeUInt32BE(MAGIC_COOKIE, 4)
+      stranger.send(success, port)
+      yield* eventually(Effect.map(relay.stats, (stats) =>
+        assert.deepStrictEqual(nonZeroDrops(stats), { "unknown-ufrag": 2, "unknown-address": 3 })))
+      yield* settle
+      assert.strictEqual(origin.received.length, 0)
+      assert.strictEqual(stranger.received.length, 0)
+    }))
+
+  live("close(id, \"deleted\") frees the session: counters, origin socket and store entry", () =>
+    Effect.gen(function*() {
+      const { port, relay, store } = yield* startRelay()
+      const origin = yield* udpPeer({ echo: true })
+      const client = yield* udpPeer()
+      const baseline = yield* settledUdpHandles
+      const record = makeRecord(origin)
+      yield* relay.open(record)
+      assert.strictEqual(openUdpHandles(), baseline + 1, "one origin socket per session")
+      assert.isTrue(Option.isSome(yield* store.get(record.id)))
+      client.send(binding(PAIR, SERVER_PWD), port)
+      yield* eventually(() => assert.strictEqual(client.received.length, 1))
+
+      assert.isTrue(yield* relay.close(record.id, "deleted"))
+      const stats = yield* relay.stats
+      assert.strictEqual(stats.sessions, 0)
+      assert.strictEqual(stats.clientAddresses, 0)
+      assert.strictEqual(stats.ufragPairs, 0)
+      assert.strictEqual(stats.ended.deleted, 1)
+      assert.isTrue(Option.isNone(yield* store.get(record.id)))
+      assert.isTrue(Option.isNone(yield* store.findByUfrag(PAIR)))
+      yield* eventually(() => assert.strictEqual(openUdpHandles(), baseline))
+      assert.isFalse(yield* relay.close(record.id, "deleted"), "a second close finds nothing")
+
+      client.send(rtp("after delete"), port)
+      client.send(binding(PAIR, SERVER_PWD), port)
+      yield* eventually(Effect.map(relay.stats, (s) =>
+        assert.deepStrictEqual(nonZeroDrops(s), { "unknown-address": 1, "unknown-ufrag": 1 })))
+      yield* settle
+      assert.strictEqual(origin.received.length, 1, "the origin sees no more packets")
+      assert.deepStrictEqual(yield* relay.sessions, [])
+    }))
+
+  live("idle timeout: a session without client packets ends by itself; one kept alive does not", () =>
+    Effect.gen(function*() {
+      const { port, relay, store } = yield* startRelay({ relayIdleTimeout: Duration.millis(300) })
+      const idleOrigin = yield* udpPeer()
+      const liveOrigin = yield* udpPeer()
+      const client = yield* udpPeer()
+      const started = Date.now()
+      const idle = makeRecord(idleOrigin, { ufragPair: "srvIdle:cli" })
+      const alive = makeRecord(liveOrigin)
+      yield* relay.open(idle)
+      yield* relay.open(alive)
+      client.send(binding(PAIR, SERVER_PWD), port)
+      yield* eventually(() => assert.strictEqual(liveOrigin.received.length, 1))
+      yield* Effect.sync(() => client.send(rtp("keepalive"), port)).pipe(
+        Effect.delay(Duration.millis(100)),
+        Effect.forever,
+        Effect.forkScoped
+      )
+
+      yield* eventually(Effect.map(relay.stats, (stats) => assert.strictEqual(stats.ended.idle, 1)), 1500)
+      const endedAfter = Date.now() - started
+      assert.isAtLeast(endedAfter, 250, "not before the idle timeout")
+      assert.isTrue(Option.isNone(yield* store.get(idle.id)))
+      yield* Effect.sleep(Duration.millis(Math.max(0, 1500 - (Date.now() - started))))
+      const stats = yield* relay.stats
+      assert.strictEqual(stats.ended.idle, 1)
+      assert.deepStrictEqual((yield* relay.sessions).map((v) => v.id), [alive.id])
+      assert.isAtLeast(liveOrigin.received.length, 10)
+    }))
+
+  live("shutdown: closing the layer's scope ends every session and closes every socket it opened", () =>
+    Effect.gen(function*() {
+      const origins = [yield* udpPeer({ echo: true }), yield* udpPeer(), yield* udpPeer()]
+      const client = yield* udpPeer()
+      const baseline = yield* settledUdpHandles
+      const scope = yield* Scope.make()
+      const { port, relay, store } = yield* startRelay({}, scope)
+      const records = origins.map((origin, i) => makeRecord(origin, { ufragPair: `srv${i}:cli${i}` }))
+      for (const record of records) yield* relay.open(record)
+      client.send(binding("srv0:cli0", SERVER_PWD), port)
+      yield* eventually(() => assert.strictEqual(client.received.length, 1))
+      assert.strictEqual(openUdpHandles(), baseline + 4, "the shared port and three origin sockets")
+
+      yield* Scope.close(scope, Exit.void)
+      const stats = yield* relay.stats
+      assert.strictEqual(stats.sessions, 0)
+      assert.strictEqual(stats.clientAddresses, 0)
+      assert.strictEqual(stats.ended.shutdown, 3)
+      assert.deepStrictEqual(yield* store.list, [])
+      yield* eventually(() => assert.strictEqual(openUdpHandles(), baseline))
+    }))
+
+  live("a session from the store is adopted: the first binding request starts the lookup, a retry is relayed", () =>
+    Effect.gen(function*() {
+      const { port, relay, store } = yield* startRelay()
+      const origin = yield* udpPeer({ echo: true })
+      const client = yield* udpPeer()
+      const record = makeRecord(origin)
+      yield* store.put(record) // signaled through another proxy: no relay.open here
+
+      client.send(binding(PAIR, SERVER_PWD), port)
+      yield* eventually(Effect.map(relay.stats, (stats) => assert.strictEqual(stats.drops["unknown-ufrag"], 1)))
+      yield* eventually(Effect.map(relay.sessions, (views) => assert.deepStrictEqual(views.map((v) => v.id), [record.id])))
+
+      const retry = binding(PAIR, SERVER_PWD)
+      client.send(retry, port)
+      yield* eventually(() => assert.strictEqual(client.received.length, 1))
+      assert.deepStrictEqual(hexes(origin.received), [hex(retry)], "only the retry reached the origin")
+      assert.strictEqual(hex(client.received[0]!.msg), hex(retry))
+      const stats = yield* relay.stats
+      assert.strictEqual(stats.drops["unknown-ufrag"], 1)
+      assert.strictEqual(stats.sessions, 1)
+    }))
+
+  live("200 sessions opened and closed leave no session, socket, address or store entry behind", () =>
+    Effect.gen(function*() {
+      const { port, relay, store } = yield* startRelay()
+      const origin = yield* udpPeer({ echo: true })
+      const clients: Array<UdpPeer> = []
+      for (let i = 0; i < 10; i++) clients.push(yield* udpPeer())
+      const before = yield* relay.stats
+      const storeBefore = (yield* store.list).length
+      const baseline = yield* settledUdpHandles
+
+      const records = Array.from({ length: 200 }, (_, i) => makeRecord(origin, { ufragPair: `srv${i}:cli${i}` }))
+      yield* Effect.forEach(records, relay.open, { concurrency: 20, discard: true })
+      assert.strictEqual((yield* relay.stats).sessions, before.sessions + 200)
+      assert.strictEqual((yield* store.list).length, storeBefore + 200)
+      assert.strictEqual(openUdpHandles(), baseline + 200)
+      clients.forEach((client, i) => client.send(binding(`srv${i}:cli${i}`, SERVER_PWD), port))
+      yield* eventually(() => assert.isTrue(clients.every((client) => client.received.length === 1)))
+      assert.strictEqual((yield* relay.stats).clientAddresses, 10)
+
+      const closed = yield* Effect.forEach(records, (record) => relay.close(record.id, "deleted"), { concurrency: 20 })
+      assert.isTrue(closed.every((ok) => ok))
+      const after = yield* relay.stats
+      assert.strictEqual(after.sessions, before.sessions)
+      assert.strictEqual(after.clientAddresses, 0)
+      assert.strictEqual(after.ufragPairs, 0)
+      assert.strictEqual(after.ended.deleted, 200)
+      assert.strictEqual((yield* store.list).length, storeBefore)
+      yield* eventually(() => assert.strictEqual(openUdpHandles(), baseline))
+    }))
+})

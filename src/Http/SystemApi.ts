@@ -32,8 +32,17 @@ export const register = Effect.gen(function*() {
   const request = yield* HttpServerRequest.HttpServerRequest
   const config = yield* ProxyConfig
   const balancer = yield* LoadBalancer
-  if (Option.isSome(config.systemApiToken) && !bearerMatches(request.headers["authorization"], config.systemApiToken.value)) {
-    return yield* new Unauthorized({ message: "registration needs Authorization: Bearer <PROXY_SYSTEM_API_TOKEN>" })
+  if (Option.isSome(config.systemApiToken)) {
+    const token = config.systemApiToken.value
+    // SRS cannot add headers to its heartbeat, so the token may also come in the URL (?token=).
+    const queryToken = new URL(request.url, "http://proxy").searchParams.get("token")
+    const allowed = bearerMatches(request.headers["authorization"], token) ||
+      (queryToken !== null && bearerMatches(`Bearer ${queryToken}`, token))
+    if (!allowed) {
+      return yield* new Unauthorized({
+        message: "registration needs the system API token: Authorization: Bearer <token>, or ?token=<token> in the URL"
+      })
+    }
   }
   // The body must be JSON whatever its Content-Type: hand-written heartbeats (curl -d) send a form type.
   const text = yield* readText(config.maxBodyBytes)

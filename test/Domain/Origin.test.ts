@@ -87,8 +87,8 @@ describe("parseListen", () => {
 
   it("empty is not a listen endpoint, and the reason quotes the value", () => {
     const result = parseListen("")
-    assert.isTrue(Either.isLeft(result))
-    assert.include(Either.getLeft(result).pipe((o) => (o._tag === "Some" ? o.value : "")), "\"\" is not a listen endpoint")
+    if (Either.isRight(result)) return assert.fail("expected a reason")
+    assert.include(result.left, "\"\" is not a listen endpoint")
   })
 })
 

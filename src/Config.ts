@@ -42,6 +42,12 @@ export interface ProxyConfigShape {
   readonly maxBodyBytes: number
   /** When set, origins must send `Authorization: Bearer <token>` to the system API. */
   readonly systemApiToken: Option.Option<string>
+  /** When set, WHIP/WHEP requests must carry `Authorization: Bearer <token>` (it still goes to the origin). */
+  readonly mediaApiToken: Option.Option<string>
+  /** POST/PATCH/DELETE per client address: sustained per second (0: off) and burst. */
+  readonly rateLimit: { readonly perSecond: number; readonly burst: number }
+  /** Most relay sessions at once (0: no cap); past it, new offers get 503. */
+  readonly maxSessions: number
   /** Kernel socket buffer size for the shared UDP port. */
   readonly udpBufferBytes: number
   readonly graceQuitTimeout: Duration.Duration
@@ -80,10 +86,11 @@ const duration = (name: string, fallback: string) =>
     )
   )
 
+// Validate before withDefault: a check on the default's result would report an empty path, not the name.
 const port = (name: string, fallback: number) =>
   Config.integer(name).pipe(
-    Config.withDefault(fallback),
-    Config.validate({ message: "expected a port from 0 to 65535", validation: (n) => n >= 0 && n <= 65535 })
+    Config.validate({ message: "expected a port from 0 to 65535", validation: (n) => n >= 0 && n <= 65535 }),
+    Config.withDefault(fallback)
   )
 
 const ipLiteral = (name: string) =>
@@ -119,13 +126,28 @@ export const config: Config.Config<ProxyConfigShape> = Config.all({
   relayIdleTimeout: duration("PROXY_RTC_IDLE_TIMEOUT", "30s"),
   originTimeout: duration("PROXY_ORIGIN_TIMEOUT", "5s"),
   maxBodyBytes: Config.integer("PROXY_MAX_BODY_SIZE").pipe(
-    Config.withDefault(64 * 1024),
-    Config.validate({ message: "expected a size in bytes from 1024", validation: (n) => n >= 1024 })
+    Config.validate({ message: "expected a size in bytes from 1024", validation: (n) => n >= 1024 }),
+    Config.withDefault(64 * 1024)
   ),
   systemApiToken: Config.option(Config.string("PROXY_SYSTEM_API_TOKEN")),
+  mediaApiToken: Config.option(Config.string("PROXY_HTTP_API_TOKEN")),
+  rateLimit: Config.all({
+    perSecond: Config.number("PROXY_RATE_LIMIT").pipe(
+      Config.validate({ message: "expected requests per second, 0 or more", validation: (n) => n >= 0 }),
+      Config.withDefault(20)
+    ),
+    burst: Config.integer("PROXY_RATE_LIMIT_BURST").pipe(
+      Config.validate({ message: "expected a number of requests, 1 or more", validation: (n) => n >= 1 }),
+      Config.withDefault(50)
+    )
+  }),
+  maxSessions: Config.integer("PROXY_MAX_SESSIONS").pipe(
+    Config.validate({ message: "expected a number of sessions, 0 or more", validation: (n) => n >= 0 }),
+    Config.withDefault(10_000)
+  ),
   udpBufferBytes: Config.integer("PROXY_UDP_BUFFER_SIZE").pipe(
-    Config.withDefault(4 * 1024 * 1024),
-    Config.validate({ message: "expected a size in bytes from 65536", validation: (n) => n >= 65536 })
+    Config.validate({ message: "expected a size in bytes from 65536", validation: (n) => n >= 65536 }),
+    Config.withDefault(4 * 1024 * 1024)
   ),
   graceQuitTimeout: duration("PROXY_GRACE_QUIT_TIMEOUT", "20s"),
   forceQuitTimeout: duration("PROXY_FORCE_QUIT_TIMEOUT", "30s")
@@ -156,10 +178,11 @@ export const parseDotEnv = (text: string): Map<string, string> => {
     const match = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line)
     if (match === null) continue
     let value = match[2]!
-    const quote = value[0]
-    if ((quote === "\"" || quote === "'") && value.length >= 2 && value.endsWith(quote)) {
-      value = value.slice(1, -1)
-      if (quote === "\"") value = value.replace(/\\n/g, "\n")
+    // A quoted value ends at the first closing quote followed only by an optional comment.
+    const quoted = /^(["'])(.*?)\1(?:\s+#.*|\s*)$/.exec(value)
+    if (quoted !== null) {
+      value = quoted[2]!
+      if (quoted[1] === "\"") value = value.replace(/\\n/g, "\n")
     } else {
       value = value.replace(/\s+#.*$/, "")
     }

@@ -11,6 +11,7 @@ import * as Option from "effect/Option"
 import { ProxyConfig } from "./Config.js"
 import * as Origin from "./Domain/Origin.js"
 import { OriginClient } from "./Http/OriginClient.js"
+import { RateLimiter } from "./Http/RateLimit.js"
 import * as Servers from "./Http/Servers.js"
 import { LoadBalancer } from "./LoadBalancer/LoadBalancer.js"
 import * as MemoryLoadBalancer from "./LoadBalancer/Memory.js"
@@ -46,7 +47,7 @@ export const DefaultBackendLive: Layer.Layer<never, never, ProxyConfig | LoadBal
  */
 export const ProxyCore = Servers.layer.pipe(
   Layer.provideMerge(Relay.layer),
-  Layer.provideMerge(Layer.mergeAll(UdpSocket.layer, SessionStore.layerMemory, OriginClient.layer)),
+  Layer.provideMerge(Layer.mergeAll(UdpSocket.layer, SessionStore.layerMemory, OriginClient.layer, RateLimiter.layer)),
   Layer.merge(DefaultBackendLive)
 )
 

@@ -46,6 +46,15 @@ export class UnsupportedMediaType extends Data.TaggedError("UnsupportedMediaType
   readonly code = "unsupported-media-type"
 }
 
+/** 429: this client sent too many state-changing requests; retry later. */
+export class TooManyRequests extends Data.TaggedError("TooManyRequests")<{
+  readonly message: string
+  readonly retryAfter: Duration.Duration
+}> {
+  readonly status = 429
+  readonly code = "too-many-requests"
+}
+
 /** 503: no healthy origin can take the stream (or the proxy is full); try again later. */
 export class ServiceUnavailable extends Data.TaggedError("ServiceUnavailable")<{
   readonly message: string
@@ -75,6 +84,7 @@ export type HttpFailure =
   | MethodNotAllowed
   | PayloadTooLarge
   | UnsupportedMediaType
+  | TooManyRequests
   | ServiceUnavailable
   | OriginFailed
   | OriginTimeout

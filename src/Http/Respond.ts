@@ -16,7 +16,7 @@ export const json = (status: number, body: unknown, headers: Record<string, stri
 /** The answer for a failure the client should see. */
 export const failure = (error: HttpFailure): HttpServerResponse.HttpServerResponse => {
   const headers: Record<string, string> = {}
-  if (error._tag === "ServiceUnavailable") {
+  if (error._tag === "ServiceUnavailable" || error._tag === "TooManyRequests") {
     headers["retry-after"] = String(Math.max(1, Math.ceil(Duration.toSeconds(error.retryAfter))))
   }
   if (error._tag === "MethodNotAllowed") headers["allow"] = error.allow

@@ -9,19 +9,22 @@ import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import type { HttpFailure } from "../Domain/Errors.js"
-import { MethodNotAllowed, NotFound } from "../Domain/Errors.js"
+import { MethodNotAllowed, NotFound, Unauthorized } from "../Domain/Errors.js"
 import type { SessionKind } from "../Domain/Session.js"
-import type { ProxyConfig } from "../Config.js"
+import { ProxyConfig } from "../Config.js"
 import type { LoadBalancer } from "../LoadBalancer/LoadBalancer.js"
 import type { SessionStore } from "../Session/SessionStore.js"
 import type { Relay } from "../Udp/Relay.js"
 import type { UdpSocket } from "../Udp/UdpSocket.js"
 import type { OriginClient } from "./OriginClient.js"
+import { RateLimiter } from "./RateLimit.js"
 import { TRY_PAGE } from "./Page.js"
 import { handle } from "./Respond.js"
 import * as Signaling from "./Signaling.js"
 import * as SystemApi from "./SystemApi.js"
+import { bearerMatches } from "./SystemApi.js"
 
 /** What the handlers need: the services they run on and the request. */
 export type RouteServices =
@@ -31,6 +34,7 @@ export type RouteServices =
   | Relay
   | SessionStore
   | UdpSocket
+  | RateLimiter
   | HttpServerRequest.HttpServerRequest
 
 type Handler = Effect.Effect<HttpServerResponse.HttpServerResponse, HttpFailure, RouteServices>
@@ -56,23 +60,44 @@ const kindOf = (endpoint: string): SessionKind => endpoint === "whip" || endpoin
 /** Headers a browser must be allowed to read from WHIP/WHEP answers. */
 export const EXPOSED_HEADERS = ["Location", "ETag", "Link", "Accept-Patch", "Retry-After", "Content-Type"]
 
+const STATE_CHANGING = new Set(["POST", "PATCH", "DELETE", "PUT"])
+
+/** POST, PATCH and DELETE take a token from the client's bucket first (429 when it is empty). */
+const rateLimited = (handler: Handler): Handler =>
+  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+    if (!STATE_CHANGING.has(request.method)) return handler
+    const client = Option.getOrElse(request.remoteAddress, () => "unknown").replace(/^::ffff:/, "")
+    return Effect.zipRight(Effect.flatMap(RateLimiter, (limiter) => limiter.take(client)), handler)
+  })
+
+/** With PROXY_HTTP_API_TOKEN set, signaling needs the bearer token (which still goes on to the origin). */
+const authorized = (handler: Handler): Handler =>
+  Effect.gen(function*() {
+    const config = yield* ProxyConfig
+    const request = yield* HttpServerRequest.HttpServerRequest
+    if (Option.isSome(config.mediaApiToken) && !bearerMatches(request.headers["authorization"], config.mediaApiToken.value)) {
+      return yield* new Unauthorized({ message: "this proxy needs Authorization: Bearer <token> for WHIP/WHEP" })
+    }
+    return yield* handler
+  })
+
 const route: Handler = Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
   const path = new URL(request.url, "http://proxy").pathname
   let match = ENDPOINT.exec(path)
   if (match !== null) {
-    return methods(path, { POST: Signaling.offer(kindOf(match[1]!)), GET: noContent })
+    return methods(path, { POST: authorized(Signaling.offer(kindOf(match[1]!))), GET: noContent })
   }
   match = SESSION.exec(path)
   if (match !== null) {
     const id = match[2]!
     return methods(path, {
-      DELETE: Signaling.deleteSession(id),
-      PATCH: Signaling.patchSession(id),
+      DELETE: authorized(Signaling.deleteSession(id)),
+      PATCH: authorized(Signaling.patchSession(id)),
       GET: noContent
     })
   }
   match = LEGACY.exec(path)
-  if (match !== null) return methods(path, { POST: Signaling.legacyOffer(kindOf(match[1]!)) })
+  if (match !== null) return methods(path, { POST: authorized(Signaling.legacyOffer(kindOf(match[1]!))) })
   if (path === "/api/v1/versions" || path === "/api/v1/versions/") return methods(path, { GET: SystemApi.versions })
   if (path === "/" || path === "/index.html") return methods(path, { GET: tryPage })
   return notFound(path)
@@ -83,7 +108,7 @@ const tryPage: Handler = Effect.succeed(
 )
 
 /** The media API app, with CORS that browsers accept for WHIP/WHEP. */
-export const mediaApp = handle(route).pipe(
+export const mediaApp = handle(rateLimited(route)).pipe(
   HttpMiddleware.cors({
     allowedMethods: ["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"],
     exposedHeaders: EXPOSED_HEADERS,
@@ -101,4 +126,4 @@ const systemRoute: Handler = Effect.flatMap(HttpServerRequest.HttpServerRequest,
 })
 
 /** The system API app. */
-export const systemApp = handle(systemRoute)
+export const systemApp = handle(rateLimited(systemRoute))

@@ -17,6 +17,7 @@ import { SessionStore } from "../Session/SessionStore.js"
 import { Relay } from "../Udp/Relay.js"
 import { UdpSocket } from "../Udp/UdpSocket.js"
 import { OriginClient } from "./OriginClient.js"
+import { RateLimiter } from "./RateLimit.js"
 import { mediaApp, systemApp } from "./Routes.js"
 
 export interface Endpoint {
@@ -47,7 +48,7 @@ const addressOf = (server: HttpServer.HttpServer): Endpoint =>
 export const layer: Layer.Layer<
   ProxyAddresses,
   ServeError,
-  ProxyConfig | LoadBalancer | OriginClient | Relay | SessionStore | UdpSocket
+  ProxyConfig | LoadBalancer | OriginClient | Relay | SessionStore | UdpSocket | RateLimiter
 > = Layer.scoped(
   ProxyAddresses,
   Effect.gen(function*() {

@@ -9,13 +9,14 @@ import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import { lookup } from "node:dns/promises"
 import { isIP } from "node:net"
 import { ProxyConfig } from "../Config.js"
-import { BadRequest, NotFound, OriginFailed, UnsupportedMediaType } from "../Domain/Errors.js"
+import { BadRequest, NotFound, OriginFailed, ServiceUnavailable, UnsupportedMediaType } from "../Domain/Errors.js"
 import { apiBaseUrl, type Origin, udpRtcPort } from "../Domain/Origin.js"
 import {
   chooseMediaAddress,
@@ -32,6 +33,19 @@ import { Relay } from "../Udp/Relay.js"
 import { UdpSocket } from "../Udp/UdpSocket.js"
 import { readText } from "./Body.js"
 import { OriginClient, type OriginResponse } from "./OriginClient.js"
+
+/** With PROXY_MAX_SESSIONS reached, new sessions wait (503 + Retry-After) rather than starve the rest. */
+const checkCapacity = Effect.gen(function*() {
+  const config = yield* ProxyConfig
+  if (config.maxSessions === 0) return
+  const { sessions } = yield* (yield* Relay).stats
+  if (sessions >= config.maxSessions) {
+    return yield* new ServiceUnavailable({
+      message: `this proxy is relaying its maximum of ${config.maxSessions} sessions; try again shortly`,
+      retryAfter: Duration.seconds(5)
+    })
+  }
+})
 
 /** WHIP publishes, WHEP plays; each has its endpoint path at the proxy and at the origin. */
 export const endpointOf = (kind: SessionKind) => kind === "publish" ? "whip" : "whep"
@@ -227,6 +241,7 @@ export const offer = (kind: SessionKind) =>
       StreamUrl.fromRequest(url.searchParams, request.headers["host"]),
       (message) => new BadRequest({ message })
     )
+    yield* checkCapacity
     const origin = yield* balancer.pick(streamUrl.key)
     const base = apiBaseUrl(origin)!
     const forwarded = headersForOrigin(request)
@@ -365,6 +380,7 @@ export const legacyOffer = (kind: SessionKind) =>
     }
     const offer = yield* Either.mapLeft(Sdp.validateOffer(body.sdp), (problem) => new BadRequest({ message: OFFER_PROBLEMS[problem] }))
     const streamUrl = yield* Either.mapLeft(StreamUrl.fromWebrtcUrl(body.streamurl), (message) => new BadRequest({ message }))
+    yield* checkCapacity
     const origin = yield* balancer.pick(streamUrl.key)
     const path = kind === "publish" ? "publish" : "play"
     const clientip = Option.getOrUndefined(request.remoteAddress)?.replace(/^::ffff:/, "")

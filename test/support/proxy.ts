@@ -25,7 +25,15 @@ export interface TestProxy {
 }
 
 export const testConfig = (overrides: Partial<ProxyConfigShape> = {}) =>
-  ProxyConfig.layerWith({ listenHost: "127.0.0.1", httpPort: 0, systemPort: 0, udpPort: 0, ...overrides })
+  ProxyConfig.layerWith({
+    listenHost: "127.0.0.1",
+    httpPort: 0,
+    systemPort: 0,
+    udpPort: 0,
+    // Tests make many requests from 127.0.0.1; the rate-limit tests turn it on themselves.
+    rateLimit: { perSecond: 0, burst: 1 },
+    ...overrides
+  })
 
 /** Starts the whole proxy in the current scope. */
 export const startProxy = (

@@ -96,16 +96,19 @@ const validateCredentials = (found: Partial<IceCredentials>): Either.Either<Offe
 export const answerCredentials = (sdp: string): Either.Either<IceCredentials, OfferProblem> =>
   Either.map(validateCredentials(iceCredentials(sdp)), (offer) => offer.credentials)
 
+const DIGITS = /^\d{1,10}$/
+
 /** Parses an `a=candidate:` line; `undefined` when it is not one or is malformed. */
 export const parseCandidate = (line: string): Candidate | undefined => {
   if (!line.startsWith("a=candidate:")) return undefined
   const fields = line.slice("a=candidate:".length).trim().split(/\s+/)
   if (fields.length < 8 || fields[6] !== "typ") return undefined
+  // Plain decimal digits only: Number() alone would take "0x1F40", "1e3" or "+80".
+  if (!DIGITS.test(fields[1]!) || !DIGITS.test(fields[3]!) || !DIGITS.test(fields[5]!)) return undefined
   const component = Number(fields[1])
   const priority = Number(fields[3])
   const port = Number(fields[5])
-  if (!Number.isInteger(component) || !Number.isInteger(priority) || !Number.isInteger(port)) return undefined
-  if (port < 0 || port > 65535) return undefined
+  if (port > 65535 || priority > 0xffffffff) return undefined
   return {
     foundation: fields[0]!,
     component,
@@ -175,7 +178,8 @@ export const rewriteAnswer = (sdp: string, address: PublicAddress): string => {
       output.push(...section.map(rewriteConnection))
       return
     }
-    const rejected = section[0]!.split(" ")[1] === "0"
+    // m=<media> <port>[/<count>] ...: port 0 rejects the section.
+    const rejected = section[0]!.split(" ")[1]?.split("/")[0] === "0"
     const original = section.map(parseCandidate)
     const udp = original.filter((c): c is Candidate => c !== undefined && c.transport === "udp")
     const components = new Set(udp.map((c) => c.component))
@@ -183,7 +187,7 @@ export const rewriteAnswer = (sdp: string, address: PublicAddress): string => {
     const template = udp[0]
     const rewritten = rejected
       ? []
-      : [...components].sort().map((component) =>
+      : [...components].sort((a, b) => a - b).map((component) =>
         `a=candidate:${template?.foundation ?? DEFAULT_FOUNDATION} ${component} udp ${
           template?.priority ?? DEFAULT_PRIORITY
         } ${address.ip} ${address.port} typ host generation 0`

@@ -106,7 +106,8 @@ export const parseStun = (buf: Uint8Array): StunMessage | StunParseFailure => {
         if (attrLength !== 4) return "truncated-attribute"
         fingerprintOffset = offset
       } else if (integrityOffset === -1) {
-        if (attrType === AttributeType.Username) {
+        // RFC 8489 section 14: only the first occurrence of an attribute counts.
+        if (attrType === AttributeType.Username && username === undefined) {
           try {
             username = utf8.decode(buf.subarray(valueStart, valueStart + attrLength))
           } catch {

@@ -523,3 +523,24 @@ describe("with werift's own SDP", () => {
     }
   })
 })
+
+describe("strict numbers and section ports", () => {
+  it("parseCandidate takes plain decimal numbers only", () => {
+    for (const bad of ["0x1F40", "1e3", "+80", "-1"]) {
+      assert.isUndefined(parseCandidate(`a=candidate:0 1 udp 2130706431 10.0.0.1 ${bad} typ host`), bad)
+      assert.isUndefined(parseCandidate(`a=candidate:0 1 udp ${bad} 10.0.0.1 8000 typ host`), bad)
+    }
+    assert.isUndefined(parseCandidate("a=candidate:0 1 udp 4294967296 10.0.0.1 8000 typ host"))
+  })
+
+  it("rewriteAnswer treats m=<media> 0/2 as rejected and orders components numerically", () => {
+    const rejected = rewriteAnswer(lf("v=0", "m=video 0/2 RTP/AVP 96", "a=candidate:0 1 udp 1 10.0.0.1 8000 typ host"), PROXY)
+    assert.notInclude(rejected, "a=candidate")
+    const twoComponents = rewriteAnswer(
+      lf("v=0", "m=audio 9 RTP/AVP 0", "a=candidate:0 2 udp 1 10.0.0.1 8001 typ host", "a=candidate:0 1 udp 1 10.0.0.1 8000 typ host"),
+      PROXY
+    )
+    const components = twoComponents.split("\n").filter((line) => line.startsWith("a=candidate")).map((line) => line.split(" ")[1])
+    assert.deepStrictEqual(components, ["1", "2"])
+  })
+})

@@ -592,3 +592,19 @@ describe("parseStun on junk", () => {
     for (const reason of [...FAILURES, "ok"]) assert.isAbove(counts.get(reason) ?? 0, 0, reason)
   })
 })
+
+describe("repeated attributes", () => {
+  it("only the first USERNAME counts (RFC 8489 section 14)", () => {
+    const first = encodeBindingRequest({ username: "srv1:cli1", fingerprint: false })
+    // Append a second USERNAME after the first (both before any MESSAGE-INTEGRITY).
+    const extra = Buffer.alloc(4 + 12)
+    extra.writeUInt16BE(0x0006, 0)
+    extra.writeUInt16BE(9, 2)
+    extra.write("evil:cli1", 4)
+    const message = Buffer.concat([first, extra])
+    message.writeUInt16BE(message.length - 20, 2)
+    const parsed = parseStun(message)
+    assert(typeof parsed !== "string")
+    assert.strictEqual(parsed.username, "srv1:cli1")
+  })
+})

@@ -64,7 +64,7 @@ const ListenList = Schema.Array(Schema.String)
 
 /** The heartbeat body SRS posts to `/api/v1/srs/register`. Unknown fields are ignored. */
 export const Registration = Schema.Struct({
-  device_id: Schema.optional(Schema.String),
+  device_id: Schema.optional(Schema.NullOr(Schema.String)),
   ip: Schema.String.pipe(Schema.minLength(1, { message: () => "ip must not be empty" })),
   server: Schema.String.pipe(Schema.minLength(1, { message: () => "server must not be empty" })),
   service: Schema.String.pipe(Schema.minLength(1, { message: () => "service must not be empty" })),
@@ -100,7 +100,7 @@ export const fromRegistration = (body: unknown): Either.Either<Origin, string> =
     return {
       id: `${registration.server}-${registration.service}-${registration.pid}`,
       ip: registration.ip,
-      deviceId: registration.device_id,
+      deviceId: registration.device_id ?? undefined,
       server: registration.server,
       service: registration.service,
       pid: registration.pid,

@@ -161,7 +161,8 @@ const connectionLine = (ip: string): string => `c=IN ${ip.includes(":") ? "IP6" 
  * The answer as it goes to the client: in every media section that is not rejected, the origin's
  * candidates are replaced by one UDP host candidate per component at the proxy's public address (at the
  * place of the first candidate, else at the end of the section). TCP, relay and reflexive candidates
- * go, since the proxy serves one UDP port; `a=end-of-candidates` stays. A `c=` line that named an
+ * go, since the proxy serves one UDP port; `a=end-of-candidates` stays; a candidate outside any media
+ * section is dropped. A `c=` line that named an
  * address is pointed at the proxy so the origin's address does not leak.
  */
 export const rewriteAnswer = (sdp: string, address: PublicAddress): string => {
@@ -175,7 +176,8 @@ export const rewriteAnswer = (sdp: string, address: PublicAddress): string => {
 
   const flush = () => {
     if (!isMedia) {
-      output.push(...section.map(rewriteConnection))
+      // Candidates belong to media sections; one before the first m= line would leak the origin's address.
+      for (const line of section) if (!line.startsWith("a=candidate:")) output.push(rewriteConnection(line))
       return
     }
     // m=<media> <port>[/<count>] ...: port 0 rejects the section.

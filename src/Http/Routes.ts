@@ -108,7 +108,9 @@ const tryPage: Handler = Effect.succeed(
 )
 
 /** The media API app, with CORS that browsers accept for WHIP/WHEP. */
-export const mediaApp = handle(rateLimited(route)).pipe(
+// The platform runs an app uninterruptibly; handlers must be interruptible so that the origin and
+// body timeouts can fire and a client that hangs up stops its request.
+export const mediaApp = handle(Effect.interruptible(rateLimited(route))).pipe(
   HttpMiddleware.cors({
     allowedMethods: ["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"],
     exposedHeaders: EXPOSED_HEADERS,
@@ -126,4 +128,4 @@ const systemRoute: Handler = Effect.flatMap(HttpServerRequest.HttpServerRequest,
 })
 
 /** The system API app. */
-export const systemApp = handle(rateLimited(systemRoute))
+export const systemApp = handle(Effect.interruptible(rateLimited(systemRoute)))

@@ -128,7 +128,10 @@ const make = Effect.gen(function*() {
         port: 0,
         connect: record.originMedia,
         onError: router.countSendError
-      }).pipe(Effect.mapError((error) => new OriginFailed({ message: error.message })))
+      }).pipe(
+        Effect.mapError((error) => new OriginFailed({ message: error.message })),
+        Effect.tapError((error) => Deferred.fail(ready, error))
+      )
       const live = new LiveSession(record, backend)
       const end = yield* Deferred.make<SessionEndReason>()
       yield* Effect.acquireRelease(

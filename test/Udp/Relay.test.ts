@@ -82,6 +82,11 @@ const settle = Effect.sleep(Duration.millis(30))
 const live = (name: string, body: () => Effect.Effect<void, unknown, Scope.Scope>, timeout?: number) =>
   it.scopedLive(name, () => body().pipe(Logger.withMinimumLogLevel(LogLevel.Warning)), timeout)
 
+
+/** A record whose origin media address cannot be dialed (the name does not resolve). */
+const unreachable = (origin: UdpPeer) =>
+  makeRecord(origin, { originMedia: { host: "no-such-origin.invalid", port: 8000 } })
+
 describe("Relay (real UDP on 127.0.0.1)", () => {
   live("a verified binding request binds the session; STUN, DTLS and RTP flow both ways byte-exact", () =>
     Effect.gen(function*() {
@@ -441,5 +446,29 @@ describe("Relay (real UDP on 127.0.0.1)", () => {
       assert.strictEqual(after.ended.deleted, 200)
       assert.strictEqual((yield* store.list).length, storeBefore)
       yield* eventually(() => assert.strictEqual(openUdpHandles(), baseline))
+    }))
+
+  live("an origin socket that cannot be opened fails open with OriginFailed and leaves nothing behind", () =>
+    Effect.gen(function*() {
+      const { relay, store } = yield* startRelay()
+      const origin = yield* udpPeer()
+      const baseline = yield* settledUdpHandles
+      const error = yield* Effect.flip(relay.open(unreachable(origin)))
+      assert.strictEqual(error._tag, "OriginFailed")
+      const stats = yield* relay.stats
+      assert.strictEqual(stats.sessions, 0)
+      assert.strictEqual(stats.ufragPairs, 0)
+      assert.deepStrictEqual(yield* store.list, [])
+      yield* eventually(() => assert.strictEqual(openUdpHandles(), baseline))
+    }))
+
+  // src bug (Relay.ts runSession/onExit): the OriginFailed built from the socket error is swallowed by
+  // catchAll, and `ready` is failed with a generic "ended before it started", so the cause is lost.
+  live("an origin socket that cannot be opened: the failure says why", () =>
+    Effect.gen(function*() {
+      const { relay } = yield* startRelay()
+      const origin = yield* udpPeer()
+      const error = yield* Effect.flip(relay.open(unreachable(origin)))
+      assert.include(error.message, "no-such-origin.invalid")
     }))
 })

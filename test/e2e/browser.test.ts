@@ -69,13 +69,24 @@ describe.skipIf(chromiumPath === undefined)("a browser through the proxy", () =>
       const player = yield* Effect.promise(() => browser.newPage())
       yield* Effect.promise(() => player.goto(page))
       yield* Effect.promise(() => player.click("#play"))
-      yield* Effect.promise(() =>
+      const decoded = yield* Effect.tryPromise(() =>
         waitUntil(
           "video frames decoded by the player",
           async () => (await player.evaluate<number>("window.playerFramesDecoded()")) >= 10,
-          20_000
+          30_000
         )
-      )
+      ).pipe(Effect.either)
+      if (decoded._tag === "Left") {
+        // Say what each side saw, so that a failure here can be told apart from a slow machine.
+        const diagnosis = {
+          publisher: yield* Effect.promise(() => publisher.textContent("#publish-status")),
+          player: yield* Effect.promise(() => player.textContent("#play-status")),
+          frames: yield* Effect.promise(() => player.evaluate<number>("window.playerFramesDecoded()")),
+          sessions: yield* proxy.relay.sessions,
+          drops: (yield* proxy.relay.stats).drops
+        }
+        assert.fail(`no decoded frames at the player: ${JSON.stringify(diagnosis)}`)
+      }
 
       const sessions = yield* proxy.relay.sessions
       assert.strictEqual(sessions.length, 2)

@@ -3,26 +3,9 @@ import * as http from "node:http"
 import { describe, expect, it } from "@effect/vitest"
 import { startSrsOrigin } from "../support/srsOrigin.ts"
 import type { SrsOrigin } from "../support/srsOrigin.ts"
+import { waitUntil, withTimeout } from "../support/wait.ts"
 import { httpRequest, play, publish } from "../support/webrtcPeers.ts"
 import type { Player, Publisher } from "../support/webrtcPeers.ts"
-
-const waitUntil = async (what: string, condition: () => boolean, timeoutMs = 10_000): Promise<void> => {
-  const deadline = Date.now() + timeoutMs
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-}
-
-const withTimeout = <A>(what: string, promise: Promise<A>, ms = 10_000): Promise<A> => {
-  let timer: NodeJS.Timeout | undefined
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms)
-    })
-  ]).finally(() => clearTimeout(timer))
-}
 
 describe("srsOrigin (werift SRS stand-in)", () => {
   it("relays a WHIP publisher to a WHEP player and frees sessions on DELETE", async () => {

@@ -116,7 +116,9 @@ export const fakeSrsApi = (
         const socket = dgram.createSocket("udp4")
         socket.bind(0, "127.0.0.1", () => resume(Effect.succeed(socket)))
       }),
-      (socket) => Effect.async<void>((resume) => socket.close(() => resume(Effect.void)))
+      (socket) => Effect.async<void>((resume) => {
+        socket.close(() => resume(Effect.void))
+      })
     )
     const mediaPort = media.address().port
     let answered = 0

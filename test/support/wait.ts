@@ -17,5 +17,3 @@ export const withTimeout = <A>(what: string, promise: Promise<A>, ms = 10_000): 
   ]).finally(() => clearTimeout(timer))
 }
 
-/** Open UDP sockets of this process (Node's UDPWRAP handles). */
-export const openUdpHandles = (): number => process.getActiveResourcesInfo().filter((r) => r === "UDPWRAP").length

@@ -1,67 +1,18 @@
 // The UDP relay on real sockets (127.0.0.1): clients and fake ICE-lite origins are plain dgram sockets.
 import { assert, describe, it } from "@effect/vitest"
-import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
-import { ProxyConfig, type ProxyConfigShape } from "../../src/Config.js"
-import type { SessionRecord } from "../../src/Domain/Session.js"
-import { SessionStore } from "../../src/Session/SessionStore.js"
-import { encodeBindingRequest, MAGIC_COOKIE } from "../../src/Stun.js"
-import { Relay, type RelayStats } from "../../src/Udp/Relay.js"
+import { MAGIC_COOKIE } from "../../src/Stun.js"
+import type { RelayStats } from "../../src/Udp/Relay.js"
 import type { DropReason } from "../../src/Udp/Router.js"
-import { UdpSocket } from "../../src/Udp/UdpSocket.js"
 import { eventually, openUdpHandles, settledUdpHandles } from "../support/eventually.js"
+import { binding, makeRecord, PAIR, SERVER_PWD, startRelay } from "../support/relay.js"
 import { type UdpPeer, udpPeer } from "../support/udpPeer.js"
-
-const PAIR = "srvUfrag:cliUfrag"
-const SERVER_PWD = "srvPassword0123456789abcd"
-
-const relayLayer = (overrides: Partial<ProxyConfigShape> = {}) =>
-  Relay.layer.pipe(
-    Layer.provideMerge(Layer.merge(UdpSocket.layer, SessionStore.layerMemory)),
-    Layer.provide(ProxyConfig.layerWith({ listenHost: "127.0.0.1", udpPort: 0, ...overrides }))
-  )
-
-/** The relay with its live layers, in `scope` (the test's scope when omitted). */
-const startRelay = (overrides: Partial<ProxyConfigShape> = {}, scope?: Scope.Scope) =>
-  Effect.gen(function*() {
-    const layer = relayLayer(overrides)
-    const context = scope === undefined ? yield* Layer.build(layer) : yield* Layer.buildWithScope(layer, scope)
-    return {
-      relay: Context.get(context, Relay),
-      store: Context.get(context, SessionStore),
-      port: Context.get(context, UdpSocket).address.port
-    }
-  })
-
-let sessionCounter = 0
-const makeRecord = (origin: UdpPeer, overrides: Partial<SessionRecord> = {}): SessionRecord => ({
-  id: `relay-test-session-${++sessionCounter}-${Math.random().toString(36).slice(2)}`,
-  kind: "publish",
-  streamUrl: "__defaultVhost__/live/s",
-  originId: "origin-1",
-  originLocation: undefined,
-  ufragPair: PAIR,
-  serverPwd: SERVER_PWD,
-  originMedia: { host: "127.0.0.1", port: origin.port },
-  createdAt: Date.now(),
-  ...overrides
-})
-
-const binding = (username: string, password: string | undefined) =>
-  encodeBindingRequest({
-    username,
-    ...(password === undefined ? {} : { password }),
-    priority: 1853824767,
-    iceControlling: 0x1234n,
-    useCandidate: true
-  })
 
 const dtls = (tag: string) => Buffer.concat([Buffer.from([22, 0xfe, 0xfd]), Buffer.from(tag)])
 const rtp = (tag: string) => Buffer.concat([Buffer.from([0x80, 96, 0, 1]), Buffer.from(tag)])

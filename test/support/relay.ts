@@ -1,0 +1,60 @@
+/**
+ * The relay alone (UDP port, session store, relay sessions) with its live layers on 127.0.0.1, and
+ * session records and binding requests for driving it from plain UDP sockets.
+ */
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
+import { ProxyConfig, type ProxyConfigShape } from "../../src/Config.js"
+import type { SessionRecord } from "../../src/Domain/Session.js"
+import { SessionStore } from "../../src/Session/SessionStore.js"
+import { encodeBindingRequest } from "../../src/Stun.js"
+import { Relay } from "../../src/Udp/Relay.js"
+import { UdpSocket } from "../../src/Udp/UdpSocket.js"
+import type { UdpPeer } from "./udpPeer.js"
+
+export const PAIR = "srvUfrag:cliUfrag"
+export const SERVER_PWD = "srvPassword0123456789abcd"
+
+export const relayLayer = (overrides: Partial<ProxyConfigShape> = {}) =>
+  Relay.layer.pipe(
+    Layer.provideMerge(Layer.merge(UdpSocket.layer, SessionStore.layerMemory)),
+    Layer.provide(ProxyConfig.layerWith({ listenHost: "127.0.0.1", udpPort: 0, ...overrides }))
+  )
+
+/** The relay with its live layers, in `scope` (the test's scope when omitted). */
+export const startRelay = (overrides: Partial<ProxyConfigShape> = {}, scope?: Scope.Scope) =>
+  Effect.gen(function*() {
+    const layer = relayLayer(overrides)
+    const context = scope === undefined ? yield* Layer.build(layer) : yield* Layer.buildWithScope(layer, scope)
+    return {
+      relay: Context.get(context, Relay),
+      store: Context.get(context, SessionStore),
+      port: Context.get(context, UdpSocket).address.port
+    }
+  })
+
+let sessionCounter = 0
+export const makeRecord = (origin: UdpPeer, overrides: Partial<SessionRecord> = {}): SessionRecord => ({
+  id: `relay-test-session-${++sessionCounter}-${Math.random().toString(36).slice(2)}`,
+  kind: "publish",
+  streamUrl: "__defaultVhost__/live/s",
+  originId: "origin-1",
+  originLocation: undefined,
+  ufragPair: PAIR,
+  serverPwd: SERVER_PWD,
+  originMedia: { host: "127.0.0.1", port: origin.port },
+  createdAt: Date.now(),
+  ...overrides
+})
+
+export const binding = (username: string, password: string | undefined) =>
+  encodeBindingRequest({
+    username,
+    ...(password === undefined ? {} : { password }),
+    priority: 1853824767,
+    iceControlling: 0x1234n,
+    useCandidate: true
+  })
+

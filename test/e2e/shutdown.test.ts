@@ -1,0 +1,116 @@
+// The proxy as an operator runs it (npm start's entry in a child process): SIGTERM with live relay
+// sessions drains them and exits 0 well within the grace period; a bad setting stops start-up with
+// one line naming it.
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import { type ChildProcess, spawn } from "node:child_process"
+import * as dgram from "node:dgram"
+import * as net from "node:net"
+import { binding, SERVER_PWD } from "../support/relay.js"
+import { fakeSrsApi, httpRequest } from "../support/fakeSrsApi.js"
+import { udpPeer } from "../support/udpPeer.js"
+import { waitUntil } from "../support/wait.ts"
+
+const freeTcpPort = () =>
+  new Promise<number>((resolve) => {
+    const server = net.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo
+      server.close(() => resolve(port))
+    })
+  })
+const freeUdpPort = () =>
+  new Promise<number>((resolve) => {
+    const socket = dgram.createSocket("udp4").bind(0, "127.0.0.1", () => {
+      const { port } = socket.address()
+      socket.close(() => resolve(port))
+    })
+  })
+
+interface Running {
+  readonly child: ChildProcess
+  readonly output: () => string
+  readonly exited: Promise<number | null>
+}
+
+const startMain = (env: Record<string, string>): Running => {
+  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"]
+  })
+  let output = ""
+  child.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()))
+  child.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()))
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)))
+  return { child, output: () => output, exited }
+}
+
+const OFFER = [
+  "v=0",
+  "o=- 1 2 IN IP4 127.0.0.1",
+  "s=-",
+  "t=0 0",
+  "m=video 9 UDP/TLS/RTP/SAVPF 96",
+  "c=IN IP4 0.0.0.0",
+  "a=ice-ufrag:cli1",
+  "a=ice-pwd:clientpassword0123456789",
+  "a=setup:actpass",
+  "a=mid:0",
+  "a=sendonly",
+  "a=rtpmap:96 VP8/90000",
+  ""
+].join("\r\n")
+
+describe("the proxy process", () => {
+  it.scopedLive("SIGTERM with live sessions: every session ends, exit code 0, within the grace period", () =>
+    Effect.gen(function*() {
+      const origin = yield* fakeSrsApi()
+      const [http, system, udp] = yield* Effect.promise(() => Promise.all([freeTcpPort(), freeTcpPort(), freeUdpPort()]))
+      const running = yield* Effect.acquireRelease(
+        Effect.sync(() =>
+          startMain({
+            PROXY_LISTEN_HOST: "127.0.0.1",
+            PROXY_HTTP_API: String(http),
+            PROXY_SYSTEM_API: String(system),
+            PROXY_WEBRTC_SERVER: String(udp),
+            PROXY_DEFAULT_BACKEND_ENABLED: "on",
+            PROXY_DEFAULT_BACKEND_IP: "127.0.0.1",
+            PROXY_DEFAULT_BACKEND_API: String(origin.apiPort),
+            PROXY_DEFAULT_BACKEND_RTC: String(origin.mediaPort)
+          })
+        ),
+        (running) => Effect.sync(() => running.child.kill("SIGKILL"))
+      )
+      yield* Effect.promise(() => waitUntil("the proxy listening", () => running.output().includes("WHIP/WHEP on"), 15_000))
+
+      const SESSIONS = 5
+      const client = yield* udpPeer()
+      for (let n = 0; n < SESSIONS; n++) {
+        const answer = yield* httpRequest(`http://127.0.0.1:${http}/rtc/v1/whip/?app=live&stream=s${n}`, {
+          method: "POST",
+          headers: { "content-type": "application/sdp" },
+          body: OFFER
+        })
+        assert.strictEqual(answer.status, 201, answer.body)
+        const serverUfrag = /a=ice-ufrag:(\S+)/.exec(answer.body)![1]!
+        client.send(binding(`${serverUfrag}:cli1`, SERVER_PWD), udp)
+      }
+
+      const started = Date.now()
+      running.child.kill("SIGTERM")
+      const code = yield* Effect.promise(() => running.exited)
+      const tookMs = Date.now() - started
+      assert.strictEqual(code, 0, running.output())
+      assert.isBelow(tookMs, 20_000)
+      assert.strictEqual(running.output().match(/relay session ended \(shutdown/g)?.length, SESSIONS, running.output())
+    }), { timeout: 60_000 })
+
+  it.live("a bad setting stops start-up with one line that names it, exit code 1", () =>
+    Effect.gen(function*() {
+      const running = startMain({ PROXY_HTTP_API: "eleven", PROXY_LISTEN_HOST: "127.0.0.1" })
+      const code = yield* Effect.promise(() => running.exited)
+      assert.strictEqual(code, 1)
+      const lines = running.output().trim().split("\n")
+      assert.lengthOf(lines, 1, running.output())
+      assert.match(lines[0]!, /^rtc-proxy cannot start: .*PROXY_HTTP_API/)
+    }), { timeout: 30_000 })
+})

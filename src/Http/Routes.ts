@@ -123,6 +123,7 @@ const systemRoute: Handler = Effect.flatMap(HttpServerRequest.HttpServerRequest,
   if (path === "/api/v1/srs/register" || path === "/api/v1/srs/register/") {
     return methods(path, { POST: SystemApi.register })
   }
+  if (path === "/api/v1/stats" || path === "/api/v1/stats/") return methods(path, { GET: SystemApi.stats })
   if (path === "/api/v1/versions" || path === "/api/v1/versions/") return methods(path, { GET: SystemApi.versions })
   return notFound(path)
 })

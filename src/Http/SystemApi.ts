@@ -14,6 +14,7 @@ import { ProxyConfig } from "../Config.js"
 import { BadRequest, Unauthorized } from "../Domain/Errors.js"
 import * as Origin from "../Domain/Origin.js"
 import { LoadBalancer } from "../LoadBalancer/LoadBalancer.js"
+import { Relay } from "../Udp/Relay.js"
 import { readText } from "./Body.js"
 
 export const VERSION = "0.1.0"
@@ -27,11 +28,10 @@ export const bearerMatches = (header: string | undefined, token: string): boolea
   return given.length === expected.length && timingSafeEqual(given, expected)
 }
 
-/** POST /api/v1/srs/register */
-export const register = Effect.gen(function*() {
+/** With PROXY_SYSTEM_API_TOKEN set, the system API needs it (header, or ?token= for SRS heartbeats). */
+const requireSystemToken = Effect.gen(function*() {
   const request = yield* HttpServerRequest.HttpServerRequest
   const config = yield* ProxyConfig
-  const balancer = yield* LoadBalancer
   if (Option.isSome(config.systemApiToken)) {
     const token = config.systemApiToken.value
     // SRS cannot add headers to its heartbeat, so the token may also come in the URL (?token=).
@@ -40,10 +40,17 @@ export const register = Effect.gen(function*() {
       (queryToken !== null && bearerMatches(`Bearer ${queryToken}`, token))
     if (!allowed) {
       return yield* new Unauthorized({
-        message: "registration needs the system API token: Authorization: Bearer <token>, or ?token=<token> in the URL"
+        message: "the system API needs its token: Authorization: Bearer <token>, or ?token=<token> in the URL"
       })
     }
   }
+})
+
+/** POST /api/v1/srs/register */
+export const register = Effect.gen(function*() {
+  const config = yield* ProxyConfig
+  const balancer = yield* LoadBalancer
+  yield* requireSystemToken
   // The body must be JSON whatever its Content-Type: hand-written heartbeats (curl -d) send a form type.
   const text = yield* readText(config.maxBodyBytes)
   const body = yield* Effect.try({
@@ -74,5 +81,29 @@ export const versions = Effect.sync(() => {
     server: "rtc-proxy",
     pid: String(process.pid),
     data: { major, minor, revision, version: VERSION }
+  })
+})
+
+/**
+ * GET /api/v1/stats: what the proxy is doing, for operators and benchmarks: origins and their health,
+ * stream mappings, relay sessions, packets relayed, and every drop and session end by reason.
+ */
+export const stats = Effect.gen(function*() {
+  yield* requireSystemToken
+  const balancer = yield* LoadBalancer
+  const relay = yield* Relay
+  const relayStats = yield* relay.stats
+  return HttpServerResponse.unsafeJson({
+    code: 0,
+    origins: (yield* balancer.origins).map(({ healthy, lastSeen, origin }) => ({
+      id: origin.id,
+      ip: origin.ip,
+      api: origin.apiPort ?? null,
+      rtc: origin.rtc.map((endpoint) => `${endpoint.protocol ?? "udp"}://${endpoint.port}`),
+      healthy,
+      lastSeen: new Date(lastSeen).toISOString()
+    })),
+    streams: yield* balancer.streams,
+    relay: relayStats
   })
 })

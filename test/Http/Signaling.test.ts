@@ -539,4 +539,33 @@ describe("legacy JSON API", () => {
       assert.strictEqual(view?.streamUrl, "__defaultVhost__/live/s")
       assert.deepStrictEqual(view?.ufragPairs, ["srv1:cli1"])
     }))
+
+  live("GET /api/v1/stats on the system API shows origins, streams, sessions and drops (token-protected)", () =>
+    Effect.gen(function*() {
+      const proxy = yield* startProxy({ systemApiToken: Option.some("s3cret") })
+      const origin = yield* fakeSrsApi()
+      // SRS cannot send headers: its heartbeat URL carries the token.
+      const registered = yield* httpRequest(`${proxy.systemUrl}/api/v1/srs/register?token=s3cret`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(origin.heartbeatBody)
+      })
+      assert.strictEqual(registered.status, 200, registered.body)
+      const created = yield* post(proxy, "whip", "watched")
+      assert.strictEqual(created.status, 201, created.body)
+      assertJsonError(yield* httpRequest(`${proxy.systemUrl}/api/v1/stats`), 401)
+      const response = yield* httpRequest(`${proxy.systemUrl}/api/v1/stats`, { headers: { authorization: "Bearer s3cret" } })
+      assert.strictEqual(response.status, 200, response.body)
+      const stats = JSON.parse(response.body) as {
+        origins: Array<{ healthy: boolean }>
+        streams: Array<{ streamUrl: string }>
+        relay: { sessions: number; drops: Record<string, number>; ended: Record<string, number> }
+      }
+      assert.lengthOf(stats.origins, 1)
+      assert.isTrue(stats.origins[0]!.healthy)
+      assert.deepStrictEqual(stats.streams.map((s) => s.streamUrl), ["__defaultVhost__/live/watched"])
+      assert.strictEqual(stats.relay.sessions, 1)
+      assert.strictEqual(stats.relay.drops["bad-integrity"], 0)
+      assert.strictEqual(stats.relay.ended["idle"], 0)
+    }))
 })

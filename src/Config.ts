@@ -40,6 +40,8 @@ export interface ProxyConfigShape {
   readonly relayIdleTimeout: Duration.Duration
   readonly originTimeout: Duration.Duration
   readonly maxBodyBytes: number
+  /** How long a client may take to send a request body once its headers are in (then 408). */
+  readonly bodyTimeout: Duration.Duration
   /** When set, origins must send `Authorization: Bearer <token>` to the system API. */
   readonly systemApiToken: Option.Option<string>
   /** When set, WHIP/WHEP requests must carry `Authorization: Bearer <token>` (it still goes to the origin). */
@@ -129,6 +131,7 @@ export const config: Config.Config<ProxyConfigShape> = Config.all({
     Config.validate({ message: "expected a size in bytes from 1024", validation: (n) => n >= 1024 }),
     Config.withDefault(64 * 1024)
   ),
+  bodyTimeout: duration("PROXY_BODY_TIMEOUT", "10s"),
   systemApiToken: Config.option(Config.string("PROXY_SYSTEM_API_TOKEN")),
   mediaApiToken: Config.option(Config.string("PROXY_HTTP_API_TOKEN")),
   rateLimit: Config.all({

@@ -34,6 +34,12 @@ export class MethodNotAllowed extends Data.TaggedError("MethodNotAllowed")<{
   readonly code = "method-not-allowed"
 }
 
+/** 408: the client took too long to send its request body. */
+export class RequestTimeout extends Data.TaggedError("RequestTimeout")<{ readonly message: string }> {
+  readonly status = 408
+  readonly code = "request-timeout"
+}
+
 /** 413 */
 export class PayloadTooLarge extends Data.TaggedError("PayloadTooLarge")<{ readonly message: string }> {
   readonly status = 413
@@ -83,6 +89,7 @@ export type HttpFailure =
   | NotFound
   | MethodNotAllowed
   | PayloadTooLarge
+  | RequestTimeout
   | UnsupportedMediaType
   | TooManyRequests
   | ServiceUnavailable

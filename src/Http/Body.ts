@@ -8,15 +8,17 @@ import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import { BadRequest, PayloadTooLarge } from "../Domain/Errors.js"
+import { BadRequest, PayloadTooLarge, RequestTimeout } from "../Domain/Errors.js"
 
-/** How long a client may take to send its body once the headers are in. */
-export const BODY_DEADLINE = Duration.seconds(10)
-
+/**
+ * @param limits the largest body accepted, and how long a client may take to send it once the
+ *   headers are in
+ */
 export const readText = (
-  maxBytes: number
-): Effect.Effect<string, PayloadTooLarge | BadRequest, HttpServerRequest.HttpServerRequest> =>
+  limits: { readonly maxBodyBytes: number; readonly bodyTimeout: Duration.Duration }
+): Effect.Effect<string, PayloadTooLarge | BadRequest | RequestTimeout, HttpServerRequest.HttpServerRequest> =>
   Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+    const maxBytes = limits.maxBodyBytes
     const tooLarge = () =>
       new PayloadTooLarge({ message: `the body is larger than the ${maxBytes} bytes this proxy accepts` })
     const declared = Number(request.headers["content-length"])
@@ -55,8 +57,8 @@ export const readText = (
       return Effect.sync(detach)
     }).pipe(
       Effect.timeoutFail({
-        duration: BODY_DEADLINE,
-        onTimeout: () => new BadRequest({ message: `the body did not arrive within ${Duration.format(BODY_DEADLINE)}` })
+        duration: limits.bodyTimeout,
+        onTimeout: () => new RequestTimeout({ message: `the body did not arrive within ${Duration.format(limits.bodyTimeout)}` })
       })
     )
   })

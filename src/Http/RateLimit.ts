@@ -54,7 +54,7 @@ export const make = (perSecond: number, burst: number): RateLimiterShape => {
         }
         const wait = Duration.millis(Math.ceil(((1 - bucket.tokens) / perSecond) * 1000))
         return Effect.fail(
-          new TooManyRequests({ message: `too many requests from ${client}; slow down`, retryAfter: wait })
+          new TooManyRequests({ message: "too many requests from this address; slow down", retryAfter: wait })
         )
       })
   }

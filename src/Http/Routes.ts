@@ -62,12 +62,15 @@ export const EXPOSED_HEADERS = ["Location", "ETag", "Link", "Accept-Patch", "Ret
 
 const STATE_CHANGING = new Set(["POST", "PATCH", "DELETE", "PUT"])
 
-/** POST, PATCH and DELETE take a token from the client's bucket first (429 when it is empty). */
-const rateLimited = (handler: Handler): Handler =>
+/**
+ * POST, PATCH and DELETE take a token from the client's bucket first (429 when it is empty). Each API
+ * has its own buckets, so an origin's heartbeats never count against clients at the same address.
+ */
+const rateLimited = (api: "media" | "system", handler: Handler): Handler =>
   Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
     if (!STATE_CHANGING.has(request.method)) return handler
     const client = Option.getOrElse(request.remoteAddress, () => "unknown").replace(/^::ffff:/, "")
-    return Effect.zipRight(Effect.flatMap(RateLimiter, (limiter) => limiter.take(client)), handler)
+    return Effect.zipRight(Effect.flatMap(RateLimiter, (limiter) => limiter.take(`${api} ${client}`)), handler)
   })
 
 /** With PROXY_HTTP_API_TOKEN set, signaling needs the bearer token (which still goes on to the origin). */
@@ -110,7 +113,7 @@ const tryPage: Handler = Effect.succeed(
 /** The media API app, with CORS that browsers accept for WHIP/WHEP. */
 // The platform runs an app uninterruptibly; handlers must be interruptible so that the origin and
 // body timeouts can fire and a client that hangs up stops its request.
-export const mediaApp = handle(Effect.interruptible(rateLimited(route))).pipe(
+export const mediaApp = handle(Effect.interruptible(rateLimited("media", route))).pipe(
   HttpMiddleware.cors({
     allowedMethods: ["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"],
     exposedHeaders: EXPOSED_HEADERS,
@@ -129,4 +132,4 @@ const systemRoute: Handler = Effect.flatMap(HttpServerRequest.HttpServerRequest,
 })
 
 /** The system API app. */
-export const systemApp = handle(Effect.interruptible(rateLimited(systemRoute)))
+export const systemApp = handle(Effect.interruptible(rateLimited("system", systemRoute)))

@@ -235,7 +235,7 @@ export const offer = (kind: SessionKind) =>
         message: `the offer must be sent as application/sdp${mediaType === "" ? "" : `, not ${mediaType}`}`
       })
     }
-    const body = yield* readText(config.maxBodyBytes)
+    const body = yield* readText(config)
     const offer = yield* Either.mapLeft(Sdp.validateOffer(body), (problem) => new BadRequest({ message: OFFER_PROBLEMS[problem] }))
     const streamUrl = yield* Either.mapLeft(
       StreamUrl.fromRequest(url.searchParams, request.headers["host"]),
@@ -315,7 +315,7 @@ export const patchSession = (id: string) =>
         message: "PATCH takes application/trickle-ice-sdpfrag (trickle ICE or ICE restart)"
       })
     }
-    const fragment = yield* readText(config.maxBodyBytes)
+    const fragment = yield* readText(config)
     const clientCredentials = Sdp.iceCredentials(fragment)
     const currentClientUfrag = record.ufragPair.slice(record.ufragPair.indexOf(":") + 1)
     if (clientCredentials.ufrag === undefined || clientCredentials.ufrag === currentClientUfrag) {
@@ -370,7 +370,7 @@ export const legacyOffer = (kind: SessionKind) =>
     const config = yield* ProxyConfig
     const balancer = yield* LoadBalancer
     const client = yield* OriginClient
-    const text = yield* readText(config.maxBodyBytes)
+    const text = yield* readText(config)
     const body = yield* Effect.try({
       try: () => JSON.parse(text) as unknown,
       catch: () => new BadRequest({ message: "the body is not JSON" })

@@ -52,7 +52,7 @@ export const register = Effect.gen(function*() {
   const balancer = yield* LoadBalancer
   yield* requireSystemToken
   // The body must be JSON whatever its Content-Type: hand-written heartbeats (curl -d) send a form type.
-  const text = yield* readText(config.maxBodyBytes)
+  const text = yield* readText(config)
   const body = yield* Effect.try({
     try: () => JSON.parse(text) as unknown,
     catch: () => new BadRequest({ message: "the heartbeat is not JSON" })

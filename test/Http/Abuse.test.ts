@@ -1,0 +1,136 @@
+// HTTP abuse: slow bodies, floods, too many sessions, missing tokens. Each gets the right 4xx/503 with
+// a clear JSON message, and none leaves a session or record behind.
+import { assert, describe, it } from "@effect/vitest"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
+import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
+import * as net from "node:net"
+import { fakeSrsApi, httpRequest } from "../support/fakeSrsApi.js"
+import { startProxy } from "../support/proxy.js"
+
+const OFFER = [
+  "v=0",
+  "o=- 1 2 IN IP4 127.0.0.1",
+  "s=-",
+  "t=0 0",
+  "m=video 9 UDP/TLS/RTP/SAVPF 96",
+  "c=IN IP4 0.0.0.0",
+  "a=ice-ufrag:cli1",
+  "a=ice-pwd:clientIcePassword012345678",
+  "a=setup:actpass",
+  "a=mid:0",
+  "a=sendonly",
+  "a=rtpmap:96 VP8/90000",
+  ""
+].join("\r\n")
+
+const live = (name: string, body: () => Effect.Effect<void, unknown, Scope.Scope>) =>
+  it.scopedLive(name, () => body().pipe(Logger.withMinimumLogLevel(LogLevel.Error)))
+
+const proxyWithOrigin = (overrides: Parameters<typeof startProxy>[0] = {}) =>
+  Effect.gen(function*() {
+    const proxy = yield* startProxy(overrides)
+    const origin = yield* fakeSrsApi()
+    assert.strictEqual((yield* origin.register(proxy.systemUrl)).status, 200)
+    return { proxy, origin }
+  })
+
+const whip = (url: string, headers: Record<string, string> = {}) =>
+  httpRequest(url, { method: "POST", headers: { "content-type": "application/sdp", ...headers }, body: OFFER })
+
+const jsonCode = (body: string) => (JSON.parse(body) as { code: string }).code
+
+/** Sends headers promising a body, then only part of it, and reads whatever the proxy answers. */
+const slowBody = (port: number) =>
+  Effect.async<string>((resume) => {
+    const socket = net.connect(port, "127.0.0.1", () => {
+      socket.write(
+        "POST /rtc/v1/whip/?app=live&stream=slow HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/sdp\r\n" +
+          "Content-Length: 1000\r\n\r\nv=0\r\n"
+      )
+    })
+    let answer = ""
+    socket.on("data", (chunk) => (answer += chunk.toString()))
+    socket.on("close", () => resume(Effect.succeed(answer)))
+    socket.on("error", () => resume(Effect.succeed(answer)))
+    socket.setTimeout(5000, () => socket.destroy())
+  })
+
+describe("HTTP abuse", () => {
+  live("a body that trickles in too slowly gets 408, and nothing is left behind", () =>
+    Effect.gen(function*() {
+      const { proxy, origin } = yield* proxyWithOrigin({ bodyTimeout: Duration.millis(300) })
+      const answer = yield* slowBody(Number(new URL(proxy.mediaUrl).port))
+      assert.match(answer, /^HTTP\/1\.1 408 /)
+      assert.include(answer, "\"request-timeout\"")
+      assert.strictEqual((yield* proxy.relay.stats).sessions, 0)
+      assert.isEmpty(origin.requests.filter((r) => r.method === "POST"))
+    }))
+
+  live("POST floods from one address get 429 with Retry-After; reads are not limited", () =>
+    Effect.gen(function*() {
+      const { proxy } = yield* proxyWithOrigin({ rateLimit: { perSecond: 1, burst: 3 } })
+      const statuses: Array<number> = []
+      for (let n = 0; n < 5; n++) statuses.push((yield* whip(proxy.endpoint("whip", `flood${n}`))).status)
+      assert.deepStrictEqual(statuses, [201, 201, 201, 429, 429])
+      const limited = yield* whip(proxy.endpoint("whip", "again"))
+      assert.strictEqual(jsonCode(limited.body), "too-many-requests")
+      assert.isAtLeast(Number(limited.headers["retry-after"]), 1)
+      assert.strictEqual((yield* httpRequest(`${proxy.mediaUrl}/api/v1/versions`)).status, 200)
+      assert.strictEqual((yield* proxy.relay.stats).sessions, 3)
+    }))
+
+  live("past PROXY_MAX_SESSIONS new offers get 503 with Retry-After, before the origin is asked", () =>
+    Effect.gen(function*() {
+      const { origin, proxy } = yield* proxyWithOrigin({ maxSessions: 2 })
+      assert.strictEqual((yield* whip(proxy.endpoint("whip", "a"))).status, 201)
+      assert.strictEqual((yield* whip(proxy.endpoint("whep", "a"))).status, 201)
+      const full = yield* whip(proxy.endpoint("whep", "a"))
+      assert.strictEqual(full.status, 503)
+      assert.strictEqual(jsonCode(full.body), "unavailable")
+      assert.isAtLeast(Number(full.headers["retry-after"]), 1)
+      assert.lengthOf(origin.requests.filter((r) => r.method === "POST"), 2)
+      assert.strictEqual((yield* proxy.relay.stats).sessions, 2)
+    }))
+
+  live("with PROXY_HTTP_API_TOKEN, signaling needs the bearer token, which still reaches the origin", () =>
+    Effect.gen(function*() {
+      const { origin, proxy } = yield* proxyWithOrigin({ mediaApiToken: Option.some("t0ken") })
+      const refused = yield* whip(proxy.endpoint("whip", "guarded"))
+      assert.strictEqual(refused.status, 401)
+      assert.strictEqual(jsonCode(refused.body), "unauthorized")
+      const wrong = yield* whip(proxy.endpoint("whip", "guarded"), { authorization: "Bearer nope" })
+      assert.strictEqual(wrong.status, 401)
+      assert.strictEqual((yield* proxy.relay.stats).sessions, 0)
+      const accepted = yield* whip(proxy.endpoint("whip", "guarded"), { authorization: "Bearer t0ken" })
+      assert.strictEqual(accepted.status, 201, accepted.body)
+      const forwarded = origin.requests.filter((r) => r.method === "POST")
+      assert.lengthOf(forwarded, 1)
+      assert.strictEqual(forwarded[0]!.headers["authorization"], "Bearer t0ken")
+      // DELETE needs it too: without it the session stays.
+      const location = String(accepted.headers["location"])
+      assert.strictEqual((yield* httpRequest(`${proxy.mediaUrl}${location}`, { method: "DELETE" })).status, 401)
+      assert.strictEqual((yield* proxy.relay.stats).sessions, 1)
+      const deleted = yield* httpRequest(`${proxy.mediaUrl}${location}`, { method: "DELETE", headers: { authorization: "Bearer t0ken" } })
+      assert.strictEqual(deleted.status, 200)
+      assert.strictEqual((yield* proxy.relay.stats).sessions, 0)
+    }))
+
+  live("garbage on the system API gets 400 and registers nothing", () =>
+    Effect.gen(function*() {
+      const proxy = yield* startProxy()
+      for (const body of ["{", "null", "[]", "\"x\"", JSON.stringify({ ip: "1.2.3.4" }), "\u0000\u0001"]) {
+        const response = yield* httpRequest(`${proxy.systemUrl}/api/v1/srs/register`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body
+        })
+        assert.strictEqual(response.status, 400, body)
+        assert.strictEqual(jsonCode(response.body), "bad-request")
+      }
+      assert.lengthOf(yield* proxy.balancer.origins, 0)
+    }))
+})

@@ -102,7 +102,7 @@ const ConfigErrorInvalid = (name: string, message: string) => ConfigError.Invali
 
 /** The whole configuration, as an effect/Config. */
 export const config: Config.Config<ProxyConfigShape> = Config.all({
-  listenHost: Config.string("PROXY_LISTEN_HOST").pipe(Config.withDefault("0.0.0.0")),
+  listenHost: ipLiteral("PROXY_LISTEN_HOST").pipe(Config.withDefault("0.0.0.0")),
   httpPort: port("PROXY_HTTP_API", 11985),
   systemPort: port("PROXY_SYSTEM_API", 12025),
   udpPort: port("PROXY_WEBRTC_SERVER", 18000),

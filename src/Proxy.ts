@@ -4,7 +4,6 @@
  *
  * @since 0.1.0
  */
-import * as ConfigError from "effect/ConfigError"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -15,19 +14,33 @@ import { RateLimiter } from "./Http/RateLimit.js"
 import * as Servers from "./Http/Servers.js"
 import { LoadBalancer } from "./LoadBalancer/LoadBalancer.js"
 import * as MemoryLoadBalancer from "./LoadBalancer/Memory.js"
+import * as RedisLoadBalancer from "./LoadBalancer/Redis.js"
+import { RedisClient, type RedisError } from "./Redis.js"
+import * as RedisStore from "./Session/RedisStore.js"
 import { SessionStore } from "./Session/SessionStore.js"
 import { Relay } from "./Udp/Relay.js"
 import { UdpSocket } from "./Udp/UdpSocket.js"
 
-/** The load balancer PROXY_LOAD_BALANCER_TYPE names. */
-export const LoadBalancerLive: Layer.Layer<LoadBalancer, ConfigError.ConfigError, ProxyConfig> = Layer.unwrapEffect(
+/**
+ * The load balancer PROXY_LOAD_BALANCER_TYPE names. With `redis`, it shares one Redis client
+ * (layers are memoized) with `SessionStoreLive`; start-up fails when Redis cannot be reached.
+ */
+export const LoadBalancerLive: Layer.Layer<LoadBalancer, RedisError, ProxyConfig> = Layer.unwrapEffect(
   Effect.map(ProxyConfig, (config) =>
     config.loadBalancer === "memory"
       ? MemoryLoadBalancer.layer
-      : Layer.fail(ConfigError.InvalidData(
-        ["PROXY_LOAD_BALANCER_TYPE"],
-        "the redis load balancer is not in this version yet; use memory"
-      )))
+      : RedisLoadBalancer.layer.pipe(Layer.provide(RedisClient.layer)))
+)
+
+/**
+ * The session store that goes with PROXY_LOAD_BALANCER_TYPE: this proxy's memory, or Redis shared
+ * with the other proxies (so that any of them can relay a session signaled through another).
+ */
+export const SessionStoreLive: Layer.Layer<SessionStore, RedisError, ProxyConfig> = Layer.unwrapEffect(
+  Effect.map(ProxyConfig, (config) =>
+    config.loadBalancer === "memory"
+      ? SessionStore.layerMemory
+      : RedisStore.layer.pipe(Layer.provide(RedisClient.layer)))
 )
 
 /** Registers the PROXY_DEFAULT_BACKEND_* origin, when enabled. */
@@ -43,11 +56,11 @@ export const DefaultBackendLive: Layer.Layer<never, never, ProxyConfig | LoadBal
 
 /**
  * Everything but the configuration and the load balancer: relay, UDP port, origin client, session
- * store and both HTTP listeners.
+ * store (memory or Redis, as configured) and both HTTP listeners.
  */
 export const ProxyCore = Servers.layer.pipe(
   Layer.provideMerge(Relay.layer),
-  Layer.provideMerge(Layer.mergeAll(UdpSocket.layer, SessionStore.layerMemory, OriginClient.layer, RateLimiter.layer)),
+  Layer.provideMerge(Layer.mergeAll(UdpSocket.layer, SessionStoreLive, OriginClient.layer, RateLimiter.layer)),
   Layer.merge(DefaultBackendLive)
 )
 

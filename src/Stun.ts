@@ -64,6 +64,8 @@ export interface StunMessage {
   readonly length: number
   readonly transactionId: Uint8Array
   readonly username: string | undefined
+  /** USE-CANDIDATE: the controlling agent nominates this pair (RFC 8445 section 8.1.1). */
+  readonly useCandidate: boolean
   /** Offset of the MESSAGE-INTEGRITY attribute header. */
   readonly integrityOffset: number
   /** Offset of the FINGERPRINT attribute header. */
@@ -92,6 +94,7 @@ export const parseStun = (buf: Uint8Array): StunMessage | StunParseFailure => {
   if ((length & 3) !== 0 || HEADER_LENGTH + length !== buf.length) return "bad-length"
   const end = HEADER_LENGTH + length
   let username: string | undefined
+  let useCandidate = false
   let integrityOffset = -1
   let fingerprintOffset = -1
   let offset = HEADER_LENGTH
@@ -113,6 +116,8 @@ export const parseStun = (buf: Uint8Array): StunMessage | StunParseFailure => {
           } catch {
             return "bad-username"
           }
+        } else if (attrType === AttributeType.UseCandidate) {
+          useCandidate = true
         } else if (attrType === AttributeType.MessageIntegrity) {
           if (attrLength !== MESSAGE_INTEGRITY_LENGTH) return "truncated-attribute"
           integrityOffset = offset
@@ -126,6 +131,7 @@ export const parseStun = (buf: Uint8Array): StunMessage | StunParseFailure => {
     length,
     transactionId: buf.subarray(8, 20),
     username,
+    useCandidate,
     integrityOffset,
     fingerprintOffset
   }

@@ -8,20 +8,29 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import type { SessionRecord } from "../Domain/Session.js"
+import type { ServiceUnavailable } from "../Domain/Errors.js"
+import type { SessionEndReason, SessionRecord } from "../Domain/Session.js"
 
 export interface SessionStoreShape {
   /** Adds or replaces a record (a record holding the same ufrag pair loses that key). */
-  readonly put: (record: SessionRecord) => Effect.Effect<void>
-  readonly get: (id: string) => Effect.Effect<Option.Option<SessionRecord>>
-  readonly findByUfrag: (ufragPair: string) => Effect.Effect<Option.Option<SessionRecord>>
+  readonly put: (record: SessionRecord) => Effect.Effect<void, ServiceUnavailable>
+  readonly get: (id: string) => Effect.Effect<Option.Option<SessionRecord>, ServiceUnavailable>
+  readonly findByUfrag: (ufragPair: string) => Effect.Effect<Option.Option<SessionRecord>, ServiceUnavailable>
   /** Moves a session to a new ufrag pair and server password; none when the session is gone. */
   readonly rekey: (
     id: string,
     keys: { readonly ufragPair: string; readonly serverPwd: string }
-  ) => Effect.Effect<Option.Option<SessionRecord>>
+  ) => Effect.Effect<Option.Option<SessionRecord>, ServiceUnavailable>
+  /** Removes a session for good (it was deleted). */
   readonly remove: (id: string) => Effect.Effect<void>
-  readonly list: Effect.Effect<ReadonlyArray<SessionRecord>>
+  /**
+   * This proxy stopped relaying a session. The memory store forgets it; a shared store keeps it while
+   * another proxy relays it, and after a shutdown until it expires, so that another proxy can take over.
+   */
+  readonly release: (id: string, reason: SessionEndReason) => Effect.Effect<void>
+  /** The sessions this proxy relays are alive: a shared store renews them (others expire). */
+  readonly touch: (records: ReadonlyArray<SessionRecord>) => Effect.Effect<void>
+  readonly list: Effect.Effect<ReadonlyArray<SessionRecord>, ServiceUnavailable>
 }
 
 export class SessionStore extends Context.Tag("rtc-proxy/SessionStore")<SessionStore, SessionStoreShape>() {
@@ -41,6 +50,13 @@ export const makeMemory = (): SessionStoreShape => {
     byUfrag.set(record.ufragPair, record.id)
   }
 
+  const remove = (id: string) => {
+    const record = byId.get(id)
+    if (record === undefined) return
+    byId.delete(id)
+    if (byUfrag.get(record.ufragPair) === id) byUfrag.delete(record.ufragPair)
+  }
+
   return {
     put: (record) => Effect.sync(() => put(record)),
     get: (id) => Effect.sync(() => Option.fromNullable(byId.get(id))),
@@ -57,13 +73,9 @@ export const makeMemory = (): SessionStoreShape => {
         put(next)
         return Option.some(next)
       }),
-    remove: (id) =>
-      Effect.sync(() => {
-        const record = byId.get(id)
-        if (record === undefined) return
-        byId.delete(id)
-        if (byUfrag.get(record.ufragPair) === id) byUfrag.delete(record.ufragPair)
-      }),
+    remove: (id) => Effect.sync(() => remove(id)),
+    release: (id) => Effect.sync(() => remove(id)),
+    touch: () => Effect.void,
     list: Effect.sync(() => [...byId.values()])
   }
 }

@@ -20,7 +20,7 @@ import * as Runtime from "effect/Runtime"
 import type * as dgram from "node:dgram"
 import { isIPv6 } from "node:net"
 import { ProxyConfig } from "../Config.js"
-import { OriginFailed } from "../Domain/Errors.js"
+import { OriginFailed, type ServiceUnavailable } from "../Domain/Errors.js"
 import type { SessionEndReason, SessionRecord } from "../Domain/Session.js"
 import { SessionStore } from "../Session/SessionStore.js"
 import { type DropReason, LiveSession, Router } from "./Router.js"
@@ -53,9 +53,10 @@ export interface RelayStats {
 export interface RelayShape {
   /**
    * Starts relaying a session: stores its record, opens its origin socket and registers its keys.
-   * Returns once packets can flow; fails when the origin socket cannot be opened.
+   * Returns once packets can flow; fails when the origin socket cannot be opened, or when a shared
+   * session store cannot take the record.
    */
-  readonly open: (record: SessionRecord) => Effect.Effect<void, OriginFailed>
+  readonly open: (record: SessionRecord) => Effect.Effect<void, OriginFailed | ServiceUnavailable>
   /** Ends a live session and waits until it is freed; false when this proxy relays no such session. */
   readonly close: (id: string, reason: SessionEndReason) => Effect.Effect<boolean>
   /**
@@ -161,7 +162,7 @@ const make = Effect.gen(function*() {
           const reason: SessionEndReason = Exit.isSuccess(exit) ? exit.value.reason : "shutdown"
           ended[reason]++
           yield* Metric.increment(Metric.tagged(sessionsEnded, "reason", reason))
-          yield* store.remove(record.id)
+          yield* store.release(record.id, reason)
           const counts = Exit.isSuccess(exit)
             ? `, ${exit.value.live.packetsFromClient} packets from client, ${exit.value.live.packetsFromOrigin} from origin`
             : ""
@@ -200,13 +201,17 @@ const make = Effect.gen(function*() {
       if (live === undefined) return false
       router.addUfrag(live, keys.ufragPair, keys.serverPwd)
       live.record = { ...live.record, ...keys }
-      yield* store.rekey(id, keys)
+      yield* store.rekey(id, keys).pipe(
+        Effect.catchAll((error) => Effect.logWarning(`session ${id}: new ufrag pair not stored: ${error.message}`))
+      )
       return true
     })
 
   // One sweeper for every session, so ten thousand sessions cost one timer and not ten thousand.
   const idleMillis = Duration.toMillis(config.relayIdleTimeout)
   const sweepEvery = Duration.millis(Math.min(1000, Math.max(50, idleMillis / 4)))
+  // A client address keeps its consent for as long as a session may stay idle (30 s by default, RFC 7675).
+  const consentTicks = Math.ceil(idleMillis / Duration.toMillis(sweepEvery))
   const lastCount = new WeakMap<LiveSession, { packets: number; since: number }>()
   const sweep = Effect.gen(function*() {
     const now = yield* Clock.currentTimeMillis
@@ -219,7 +224,9 @@ const make = Effect.gen(function*() {
         idle.push(live.record.id)
       }
     }
+    router.expireConsent(consentTicks)
     yield* Effect.forEach(idle, (id) => close(id, "idle"), { discard: true, concurrency: "unbounded" })
+    yield* store.touch([...router.byId.values()].map((live) => live.record))
   })
   yield* sweep.pipe(Effect.delay(sweepEvery), Effect.forever, Effect.forkScoped, Effect.interruptible)
 

@@ -36,8 +36,17 @@ export class LiveSession {
   record: SessionRecord
   /** The ufrag pairs it answers to, each with its server ice-pwd (two only during an ICE restart). */
   readonly ufragPairs = new Map<string, string>()
+  /**
+   * Where origin packets go: the client address that last sent media (DTLS/SRTP), else the one last
+   * nominated or verified. Port 0: no client yet.
+   */
   clientAddress = ""
   clientPort = 0
+  /**
+   * Every client address verified for this session. An ICE agent checks several candidate pairs at
+   * once (one per local interface), so more than one address may carry its packets for a while.
+   */
+  readonly addresses: Array<{ address: string; port: number; seen: number }> = []
   packetsFromClient = 0
   packetsFromOrigin = 0
   bytesFromClient = 0
@@ -48,6 +57,9 @@ export class LiveSession {
     this.ufragPairs.set(record.ufragPair, record.serverPwd)
   }
 }
+
+/** Candidate pairs a client checks at once: one per local interface and family, rarely more than 4. */
+const MAX_ADDRESSES_PER_SESSION = 8
 
 /** Live sessions by client address: nested by port then address so a lookup allocates no key. */
 class AddressTable {
@@ -91,6 +103,8 @@ export class Router {
     number
   >
   packetsRelayed = 0
+  /** Consent clock, in the owner's timer ticks (see `expireConsent`). */
+  private tick = 0
 
   /**
    * @param server the shared port, where client packets arrive and origin packets leave
@@ -127,7 +141,8 @@ export class Router {
   remove(session: LiveSession): void {
     if (this.byId.get(session.record.id) === session) this.byId.delete(session.record.id)
     for (const pair of session.ufragPairs.keys()) if (this.byUfrag.get(pair) === session) this.byUfrag.delete(pair)
-    if (session.clientPort !== 0) this.byAddress.delete(session.clientAddress, session.clientPort, session)
+    for (const { address, port } of session.addresses) this.byAddress.delete(address, port, session)
+    session.addresses.length = 0
     session.backend.removeAllListeners("message")
   }
 
@@ -155,6 +170,11 @@ export class Router {
     if (first >= 64 && first <= 79) return this.drop("turn-channel")
     const session = this.byAddress.get(address, port)
     if (session === undefined) return this.drop("unknown-address")
+    // Media from a verified address makes it the way back: ICE has settled on that pair.
+    if (session.clientPort !== port || session.clientAddress !== address) {
+      session.clientAddress = address
+      session.clientPort = port
+    }
     this.toOrigin(session, msg)
   }
 
@@ -173,28 +193,69 @@ export class Router {
       this.onUnknownUfrag(message.username)
       return this.drop("unknown-ufrag")
     }
-    if (session.clientPort !== port || session.clientAddress !== address) {
+    if (this.byAddress.get(address, port) !== session) {
       const key = session.ufragPairs.get(message.username)!
       if (!verifyMessageIntegrity(msg, message, key)) return this.drop("bad-integrity")
       this.bind(session, address, port)
+    } else {
+      this.refreshConsent(session, address, port)
+    }
+    // The nominated pair (USE-CANDIDATE), or the first verified one, is the way back until media says otherwise.
+    if (message.useCandidate || session.clientPort === 0) {
+      session.clientAddress = address
+      session.clientPort = port
     }
     // ICE restart: the first check with the newest pair retires the older ones.
     if (session.ufragPairs.size > 1 && message.username === session.record.ufragPair) this.retireOldUfrags(session)
     this.toOrigin(session, msg)
   }
 
-  /** Points a client address at a session (first check, NAT rebinding, network change). */
+  /**
+   * Adds a verified client address to a session (a candidate pair being checked, NAT rebinding, a new
+   * network). An address belongs to one session only: a session that held it loses it, and with it
+   * the way back to that address. A session keeps its last few addresses.
+   */
   private bind(session: LiveSession, address: string, port: number): void {
-    if (session.clientPort !== 0) this.byAddress.delete(session.clientAddress, session.clientPort, session)
     const previous = this.byAddress.get(address, port)
-    if (previous !== undefined && previous !== session) {
-      // The address now belongs to another ICE session: the old one must not send to it any more.
-      previous.clientAddress = ""
-      previous.clientPort = 0
+    if (previous !== undefined) this.unbind(previous, address, port)
+    if (session.addresses.length >= MAX_ADDRESSES_PER_SESSION) {
+      const oldest = session.addresses[0]!
+      this.unbind(session, oldest.address, oldest.port)
     }
-    session.clientAddress = address
-    session.clientPort = port
+    session.addresses.push({ address, port, seen: this.tick })
     this.byAddress.set(address, port, session)
+  }
+
+  private refreshConsent(session: LiveSession, address: string, port: number): void {
+    for (const entry of session.addresses) {
+      if (entry.port === port && entry.address === address) entry.seen = this.tick
+    }
+  }
+
+  /**
+   * Called by the owner's timer: advances the clock of consent, and forgets every client address
+   * whose last binding request is older than `maxAgeTicks` (RFC 7675: without a check for 30 s,
+   * consent is lost). Packets from a forgotten address are dropped until it is verified again.
+   */
+  expireConsent(maxAgeTicks: number): void {
+    this.tick++
+    for (const session of this.byId.values()) {
+      for (let i = session.addresses.length - 1; i >= 0; i--) {
+        const entry = session.addresses[i]!
+        if (this.tick - entry.seen > maxAgeTicks) this.unbind(session, entry.address, entry.port)
+      }
+    }
+  }
+
+  private unbind(session: LiveSession, address: string, port: number): void {
+    this.byAddress.delete(address, port, session)
+    const index = session.addresses.findIndex((a) => a.port === port && a.address === address)
+    if (index !== -1) session.addresses.splice(index, 1)
+    if (session.clientPort === port && session.clientAddress === address) {
+      const fallback = session.addresses[session.addresses.length - 1]
+      session.clientAddress = fallback?.address ?? ""
+      session.clientPort = fallback?.port ?? 0
+    }
   }
 
   private toOrigin(session: LiveSession, msg: Buffer): void {

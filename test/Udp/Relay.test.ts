@@ -191,14 +191,60 @@ describe("Relay (real UDP on 127.0.0.1)", () => {
       assert.strictEqual(hex(after.received[0]!.msg), hex(rtp("second")))
       const [view] = yield* relay.sessions
       assert.strictEqual(view?.client, `127.0.0.1:${after.port}`)
-
-      // The old address is no longer the session's.
-      before.send(rtp("stale"), port)
-      yield* eventually(Effect.map(relay.stats, (stats) => assert.strictEqual(stats.drops["unknown-address"], 1)))
-      assert.strictEqual(origin.received.length, 2)
       yield* settle
       assert.strictEqual(before.received.length, 1)
+    }))
+
+  live("several candidate pairs at once: media from any verified address is relayed, the way back follows the latest media", () =>
+    Effect.gen(function*() {
+      const { port, relay } = yield* startRelay()
+      const origin = yield* udpPeer()
+      const lan = yield* udpPeer()
+      const loopback = yield* udpPeer()
+      yield* relay.open(makeRecord(origin))
+      // An ICE agent with two interfaces checks both pairs; neither check steals the other's packets.
+      lan.send(binding(PAIR, SERVER_PWD), port)
+      loopback.send(binding(PAIR, SERVER_PWD), port)
+      yield* eventually(() => assert.strictEqual(origin.received.length, 2))
+      assert.strictEqual((yield* relay.stats).clientAddresses, 2)
+
+      lan.send(dtls("from lan"), port)
+      yield* eventually(() => assert.strictEqual(origin.received.length, 3))
+      origin.reply(dtls("to lan"))
+      yield* eventually(() => assert.lengthOf(lan.received, 1))
+
+      loopback.send(rtp("from loopback"), port)
+      yield* eventually(() => assert.strictEqual(origin.received.length, 4))
+      origin.reply(rtp("to loopback"))
+      yield* eventually(() => assert.lengthOf(loopback.received, 1))
+      assert.strictEqual(hex(loopback.received[0]!.msg), hex(rtp("to loopback")))
+      yield* settle
+      assert.lengthOf(lan.received, 1)
+      assert.strictEqual((yield* relay.stats).drops["unknown-address"], 0)
+    }))
+
+  live("an address without a binding request for the idle timeout loses its consent (RFC 7675)", () =>
+    Effect.gen(function*() {
+      const { port, relay } = yield* startRelay({ relayIdleTimeout: Duration.millis(400) })
+      const origin = yield* udpPeer()
+      const gone = yield* udpPeer()
+      const alive = yield* udpPeer()
+      yield* relay.open(makeRecord(origin))
+      gone.send(binding(PAIR, SERVER_PWD), port)
+      alive.send(binding(PAIR, SERVER_PWD), port)
+      yield* eventually(() => assert.strictEqual(origin.received.length, 2))
+      // Only one address keeps checking; the other falls silent.
+      for (let i = 0; i < 10; i++) {
+        alive.send(binding(PAIR, SERVER_PWD), port)
+        yield* Effect.sleep(Duration.millis(100))
+      }
       assert.strictEqual((yield* relay.stats).clientAddresses, 1)
+      const relayed = origin.received.length
+      gone.send(rtp("after consent expired"), port)
+      alive.send(rtp("still consented"), port)
+      yield* eventually(() => assert.strictEqual(origin.received.length, relayed + 1))
+      assert.strictEqual(hex(origin.received[relayed]!.msg), hex(rtp("still consented")))
+      assert.strictEqual((yield* relay.stats).drops["unknown-address"], 1)
     }))
 
   live("Go bug 4: an address reused by another ICE session follows the USERNAME, not an address cache", () =>
@@ -308,7 +354,11 @@ describe("Relay (real UDP on 127.0.0.1)", () => {
       yield* relay.open(alive)
       client.send(binding(PAIR, SERVER_PWD), port)
       yield* eventually(() => assert.strictEqual(liveOrigin.received.length, 1))
-      yield* Effect.sync(() => client.send(rtp("keepalive"), port)).pipe(
+      // A live client sends media and, as consent freshness requires, binding requests.
+      yield* Effect.sync(() => {
+        client.send(rtp("keepalive"), port)
+        client.send(binding(PAIR, SERVER_PWD), port)
+      }).pipe(
         Effect.delay(Duration.millis(100)),
         Effect.forever,
         Effect.forkScoped

@@ -1,0 +1,297 @@
+/**
+ * The load balancer on Redis, shared by every proxy that uses the same Redis (and key prefix), under
+ * the SRS Go proxy's keys so that both can share one Redis during a migration:
+ *
+ * - `srs-proxy-server:<origin id>`: the origin's JSON in the Go proxy's shape, expiring
+ *   PROXY_ORIGIN_SERVER_TTL after its last heartbeat;
+ * - `srs-proxy-all-servers`: a JSON array of those keys, pruned of expired ones at each registration;
+ * - `srs-proxy-url:<stream URL>`: the key of the origin chosen for the stream.
+ *
+ * Registration and pick are Lua scripts, so each is atomic: two proxies registering at once keep
+ * both origins in the list, and two proxies picking for one new stream (or for a stream whose origin
+ * expired) both get the origin the first one chose.
+ *
+ * @since 0.1.0
+ */
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Random from "effect/Random"
+import * as Schema from "effect/Schema"
+import { ProxyConfig } from "../Config.js"
+import { ServiceUnavailable } from "../Domain/Errors.js"
+import { type ListenEndpoint, type Origin, parseListen } from "../Domain/Origin.js"
+import { orUnavailable, RedisClient, RedisError, script } from "../Redis.js"
+import { LoadBalancer, type LoadBalancerShape, type OriginStatus } from "./LoadBalancer.js"
+
+const SERVER = "srs-proxy-server:"
+const ALL_SERVERS = "srs-proxy-all-servers"
+const STREAM = "srs-proxy-url:"
+
+/**
+ * An origin as the Go proxy stores it (Go's `SRSServer`, every field `omitempty`): listen endpoints
+ * as arrays of strings, `update_at` as RFC 3339. `fixed` is ours (a configured origin); Go ignores it.
+ */
+const ServerJson = Schema.Struct({
+  ip: Schema.String,
+  device_id: Schema.optional(Schema.String),
+  server_id: Schema.optional(Schema.String),
+  service_id: Schema.optional(Schema.String),
+  pid: Schema.optional(Schema.Union(Schema.String, Schema.Number)),
+  rtmp: Schema.optional(Schema.NullOr(Schema.Array(Schema.String))),
+  http: Schema.optional(Schema.NullOr(Schema.Array(Schema.String))),
+  api: Schema.optional(Schema.NullOr(Schema.Array(Schema.String))),
+  srt: Schema.optional(Schema.NullOr(Schema.Array(Schema.String))),
+  rtc: Schema.optional(Schema.NullOr(Schema.Array(Schema.String))),
+  update_at: Schema.optional(Schema.String),
+  fixed: Schema.optional(Schema.Boolean)
+})
+type ServerJson = typeof ServerJson.Type
+
+const decodeServer = Schema.decodeUnknownEither(Schema.parseJson(ServerJson), { onExcessProperty: "ignore" })
+
+/** A listen endpoint written back in the form SRS sends (`8000`, `udp://8000`, `udp://0.0.0.0:8000`). */
+export const formatListen = (endpoint: ListenEndpoint): string => {
+  const host = endpoint.host === undefined ? "" : `${endpoint.host.includes(":") ? `[${endpoint.host}]` : endpoint.host}:`
+  return endpoint.protocol === undefined ? `${host}${endpoint.port}` : `${endpoint.protocol}://${host}${endpoint.port}`
+}
+
+/** An origin in the Go proxy's JSON. The API port alone, which is what the Go proxy can parse. */
+export const toServerJson = (origin: Origin, now: number): ServerJson => ({
+  ip: origin.ip,
+  ...(origin.deviceId === undefined ? {} : { device_id: origin.deviceId }),
+  server_id: origin.server,
+  service_id: origin.service,
+  pid: origin.pid,
+  ...(origin.apiPort === undefined ? {} : { api: [String(origin.apiPort)] }),
+  ...(origin.rtc.length === 0 ? {} : { rtc: origin.rtc.map(formatListen) }),
+  update_at: new Date(now).toISOString(),
+  ...(origin.fixed ? { fixed: true } : {})
+})
+
+const parseEndpoints = (values: ReadonlyArray<string> | null | undefined): Array<ListenEndpoint> =>
+  (values ?? []).flatMap((value) => Either.match(parseListen(value), { onLeft: () => [], onRight: (e) => [e] }))
+
+/** Reads an origin's JSON, ours or the Go proxy's; the id is the key's (`<server>-<service>-<pid>`). */
+export const fromServerJson = (id: string, text: string): Either.Either<{ origin: Origin; lastSeen: number }, string> =>
+  Either.flatMap(
+    Either.mapLeft(decodeServer(text), () => `the origin record ${id} in Redis is not an origin's JSON`),
+    (server) => {
+      if (server.ip === "") return Either.left(`the origin record ${id} in Redis has no ip`)
+      const updated = server.update_at === undefined ? NaN : Date.parse(server.update_at)
+      return Either.right({
+        origin: {
+          id,
+          ip: server.ip,
+          deviceId: server.device_id === "" ? undefined : server.device_id,
+          server: server.server_id ?? "",
+          service: server.service_id ?? "",
+          pid: server.pid === undefined ? "" : String(server.pid),
+          apiPort: parseEndpoints(server.api)[0]?.port,
+          rtc: parseEndpoints(server.rtc),
+          fixed: server.fixed === true
+        },
+        lastSeen: Number.isNaN(updated) ? 0 : updated
+      })
+    }
+  )
+
+/**
+ * KEYS: the origin's key, the list of origin keys. ARGV: the origin's JSON, its TTL in ms.
+ * Writes the origin, drops expired keys from the list, adds the origin's key when missing.
+ */
+const REGISTER = script(`
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local list = {}
+local raw = redis.call('GET', KEYS[2])
+if raw then
+  local ok, decoded = pcall(cjson.decode, raw)
+  if ok and type(decoded) == 'table' then list = decoded end
+end
+local kept, found = {}, false
+for _, key in ipairs(list) do
+  if type(key) == 'string' then
+    if key == KEYS[1] then
+      if not found then table.insert(kept, key) end
+      found = true
+    elseif redis.call('EXISTS', key) == 1 then
+      table.insert(kept, key)
+    end
+  end
+end
+if not found then table.insert(kept, KEYS[1]) end
+redis.call('SET', KEYS[2], cjson.encode(kept))
+return #kept
+`)
+
+/**
+ * KEYS: the stream's key, the list of origin keys. ARGV: a random number in [0, 1).
+ * Returns { origin key, origin JSON, previous origin key or '' } or nil when no live origin has an
+ * HTTP API. The mapping is kept while its origin's key exists; otherwise a live origin is chosen and
+ * the mapping set, in the same atomic step.
+ */
+const PICK = script(`
+local mapped = redis.call('GET', KEYS[1])
+if mapped then
+  local server = redis.call('GET', mapped)
+  if server then return { mapped, server, '' } end
+end
+local list = {}
+local raw = redis.call('GET', KEYS[2])
+if raw then
+  local ok, decoded = pcall(cjson.decode, raw)
+  if ok and type(decoded) == 'table' then list = decoded end
+end
+local alive = {}
+for _, key in ipairs(list) do
+  if type(key) == 'string' then
+    local server = redis.call('GET', key)
+    if server then
+      local ok, decoded = pcall(cjson.decode, server)
+      if ok and type(decoded) == 'table' and type(decoded.api) == 'table' and #decoded.api > 0 then
+        table.insert(alive, { key, server })
+      end
+    end
+  end
+end
+if #alive == 0 then return nil end
+local chosen = alive[math.floor(tonumber(ARGV[1]) * #alive) + 1] or alive[1]
+redis.call('SET', KEYS[1], chosen[1])
+return { chosen[1], chosen[2], mapped or '' }
+`)
+
+const noOrigin = new ServiceUnavailable({
+  message: "no healthy origin is registered for WebRTC; check the origins' heartbeat settings",
+  retryAfter: Duration.seconds(10)
+})
+
+/** At most this many stream mappings are listed (the admin view; a SCAN over the keyspace). */
+const MAX_LISTED_STREAMS = 10_000
+
+/**
+ * Builds a Redis load balancer. Configured (fixed) origins are renewed by this proxy every third of
+ * the TTL (at most every 30 s, as the Go proxy does) for as long as it runs: when it stops, they expire
+ * like any origin whose heartbeat stopped, instead of staying in the shared Redis with nobody
+ * vouching for them.
+ */
+export const make = (ttl: Duration.Duration) =>
+  Effect.gen(function*() {
+    const redis = yield* RedisClient
+    const ttlMillis = Math.max(1, Math.round(Duration.toMillis(ttl)))
+    const serverKey = (id: string) => redis.key(`${SERVER}${id}`)
+    const serverPrefix = redis.key(SERVER)
+    const idOf = (key: string) => key.startsWith(serverPrefix) ? key.slice(serverPrefix.length) : key
+    const fixed = new Map<string, Origin>()
+
+    const write = (origin: Origin) =>
+      Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        yield* redis.eval(REGISTER, [serverKey(origin.id), redis.key(ALL_SERVERS)], [
+          JSON.stringify(toServerJson(origin, now)),
+          ttlMillis
+        ])
+      })
+
+    // The LoadBalancer's register cannot fail: a heartbeat that Redis missed comes again shortly.
+    const register = Effect.fn("LoadBalancer.register")(function*(origin: Origin) {
+      if (origin.fixed) fixed.set(origin.id, origin)
+      yield* write(origin).pipe(
+        Effect.catchAll((error) => Effect.logWarning(`origin ${origin.id} not registered: ${error.message}`))
+      )
+    })
+
+    const pick = Effect.fn("LoadBalancer.pick")(function*(streamUrl: string) {
+      const random = yield* Random.next
+      const result = yield* redis.eval(PICK, [redis.key(`${STREAM}${streamUrl}`), redis.key(ALL_SERVERS)], [random]).pipe(
+        orUnavailable
+      )
+      if (!Array.isArray(result)) return yield* noOrigin
+      const [key, json, previous] = result as [string, string, string]
+      const decoded = fromServerJson(idOf(key), json)
+      if (Either.isLeft(decoded)) {
+        return yield* orUnavailable(Effect.fail(new RedisError({ reason: "Decode", message: decoded.left })))
+      }
+      const origin = decoded.right.origin
+      if (previous !== "") {
+        yield* Effect.logInfo(`stream ${streamUrl} moved from expired origin ${idOf(previous)} to ${origin.id}`)
+      }
+      if (origin.apiPort === undefined) {
+        return yield* new ServiceUnavailable({
+          message: `stream ${streamUrl} is on origin ${origin.id}, which announced no HTTP API for WebRTC`,
+          retryAfter: Duration.seconds(10)
+        })
+      }
+      return origin
+    })
+
+    const find = Effect.fn("LoadBalancer.find")(function*(originId: string) {
+      const text = yield* redis.use((client) => client.get(serverKey(originId))).pipe(
+        Effect.catchAll((error) => Effect.as(Effect.logWarning(`cannot look up origin ${originId}: ${error.message}`), null))
+      )
+      if (text === null) return Option.none<Origin>()
+      return Option.map(Either.getRight(fromServerJson(originId, text)), (entry) => entry.origin)
+    })
+
+    // The admin views have no error channel in the LoadBalancer interface: a Redis failure there is a
+    // defect, answered 500 with the cause in the log.
+    const origins = Effect.gen(function*() {
+      const raw = yield* redis.use((client) => client.get(redis.key(ALL_SERVERS)))
+      const keys = parseKeyList(raw)
+      if (keys.length === 0) return []
+      const values = yield* redis.use((client) => client.mget(...keys))
+      return keys.flatMap((key, i): Array<OriginStatus> => {
+        const text = values[i]
+        if (text === null || text === undefined) return []
+        return Either.match(fromServerJson(idOf(key), text), {
+          onLeft: () => [],
+          onRight: ({ lastSeen, origin }) => [{ origin, lastSeen, healthy: true }]
+        })
+      })
+    }).pipe(Effect.orDie, Effect.withSpan("LoadBalancer.origins"))
+
+    const streams = Effect.gen(function*() {
+      const prefix = redis.key(STREAM)
+      const keys = yield* redis.keysStartingWith(prefix, MAX_LISTED_STREAMS)
+      if (keys.length === 0) return []
+      const values = yield* redis.use((client) => client.mget(...keys))
+      return keys.flatMap((key, i) => {
+        const value = values[i]
+        return value === null || value === undefined ? [] : [{ streamUrl: key.slice(prefix.length), originId: idOf(value) }]
+      })
+    }).pipe(Effect.orDie, Effect.withSpan("LoadBalancer.streams"))
+
+    const renewEvery = Duration.millis(Math.min(30_000, Math.max(1000, Math.floor(ttlMillis / 3))))
+    const renewFixed = Effect.suspend(() =>
+      Effect.forEach([...fixed.values()], (origin) =>
+        write(origin).pipe(
+          Effect.catchAll((error) => Effect.logWarning(`configured origin ${origin.id} not renewed: ${error.message}`))
+        ), { discard: true })
+    )
+    yield* renewFixed.pipe(
+      Effect.delay(renewEvery),
+      Effect.forever,
+      Effect.interruptible,
+      Effect.forkScoped
+    )
+
+    return { register, pick, find, origins, streams } satisfies LoadBalancerShape
+  })
+
+const parseKeyList = (raw: string | null): Array<string> => {
+  if (raw === null) return []
+  try {
+    const list: unknown = JSON.parse(raw)
+    return Array.isArray(list) ? list.filter((key): key is string => typeof key === "string") : []
+  } catch {
+    return []
+  }
+}
+
+/** The Redis load balancer, with the origin TTL from the configuration, on the shared Redis client. */
+export const layer: Layer.Layer<LoadBalancer, never, ProxyConfig | RedisClient> = Layer.scoped(
+  LoadBalancer,
+  Effect.flatMap(ProxyConfig, (config) => make(config.originTtl))
+)

@@ -1,0 +1,279 @@
+/**
+ * The session store on Redis: what any proxy sharing the Redis needs to relay a session signaled
+ * through another one. Each record is JSON under two keys, both expiring after a TTL that the
+ * relaying proxy renews while the session lives:
+ *
+ * - `rtc-proxy-session:<id>`, for DELETE and PATCH on the session URL, through any proxy;
+ * - `srs-proxy-ufrag:<ufrag pair>`, for a binding request arriving at a proxy that does not relay
+ *   the session yet (the Go proxy's key; its `stream_url` and `ufrag` fields are there too).
+ *
+ * `srs-proxy-rtc:<stream URL>` gets `{"stream_url","ufrag"}` of the stream's latest session, as the
+ * Go proxy writes it. Writes that touch several keys are Lua scripts, so each is atomic.
+ *
+ * @since 0.1.0
+ */
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import { randomBytes } from "node:crypto"
+import { hostname } from "node:os"
+import type { SessionEndReason, SessionRecord } from "../Domain/Session.js"
+import { orUnavailable, RedisClient, script } from "../Redis.js"
+import { SessionStore, type SessionStoreShape } from "./SessionStore.js"
+
+const SESSION = "rtc-proxy-session:"
+const UFRAG = "srs-proxy-ufrag:"
+const RTC = "srs-proxy-rtc:"
+
+/** How long a record lives without renewal (the Go proxy's 120 s). */
+export const SESSION_TTL = Duration.seconds(120)
+
+/** A record as stored: snake_case like the Go proxy's fields, with which it shares `stream_url` and `ufrag`. */
+const StoredSession = Schema.Struct({
+  session_id: Schema.String,
+  kind: Schema.Literal("publish", "play"),
+  stream_url: Schema.String,
+  ufrag: Schema.String,
+  origin_id: Schema.String,
+  origin_location: Schema.NullOr(Schema.String),
+  server_pwd: Schema.String,
+  origin_media: Schema.Struct({ host: Schema.String, port: Schema.Number }),
+  created_at: Schema.Number,
+  /** The proxy instance that last started relaying it. */
+  relayed_by: Schema.optional(Schema.String)
+})
+
+const decodeStored = Schema.decodeUnknownOption(Schema.parseJson(StoredSession), { onExcessProperty: "ignore" })
+
+/** Reads a stored record; none for anything else (such as a Go proxy's record, which has no ice-pwd). */
+export const fromStored = (text: string | null): Option.Option<SessionRecord> =>
+  text === null ? Option.none() : Option.map(decodeStored(text), (stored) => ({
+    id: stored.session_id,
+    kind: stored.kind,
+    streamUrl: stored.stream_url,
+    originId: stored.origin_id,
+    originLocation: stored.origin_location ?? undefined,
+    ufragPair: stored.ufrag,
+    serverPwd: stored.server_pwd,
+    originMedia: { host: stored.origin_media.host, port: stored.origin_media.port },
+    createdAt: stored.created_at
+  }))
+
+export const toStored = (record: SessionRecord, relayedBy: string): typeof StoredSession.Encoded => ({
+  session_id: record.id,
+  kind: record.kind,
+  stream_url: record.streamUrl,
+  ufrag: record.ufragPair,
+  origin_id: record.originId,
+  origin_location: record.originLocation ?? null,
+  server_pwd: record.serverPwd,
+  origin_media: { host: record.originMedia.host, port: record.originMedia.port },
+  created_at: record.createdAt,
+  relayed_by: relayedBy
+})
+
+// Whether a key holds the record of session `id` (a ufrag pair may have moved to another session).
+const HOLDS = `
+local function holds(key, id)
+  local raw = redis.call('GET', key)
+  if not raw then return false end
+  local ok, r = pcall(cjson.decode, raw)
+  return ok and type(r) == 'table' and r.session_id == id
+end
+`
+
+/**
+ * KEYS: id key, ufrag key, stream key. ARGV: record JSON, TTL ms, ufrag key prefix, stream JSON.
+ * A previous ufrag key of the same session goes (unless it is the same key).
+ */
+const PUT = script(`${HOLDS}
+local previous = redis.call('GET', KEYS[1])
+if previous then
+  local ok, r = pcall(cjson.decode, previous)
+  if ok and type(r) == 'table' and type(r.ufrag) == 'string' then
+    local old = ARGV[3] .. r.ufrag
+    if old ~= KEYS[2] and holds(old, r.session_id) then redis.call('DEL', old) end
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[2])
+return 1
+`)
+
+/**
+ * KEYS: id key, new ufrag key. ARGV: new ufrag pair, new server ice-pwd, TTL ms, ufrag key prefix,
+ * stream key prefix. Returns the new record's JSON, or nil when the session is gone.
+ */
+const REKEY = script(`${HOLDS}
+local raw = redis.call('GET', KEYS[1])
+if not raw then return nil end
+local ok, r = pcall(cjson.decode, raw)
+if not ok or type(r) ~= 'table' or type(r.ufrag) ~= 'string' then return nil end
+local oldPair = r.ufrag
+local old = ARGV[4] .. oldPair
+if old ~= KEYS[2] and holds(old, r.session_id) then redis.call('DEL', old) end
+r.ufrag = ARGV[1]
+r.server_pwd = ARGV[2]
+local json = cjson.encode(r)
+redis.call('SET', KEYS[1], json, 'PX', ARGV[3])
+redis.call('SET', KEYS[2], json, 'PX', ARGV[3])
+if type(r.stream_url) == 'string' then
+  local streamKey = ARGV[5] .. r.stream_url
+  local stream = redis.call('GET', streamKey)
+  if stream then
+    local ok2, s = pcall(cjson.decode, stream)
+    if ok2 and type(s) == 'table' and s.ufrag == oldPair then
+      redis.call('SET', streamKey, cjson.encode({ stream_url = r.stream_url, ufrag = ARGV[1] }), 'PX', ARGV[3])
+    end
+  end
+end
+return json
+`)
+
+/**
+ * KEYS: id key. ARGV: the proxy instance that must be relaying it ('' for any), ufrag key prefix,
+ * stream key prefix. Deletes the record's keys; returns 1 when it did.
+ */
+const REMOVE = script(`${HOLDS}
+local raw = redis.call('GET', KEYS[1])
+if not raw then return 0 end
+local ok, r = pcall(cjson.decode, raw)
+if not ok or type(r) ~= 'table' then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+if ARGV[1] ~= '' and r.relayed_by ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+if type(r.ufrag) == 'string' and holds(ARGV[2] .. r.ufrag, r.session_id) then redis.call('DEL', ARGV[2] .. r.ufrag) end
+if type(r.stream_url) == 'string' then
+  local streamKey = ARGV[3] .. r.stream_url
+  local stream = redis.call('GET', streamKey)
+  if stream then
+    local ok2, s = pcall(cjson.decode, stream)
+    if ok2 and type(s) == 'table' and s.ufrag == r.ufrag then redis.call('DEL', streamKey) end
+  end
+end
+return 1
+`)
+
+/**
+ * Builds a Redis session store. Records expire `ttl` after they were written or last renewed;
+ * `touch` renews a live session's keys once a quarter of the TTL has passed since it last did.
+ */
+export const make = (options: { readonly ttl?: Duration.Duration } = {}) =>
+  Effect.gen(function*() {
+    const redis = yield* RedisClient
+    const ttlMillis = Math.max(1, Math.round(Duration.toMillis(options.ttl ?? SESSION_TTL)))
+    const renewEvery = ttlMillis / 4
+    /** This proxy instance, as `relayed_by` in the records it relays. */
+    const instance = `${hostname()}-${process.pid}-${randomBytes(6).toString("hex")}`
+    const idKey = (id: string) => redis.key(`${SESSION}${id}`)
+    const ufragPrefix = redis.key(UFRAG)
+    const streamPrefix = redis.key(RTC)
+    const renewed = new Map<string, number>()
+    let renewalFailing = false
+
+    const put = Effect.fn("SessionStore.put")(function*(record: SessionRecord) {
+      const now = yield* Clock.currentTimeMillis
+      yield* redis.eval(PUT, [idKey(record.id), `${ufragPrefix}${record.ufragPair}`, `${streamPrefix}${record.streamUrl}`], [
+        JSON.stringify(toStored(record, instance)),
+        ttlMillis,
+        ufragPrefix,
+        JSON.stringify({ stream_url: record.streamUrl, ufrag: record.ufragPair })
+      ]).pipe(orUnavailable)
+      renewed.set(record.id, now)
+    })
+
+    const get = Effect.fn("SessionStore.get")(function*(id: string) {
+      return fromStored(yield* redis.use((client) => client.get(idKey(id))).pipe(orUnavailable))
+    })
+
+    const findByUfrag = Effect.fn("SessionStore.findByUfrag")(function*(ufragPair: string) {
+      const found = fromStored(
+        yield* redis.use((client) => client.get(`${ufragPrefix}${ufragPair}`)).pipe(orUnavailable)
+      )
+      return Option.filter(found, (record) => record.ufragPair === ufragPair)
+    })
+
+    const rekey = Effect.fn("SessionStore.rekey")(function*(
+      id: string,
+      keys: { readonly ufragPair: string; readonly serverPwd: string }
+    ) {
+      const json = yield* redis.eval(REKEY, [idKey(id), `${ufragPrefix}${keys.ufragPair}`], [
+        keys.ufragPair,
+        keys.serverPwd,
+        ttlMillis,
+        ufragPrefix,
+        streamPrefix
+      ]).pipe(orUnavailable)
+      return fromStored(typeof json === "string" ? json : null)
+    })
+
+    // Removal cannot fail the caller: what Redis missed expires with the TTL.
+    const removeIf = (id: string, relayedBy: string) =>
+      redis.eval(REMOVE, [idKey(id)], [relayedBy, ufragPrefix, streamPrefix]).pipe(
+        Effect.tap(() => Effect.sync(() => renewed.delete(id))),
+        Effect.catchAll((error) => Effect.logWarning(`session ${id} not removed from Redis (it expires): ${error.message}`)),
+        Effect.asVoid
+      )
+
+    const remove = (id: string) => removeIf(id, "").pipe(Effect.withSpan("SessionStore.remove"))
+
+    // After a shutdown the record stays until it expires: a proxy that receives the client's next
+    // binding request (this one restarted, or another) takes the session over. Otherwise it goes,
+    // unless another proxy has taken it over since.
+    const release = (id: string, reason: SessionEndReason) =>
+      reason === "shutdown"
+        ? Effect.sync(() => renewed.delete(id))
+        : removeIf(id, instance).pipe(Effect.withSpan("SessionStore.release"))
+
+    const touch = (records: ReadonlyArray<SessionRecord>) =>
+      Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        const live = new Set<string>()
+        const due: Array<SessionRecord> = []
+        for (const record of records) {
+          live.add(record.id)
+          if (now - (renewed.get(record.id) ?? 0) >= renewEvery) due.push(record)
+        }
+        for (const id of renewed.keys()) if (!live.has(id)) renewed.delete(id)
+        if (due.length === 0) return
+        yield* redis.use((client) => {
+          const pipeline = client.pipeline()
+          for (const record of due) {
+            pipeline.pexpire(idKey(record.id), ttlMillis)
+            pipeline.pexpire(`${ufragPrefix}${record.ufragPair}`, ttlMillis)
+            pipeline.pexpire(`${streamPrefix}${record.streamUrl}`, ttlMillis)
+          }
+          return pipeline.exec()
+        }).pipe(
+          Effect.tap(() =>
+            Effect.sync(() => {
+              for (const record of due) renewed.set(record.id, now)
+              renewalFailing = false
+            })
+          ),
+          Effect.catchAll((error) => {
+            if (renewalFailing) return Effect.void
+            renewalFailing = true
+            return Effect.logWarning(`cannot renew ${due.length} sessions in Redis: ${error.message}`)
+          })
+        )
+      }).pipe(Effect.withSpan("SessionStore.touch"))
+
+    const list = Effect.gen(function*() {
+      const keys = yield* redis.keysStartingWith(redis.key(SESSION))
+      if (keys.length === 0) return []
+      const values = yield* redis.use((client) => client.mget(...keys))
+      return values.flatMap((value) => Option.toArray(fromStored(value ?? null)))
+    }).pipe(orUnavailable, Effect.withSpan("SessionStore.list"))
+
+    return { put, get, findByUfrag, rekey, remove, release, touch, list } satisfies SessionStoreShape
+  })
+
+/** The Redis session store on the shared Redis client. */
+export const layer: Layer.Layer<SessionStore, never, RedisClient> = Layer.effect(SessionStore, make())

@@ -1,0 +1,315 @@
+// The Redis load balancer on a real redis-server (one per file): registration, expiry, sticky and
+// atomic picks across proxies, the key prefix, and the SRS Go proxy's key shapes.
+import { assert, describe, layer } from "@effect/vitest"
+import * as Cause from "effect/Cause"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
+import * as Option from "effect/Option"
+import { ProxyConfig } from "../../src/Config.js"
+import { fixed, type Origin } from "../../src/Domain/Origin.js"
+import { LoadBalancer, type LoadBalancerShape } from "../../src/LoadBalancer/LoadBalancer.js"
+import * as RedisLoadBalancer from "../../src/LoadBalancer/Redis.js"
+import { RedisClient } from "../../src/Redis.js"
+import { startProxy } from "../support/proxy.ts"
+import { REDIS_SERVER, type RedisServer, TestRedis } from "../support/redisServer.ts"
+
+let counter = 0
+/** A registered origin as a heartbeat makes it; unique per call. */
+const origin = (overrides: Partial<Origin> = {}): Origin => {
+  const n = ++counter
+  return {
+    id: `srv-${n}-svc-${n}-${4000 + n}`,
+    ip: "127.0.0.1",
+    deviceId: `origin-${n}`,
+    server: `srv-${n}`,
+    service: `svc-${n}`,
+    pid: String(4000 + n),
+    apiPort: 19850 + n,
+    rtc: [{ protocol: "udp", host: undefined, port: 8000 + n }],
+    fixed: false,
+    ...overrides
+  }
+}
+
+/** One proxy's load balancer (its own Redis connection) on the file's redis-server. */
+const balancer = (server: RedisServer, options: { readonly ttl?: Duration.Duration; readonly keyPrefix?: string } = {}) =>
+  Effect.map(
+    Layer.build(
+      RedisLoadBalancer.layer.pipe(
+        Layer.provide(RedisClient.layer),
+        Layer.provide(ProxyConfig.layerWith({
+          loadBalancer: "redis",
+          redis: server.config(options.keyPrefix),
+          originTtl: options.ttl ?? Duration.seconds(30)
+        }))
+      )
+    ),
+    (context): LoadBalancerShape => Context.get(context, LoadBalancer)
+  )
+
+/** A unique key prefix per test, so that tests share the server without seeing each other. */
+const prefix = () => `t${++counter}`
+
+const json = (text: unknown): any => JSON.parse(text as string)
+
+describe.skipIf(REDIS_SERVER === undefined)("Redis load balancer (real redis-server)", () => {
+  layer(TestRedis.layer, { excludeTestServices: true })((it) => {
+    it.scoped("an origin registered through one proxy is picked through another, under the Go proxy's keys", () =>
+      Effect.gen(function*() {
+        const server = yield* TestRedis
+        const keyPrefix = prefix()
+        const a = yield* balancer(server, { keyPrefix })
+        const b = yield* balancer(server, { keyPrefix })
+        const o = origin()
+        yield* a.register(o)
+
+        const picked = yield* b.pick("__defaultVhost__/live/s")
+        assert.deepStrictEqual(picked, o)
+        assert.deepStrictEqual(Option.getOrUndefined(yield* b.find(o.id)), o)
+
+        const key = `${keyPrefix}:srs-proxy-server:${o.id}`
+        const stored = json(yield* server.command("GET", key))
+        assert.deepStrictEqual(Object.keys(stored).sort(), [
+          "api",
+          "device_id",
+          "ip",
+          "pid",
+          "rtc",
+          "server_id",
+          "service_id",
+          "update_at"
+        ])
+        assert.deepStrictEqual(stored["api"], [String(o.apiPort)])
+        assert.deepStrictEqual(stored["rtc"], [`udp://${o.rtc[0]!.port}`])
+        assert.strictEqual(stored["server_id"], o.server)
+        assert.strictEqual(stored["pid"], o.pid)
+        assert.isBelow(Math.abs(Date.parse(stored["update_at"] as string) - Date.now()), 5000)
+        const pttl = (yield* server.command("PTTL", key)) as number
+        assert.isAbove(pttl, 25_000)
+        assert.isAtMost(pttl, 30_000)
+        assert.deepStrictEqual(json(yield* server.command("GET", `${keyPrefix}:srs-proxy-all-servers`)), [key])
+        assert.strictEqual(yield* server.command("GET", `${keyPrefix}:srs-proxy-url:__defaultVhost__/live/s`), key)
+        assert.strictEqual(yield* server.command("PTTL", `${keyPrefix}:srs-proxy-url:__defaultVhost__/live/s`), -1)
+
+        const views = yield* a.origins
+        assert.deepStrictEqual(views.map((v) => [v.origin.id, v.healthy]), [[o.id, true]])
+        assert.deepStrictEqual(yield* a.streams, [{ streamUrl: "__defaultVhost__/live/s", originId: o.id }])
+      }))
+
+    it.scoped("sticky: every later pick of a stream, through any proxy, gets the same origin", () =>
+      Effect.gen(function*() {
+        const server = yield* TestRedis
+        const keyPrefix = prefix()
+        const proxies = [yield* balancer(server, { keyPrefix }), yield* balancer(server, { keyPrefix })]
+        const origins = [origin(), origin(), origin()]
+        for (const o of origins) yield* proxies[0]!.register(o)
+        const chosen = new Set<string>()
+        for (let stream = 0; stream < 12; stream++) {
+          const picks = yield* Effect.forEach(Array.from({ length: 6 }, (_, i) => proxies[i % 2]!), (lb) =>
+            Effect.map(lb.pick(`v/live/s${stream}`), (o) => o.id))
+          assert.strictEqual(new Set(picks).size, 1, `stream ${stream}: ${picks.join(", ")}`)
+          chosen.add(picks[0]!)
+        }
+        assert.isAbove(chosen.size, 1, "new streams are spread over the origins")
+      }))
+
+    it.scoped("two proxies racing to pick the same new stream both get the origin the first one chose", () =>
+      Effect.gen(function*() {
+        const server = yield* TestRedis
+        const keyPrefix = prefix()
+        const proxies = yield* Effect.all(Array.from({ length: 4 }, () => balancer(server, { keyPrefix })))
+        for (let i = 0; i < 8; i++) yield* proxies[0]!.register(origin())
+        for (let stream = 0; stream < 25; stream++) {
+          const picks = yield* Effect.all(proxies.map((lb) => lb.pick(`v/race/s${stream}`)), { concurrency: "unbounded" })
+          assert.strictEqual(new Set(picks.map((o) => o.id)).size, 1, `stream ${stream} was split`)
+        }
+      }))
+
+    it.scoped("concurrent registrations through several proxies keep every origin in the list", () =>
+      Effect.gen(function*() {
+        const server = yield* TestRedis
+        const keyPrefix = prefix()
+        const proxies = yield* Effect.all(Array.from({ length: 4 }, () => balancer(server, { keyPrefix })))
+        const origins = Array.from({ length: 40 }, () => origin())
+        yield* Effect.forEach(origins, (o, i) => proxies[i % proxies.length]!.register(o), { concurrency: "unbounded" })
+        const list = json(yield* server.command("GET", `${keyPrefix}:srs-proxy-all-servers`)) as Array<string>
+        assert.deepStrictEqual(
+          [...list].sort(),
+          origins.map((o) => `${keyPrefix}:srs-proxy-server:${o.id}`).sort()
+        )
+        assert.strictEqual((yield* proxies[3]!.origins).length, 40)
+      }))
+
+    it.scoped("an origin whose heartbeat stopped expires; its stream moves, atomically, to a live origin", () =>
+      Effect.gen(function*() {
+        const server = yield* TestRedis
+        const keyPrefix = prefix()
+        const ttl = Duration.millis(400)
+        const a = yield* balancer(server, { keyPrefix, ttl })
+        const b = yield* balancer(server, { keyPrefix, ttl })
+        const dying = origin()
+        yield* a.register(dying)
+        assert.strictEqual((yield* a.pick("v/live/moving")).id, dying.id)
+
+        // A second origin keeps beating while the first one's TTL runs out.
+        const living = origin()
+        yield* a.register(living)
+        yield* Effect.forkScoped(Effect.forever(Effect.zipRight(Effect.sleep(100), b.register(living))))
+        yield* Effect.sleep(600)
+        assert.isTrue(Option.isNone(yield* a.find(dying.id)))
+
+        const picks = yield* Effect.all([a.pick("v/live/moving"), b.pick("v/live/moving"), a.pick("v/live/moving")], {
+          concurrency: "unbounded"
+        })
+        assert.deepStrictEqual(picks.map((o) => o.id), [living.id, living.id, living.id])
+        assert.strictEqual(
+          yield* server.command("GET", `${keyPrefix}:srs-proxy-url:v/live/moving`),
+          `${keyPrefix}:srs-proxy-server:${living.id}`
+        )
+        // The next registration prunes the expired key from the list.
+        assert.deepStrictEqual(
+          json(yield* server.command("GET", `${keyPrefix}:srs-proxy-all-servers`)),
+          [`${keyPrefix}:srs-proxy-server:${living.id}`]
+        )
+        assert.deepStrictEqual((yield* a.origins).map((v) => v.origin.id), [living.id])
+      }))
+
+    it.scoped("without a live origin that has an HTTP API, a pick fails with 503", () =>
+      Effect.gen(function*() {
+        const server = yield* TestRedis
+        const lb = yield* balancer(server, { keyPrefix: prefix() })
+        const none = yield* Effect.flip(lb.pick("v/live/s"))
+        assert.strictEqual(none._tag, "ServiceUnavailable")
+        assert.strictEqual(none.status, 503)
+        yield* lb.register(origin({ apiPort: undefined }))
+        const noApi = yield* Effect.flip(lb.pick("v/live/s"))
+        assert.strictEqual(noApi._tag, "ServiceUnavailable")
+        assert.match(noApi.message, /no healthy origin/)
+      }))
+
+    it.scoped("the key prefix: every key is `<prefix>:<key>`, and proxies under another prefix see nothing", () =>
+      Effect.gen(function*() {
+        const server = yield* TestRedis
+        const keyPrefix = `${prefix()}:tenant`
+        const lb = yield* balancer(server, { keyPrefix })
+        const other = yield* balancer(server, { keyPrefix: `${keyPrefix}-other` })
+        const o = origin()
+        yield* lb.register(o)
+        yield* lb.pick("v/app/prefixed")
+        const keys = (yield* server.command("KEYS", `${keyPrefix}:*`)) as Array<string>
+        assert.deepStrictEqual([...keys].sort(), [
+          `${keyPrefix}:srs-proxy-all-servers`,
+          `${keyPrefix}:srs-proxy-server:${o.id}`,
+          `${keyPrefix}:srs-proxy-url:v/app/prefixed`
+        ])
+        assert.isTrue(Option.isNone(yield* other.find(o.id)))
+        assert.strictEqual((yield* Effect.flip(other.pick("v/app/prefixed")))._tag, "ServiceUnavailable")
+        assert.deepStrictEqual(yield* other.origins, [])
+      }))
+
+    it.scoped("an origin and a stream mapping written by the Go proxy are read and honoured", () =>
+      Effect.gen(function*() {
+        const server = yield* TestRedis
+        // The Go proxy without a prefix: its own JSON (Go's time format, ports as listen strings).
+        yield* server.command("FLUSHDB")
+        const goKey = "srs-proxy-server:vid-go-z2s3w865-42583"
+        yield* server.command(
+          "SET",
+          goKey,
+          JSON.stringify({
+            ip: "10.0.0.7",
+            device_id: "origin2",
+            server_id: "vid-go",
+            service_id: "z2s3w865",
+            pid: "42583",
+            rtmp: ["19352"],
+            http: ["8082"],
+            api: ["19853"],
+            rtc: ["udp://0.0.0.0:8001"],
+            update_at: "2025-06-01T10:20:30.123456789+08:00"
+          }),
+          "EX",
+          "300"
+        )
+        yield* server.command("SET", "srs-proxy-all-servers", JSON.stringify([goKey]))
+        const lb = yield* balancer(server)
+
+        const picked = yield* lb.pick("__defaultVhost__/live/go")
+        assert.deepStrictEqual(picked, {
+          id: "vid-go-z2s3w865-42583",
+          ip: "10.0.0.7",
+          deviceId: "origin2",
+          server: "vid-go",
+          service: "z2s3w865",
+          pid: "42583",
+          apiPort: 19853,
+          rtc: [{ protocol: "udp", host: "0.0.0.0", port: 8001 }],
+          fixed: false
+        })
+        assert.strictEqual(yield* server.command("GET", "srs-proxy-url:__defaultVhost__/live/go"), goKey)
+        const [view] = yield* lb.origins
+        assert.strictEqual(view?.lastSeen, Date.parse("2025-06-01T02:20:30.123Z"))
+
+        // A mapping the Go proxy made is sticky for us too, even with another origin registered.
+        yield* lb.register(origin())
+        yield* server.command("SET", "srs-proxy-url:__defaultVhost__/live/mapped-by-go", goKey)
+        for (let i = 0; i < 5; i++) {
+          assert.strictEqual((yield* lb.pick("__defaultVhost__/live/mapped-by-go")).id, "vid-go-z2s3w865-42583")
+        }
+        // What we write, the Go proxy reads: its list holds both keys, each a JSON it can decode.
+        const list = json(yield* server.command("GET", "srs-proxy-all-servers")) as Array<string>
+        assert.strictEqual(list.length, 2)
+        assert.strictEqual(list[0], goKey, "the Go proxy's entry is kept")
+        yield* server.command("FLUSHDB")
+      }))
+
+    it.scoped("a configured origin is renewed by this proxy while it runs; a registered one expires", () =>
+      Effect.gen(function*() {
+        const server = yield* TestRedis
+        const keyPrefix = prefix()
+        const lb = yield* balancer(server, { keyPrefix, ttl: Duration.millis(1200) })
+        const configured = fixed({ ip: "127.0.0.1", apiPort: 1985, rtcPort: 8000 })
+        const heartbeat = origin()
+        yield* lb.register(configured)
+        yield* lb.register(heartbeat)
+        yield* Effect.sleep(1700)
+        assert.deepStrictEqual(Option.getOrUndefined(yield* lb.find(configured.id)), configured)
+        assert.isTrue(Option.isNone(yield* lb.find(heartbeat.id)))
+        assert.isAbove((yield* server.command("PTTL", `${keyPrefix}:srs-proxy-server:${configured.id}`)) as number, 0)
+        assert.strictEqual((yield* lb.pick("v/live/default")).id, configured.id)
+      }), 10_000)
+
+    it.scoped("the whole proxy with PROXY_LOAD_BALANCER_TYPE=redis shares one connection between balancer and store", () =>
+      Effect.gen(function*() {
+        const server = yield* TestRedis
+        const clients = Effect.map(server.command("CLIENT", "LIST"), (text) => (text as string).trim().split("\n").length - 1)
+        const before = yield* clients
+        const proxy = yield* startProxy({ loadBalancer: "redis", redis: server.config(prefix()) })
+        assert.strictEqual(yield* clients, before + 1)
+        assert.deepStrictEqual(yield* proxy.store.list, [])
+      }))
+
+    it.scoped("Redis unreachable at start-up: the proxy does not start, and says which setting to check", () =>
+      Effect.gen(function*() {
+        const server = yield* TestRedis
+        const closedPort = server.port === 1 ? 2 : 1
+        const exit = yield* Effect.exit(
+          startProxy({ loadBalancer: "redis", redis: { ...server.config(), port: closedPort } }).pipe(
+            Logger.withMinimumLogLevel(LogLevel.None)
+          )
+        )
+        assert.isTrue(Exit.isFailure(exit))
+        const message = Exit.isFailure(exit) ? (Cause.squash(exit.cause) as Error).message : ""
+        assert.match(
+          message,
+          new RegExp(`^cannot connect to Redis at 127\\.0\\.0\\.1:${closedPort} \\(PROXY_REDIS_HOST / PROXY_REDIS_PORT\\): `)
+        )
+        assert.notInclude(message, "\n")
+      }))
+  })
+})

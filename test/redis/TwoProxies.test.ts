@@ -1,0 +1,205 @@
+// Several proxies sharing one real redis-server (PROXY_LOAD_BALANCER_TYPE=redis): a session signaled
+// through proxy A is relayed by proxy B when the client's packets reach B (as behind a UDP load
+// balancer), and a Redis that dies fails new offers with 503 without disturbing live sessions.
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
+import { eventually } from "../support/eventually.ts"
+import { type FakeSrsApi, fakeSrsApi, httpRequest, srsAnswer } from "../support/fakeSrsApi.ts"
+import { startProxy, type TestProxy } from "../support/proxy.ts"
+import { REDIS_SERVER, type RedisServer, redisServer } from "../support/redisServer.ts"
+import { binding } from "../support/relay.ts"
+import { type UdpPeer, udpPeer } from "../support/udpPeer.ts"
+
+const offerSdp = (clientUfrag: string) =>
+  [
+    "v=0",
+    "o=- 1 2 IN IP4 127.0.0.1",
+    "s=-",
+    "t=0 0",
+    "m=video 9 UDP/TLS/RTP/SAVPF 96",
+    "c=IN IP4 0.0.0.0",
+    `a=ice-ufrag:${clientUfrag}`,
+    "a=ice-pwd:clientpassword0123456789",
+    "a=setup:actpass",
+    "a=mid:0",
+    "a=sendonly",
+    "a=rtpmap:96 VP8/90000",
+    ""
+  ].join("\r\n")
+
+const rtp = (tag: string) => Buffer.concat([Buffer.from([0x80, 96, 0, 1]), Buffer.from(tag)])
+const hex = (buf: Uint8Array) => Buffer.from(buf).toString("hex")
+
+/**
+ * A fake SRS origin whose answers point at an echoing UDP socket (its media port), registered
+ * through `proxy` only.
+ */
+const echoOrigin = (proxy: TestProxy) =>
+  Effect.gen(function*() {
+    const media = yield* udpPeer({ echo: true })
+    const origin: FakeSrsApi = yield* fakeSrsApi({ name: "shared" })
+    let answered = 0
+    origin.handler = (request, res, req) => {
+      const url = new URL(request.url, "http://origin")
+      if (request.method === "POST" && url.pathname === "/rtc/v1/whip/") {
+        const ufrag = `srvE${++answered}`
+        const clientUfrag = /^a=ice-ufrag:(\S+)/m.exec(request.body)?.[1]
+        const stream = url.searchParams.get("stream")
+        res.writeHead(201, {
+          "Content-Type": "application/sdp",
+          Location: `/rtc/v1/whip/?action=delete&token=T&app=live&stream=${stream}&session=${ufrag}:${clientUfrag}`
+        })
+        res.end(srsAnswer({ ufrag, mediaPort: media.port }))
+        return
+      }
+      origin.srs(request, res, req)
+    }
+    const registered = yield* origin.register(proxy.systemUrl)
+    assert.strictEqual(registered.status, 200, registered.body)
+    return { origin, media, originId: `srv-shared-svc1-4242` }
+  })
+
+/** WHIP through `proxy`: the session URL, and the ufrag pair and password a client's checks use. */
+const publish = (proxy: TestProxy, stream: string, clientUfrag: string) =>
+  Effect.gen(function*() {
+    const answer = yield* httpRequest(proxy.endpoint("whip", stream), {
+      method: "POST",
+      headers: { "content-type": "application/sdp" },
+      body: offerSdp(clientUfrag)
+    })
+    assert.strictEqual(answer.status, 201, answer.body)
+    const serverUfrag = /^a=ice-ufrag:(\S+)/m.exec(answer.body)![1]!
+    const pwd = /^a=ice-pwd:(\S+)/m.exec(answer.body)![1]!
+    const location = answer.headers["location"] as string
+    return { location, id: location.split("/").pop()!, pair: `${serverUfrag}:${clientUfrag}`, pwd }
+  })
+
+/**
+ * Sends a binding request to `port` until a reply comes back (the first one to a proxy that does not
+ * relay the session yet only starts the store lookup, as a browser's first check would), at most 20
+ * times, 150 ms apart. Returns how many were sent.
+ */
+const bind = (client: UdpPeer, port: number, pair: string, pwd: string) =>
+  Effect.gen(function*() {
+    const request = binding(pair, pwd)
+    for (let sent = 1; sent <= 20; sent++) {
+      client.send(request, port)
+      const replied = yield* Effect.exit(eventually(() => assert.isAtLeast(client.received.length, 1), 150))
+      if (Exit.isSuccess(replied)) return { sent, request }
+    }
+    return assert.fail(`no answer to binding requests for ${pair} on port ${port}`)
+  })
+
+const twoProxies = (server: RedisServer, keyPrefix: string): Effect.Effect<[TestProxy, TestProxy], unknown, Scope.Scope> =>
+  Effect.all([
+    startProxy({ loadBalancer: "redis", redis: server.config(keyPrefix) }),
+    startProxy({ loadBalancer: "redis", redis: server.config(keyPrefix) })
+  ])
+
+describe.skipIf(REDIS_SERVER === undefined)("two proxies sharing one Redis (real redis-server)", () => {
+  it.scopedLive("a session signaled through proxy A is relayed by proxy B, and its session URL works through B", () =>
+    Effect.gen(function*() {
+      const server = yield* redisServer()
+      const [a, b] = yield* twoProxies(server, "e2e")
+      const { media, origin, originId } = yield* echoOrigin(a)
+      assert.isTrue(Option.isSome(yield* b.balancer.find(originId)), "B knows the origin through Redis only")
+
+      const session = yield* publish(a, "shared", "cli1")
+      const client = yield* udpPeer()
+      const { request, sent } = yield* bind(client, b.udpPort, session.pair, session.pwd)
+
+      // B relayed the binding request to the origin, and the origin's answer came back through B.
+      assert.isAtLeast(sent, 2, "the first binding request only starts B's lookup")
+      assert.strictEqual(hex(client.received[0]!.msg), hex(request))
+      assert.strictEqual(client.received[0]!.port, b.udpPort)
+      assert.isAtLeast(media.received.length, 1)
+      const [viewAtB] = yield* b.relay.sessions
+      assert.strictEqual(viewAtB?.id, session.id)
+      assert.strictEqual(viewAtB?.client, `127.0.0.1:${client.port}`)
+      assert.strictEqual(viewAtB?.originId, originId)
+      assert.isAtLeast((yield* b.relay.stats).drops["unknown-ufrag"], 1)
+      const [viewAtA] = yield* a.relay.sessions
+      assert.strictEqual(viewAtA?.id, session.id)
+      assert.strictEqual(viewAtA?.client, undefined, "A signaled it but never saw the client")
+
+      // Media flows both ways through B.
+      const packet = rtp("through-b")
+      const before = client.received.length
+      client.send(packet, b.udpPort)
+      yield* eventually(() => assert.strictEqual(client.received.length, before + 1))
+      assert.strictEqual(hex(client.received[before]!.msg), hex(packet))
+
+      // The session URL A handed out works through B: the origin is told, B frees its relay.
+      const deleted = yield* httpRequest(`${b.mediaUrl}${session.location}`, { method: "DELETE" })
+      assert.strictEqual(deleted.status, 200, deleted.body)
+      assert.isTrue(origin.requests.some((r) => r.method === "DELETE" && r.url.includes(`session=${session.pair}`)))
+      assert.deepStrictEqual(yield* b.relay.sessions, [])
+      assert.isTrue(Option.isNone(yield* a.store.get(session.id)))
+      const again = yield* httpRequest(`${a.mediaUrl}${session.location}`, { method: "DELETE" })
+      assert.strictEqual(again.status, 404)
+    }), 20_000)
+
+  it.scopedLive("Redis dies mid-run: new offers get 503, live relayed sessions carry on, and it recovers", () =>
+    Effect.gen(function*() {
+      const server = yield* redisServer()
+      const [a, b] = yield* twoProxies(server, "dies")
+      const { origin, originId } = yield* echoOrigin(a)
+
+      // One session relayed by A, where it was signaled; one taken over by B.
+      const atA = yield* publish(a, "one", "cliA")
+      const clientA = yield* udpPeer()
+      yield* bind(clientA, a.udpPort, atA.pair, atA.pwd)
+      const atB = yield* publish(a, "two", "cliB")
+      const clientB = yield* udpPeer()
+      yield* bind(clientB, b.udpPort, atB.pair, atB.pwd)
+
+      yield* server.kill
+
+      for (const proxy of [a, b]) {
+        const refused = yield* httpRequest(proxy.endpoint("whip", "three"), {
+          method: "POST",
+          headers: { "content-type": "application/sdp" },
+          body: offerSdp("cliC")
+        })
+        assert.strictEqual(refused.status, 503, refused.body)
+        assert.isDefined(refused.headers["retry-after"])
+        const body = JSON.parse(refused.body) as { code: string; message: string }
+        assert.strictEqual(body.code, "unavailable")
+        assert.strictEqual(body.message, "the proxies' shared state (Redis) is unavailable; try again shortly")
+      }
+      // A session URL cannot be looked up either: 503, not 404 and not 500.
+      assert.strictEqual((yield* httpRequest(`${a.mediaUrl}${atA.location}`, { method: "DELETE" })).status, 503)
+      // Heartbeats are still answered (the next one after Redis is back registers the origin).
+      assert.strictEqual((yield* origin.register(a.systemUrl)).status, 200)
+
+      // Past a sweep of the relays (which renews live sessions in Redis, and fails to), media still flows.
+      yield* Effect.sleep(1200)
+      for (const [client, port] of [[clientA, a.udpPort], [clientB, b.udpPort]] as const) {
+        const packet = rtp(`after-redis-${port}`)
+        const before = client.received.length
+        client.send(packet, port)
+        yield* eventually(() => assert.strictEqual(client.received.length, before + 1))
+        assert.strictEqual(hex(client.received[before]!.msg), hex(packet))
+      }
+      assert.strictEqual((yield* a.relay.stats).sessions, 2)
+      assert.strictEqual((yield* b.relay.stats).sessions, 1)
+      assert.strictEqual((yield* httpRequest(`${b.mediaUrl}/api/v1/versions`)).status, 200)
+
+      // Redis is back (empty): the proxies reconnect by themselves, the next heartbeat registers the
+      // origin again, and offers are answered again.
+      yield* redisServer({ port: server.port })
+      yield* eventually(
+        Effect.gen(function*() {
+          assert.strictEqual((yield* origin.register(a.systemUrl)).status, 200)
+          assert.isTrue(Option.isSome(yield* b.balancer.find(originId)))
+        }),
+        10_000,
+        200
+      )
+      const again = yield* publish(b, "three", "cliC")
+      assert.match(again.location, /^\/rtc\/v1\/whip\/sessions\//)
+    }), 20_000)
+})

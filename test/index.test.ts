@@ -1,0 +1,58 @@
+// The package entry as another Effect app uses it: compose ProxyCore with a load balancer of its own,
+// and serve WHIP through it.
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
+import * as Option from "effect/Option"
+import { LoadBalancer, Origin, ProxyAddresses, ProxyConfig, ProxyCore, Relay } from "../src/index.js"
+import { fakeSrsApi, httpRequest } from "./support/fakeSrsApi.js"
+
+describe("package entry", () => {
+  it.scopedLive("ProxyCore takes a load balancer from the app that embeds it", () =>
+    Effect.gen(function*() {
+      const origin = yield* fakeSrsApi()
+      const picked: Array<string> = []
+      // The embedding app decides where streams go (say, from its own database).
+      const AppLoadBalancer = Layer.succeed(LoadBalancer, {
+        register: () => Effect.void,
+        pick: (streamUrl) =>
+          Effect.sync(() => {
+            picked.push(streamUrl)
+            return Origin.fixed({ ip: "127.0.0.1", apiPort: origin.apiPort, rtcPort: origin.mediaPort })
+          }),
+        find: () => Effect.succeed(Option.none()),
+        origins: Effect.succeed([]),
+        streams: Effect.succeed([])
+      })
+      const App = ProxyCore.pipe(
+        Layer.provideMerge(AppLoadBalancer),
+        Layer.provideMerge(
+          ProxyConfig.layerWith({ listenHost: "127.0.0.1", httpPort: 0, systemPort: 0, udpPort: 0 })
+        ),
+        Layer.provide(Logger.minimumLogLevel(LogLevel.Warning))
+      )
+      const context = yield* Layer.build(App)
+      const { media } = yield* Effect.provide(ProxyAddresses, context)
+      const response = yield* httpRequest(`http://127.0.0.1:${media.port}/rtc/v1/whip/?app=app&stream=embedded`, {
+        method: "POST",
+        headers: { "content-type": "application/sdp" },
+        body: [
+          "v=0",
+          "o=- 1 2 IN IP4 127.0.0.1",
+          "s=-",
+          "t=0 0",
+          "m=video 9 UDP/TLS/RTP/SAVPF 96",
+          "a=ice-ufrag:cli1",
+          "a=ice-pwd:clientIcePassword012345678",
+          "a=mid:0",
+          ""
+        ].join("\r\n")
+      })
+      assert.strictEqual(response.status, 201, response.body)
+      assert.deepStrictEqual(picked, ["__defaultVhost__/app/embedded"])
+      const relay = yield* Effect.provide(Relay, context)
+      assert.strictEqual((yield* relay.stats).sessions, 1)
+    }))
+})

@@ -75,6 +75,13 @@ export interface StepResult {
   readonly sendErrors: number
   /** Every round-trip time in µs, in arrival order, when asked for. */
   readonly rtts?: Float64Array
+  /**
+   * Median RTT of the last fifth of the echoes minus that of the first fifth (arrival order, µs): a
+   * relay slower than the offered rate builds a growing queue in its receive buffer long before
+   * that buffer overflows, so this tells an unsustainable rate apart even when a short step ends
+   * before any loss.
+   */
+  readonly queueGrowthMicros: number | undefined
 }
 
 export interface StepOptions {
@@ -211,6 +218,18 @@ export const summarize = (rtts: Float64Array): RttSummary | undefined => {
     p999Micros: percentile(sorted, 0.999),
     maxMicros: sorted[sorted.length - 1]!
   }
+}
+
+const median = (values: Float64Array) => {
+  const sorted = Float64Array.from(values).sort()
+  return sorted.length === 0 ? 0 : sorted[Math.floor((sorted.length - 1) / 2)]!
+}
+
+/** Median RTT of the last fifth minus the first fifth; undefined with too few samples. */
+export const queueGrowth = (rtts: Float64Array): number | undefined => {
+  if (rtts.length < 50) return undefined
+  const fifth = Math.floor(rtts.length / 5)
+  return median(rtts.subarray(rtts.length - fifth)) - median(rtts.subarray(0, fifth))
 }
 
 interface Session {
@@ -444,6 +463,7 @@ export class SessionGroup {
           generatorBehind: total > 1 && sendSeconds > plannedSeconds * 1.03 + 0.005,
           relayedPerSecond: (2 * step.count) / Math.max(sendSeconds, plannedSeconds, 1 / rate),
           rtt: summarize(step.rtts.subarray(0, step.count)),
+          queueGrowthMicros: queueGrowth(step.rtts.subarray(0, step.count)),
           sendErrors: this.sendErrors - errorsBefore,
           ...(options.keepRtts ? { rtts: step.rtts.subarray(0, step.count) } : {})
         })

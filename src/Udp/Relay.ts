@@ -128,6 +128,9 @@ const make = Effect.gen(function*() {
         host: isIPv6(record.originMedia.host) ? "::" : "0.0.0.0",
         port: 0,
         connect: record.originMedia,
+        // The kernel's default (about 200 KB) holds under 100 full datagrams: a 10 ms pause of the
+        // event loop at 10,000 packets/s would overflow it. The size is a cap, not an allocation.
+        bufferBytes: Math.min(config.udpBufferBytes, 1024 * 1024),
         onError: router.countSendError
       }).pipe(
         Effect.mapError((error) => new OriginFailed({ message: error.message })),

@@ -9,23 +9,9 @@ import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as net from "node:net"
 import { fakeSrsApi, httpRequest } from "../support/fakeSrsApi.js"
+import { minimalOffer } from "../support/offers.js"
 import { startProxy } from "../support/proxy.js"
 
-const OFFER = [
-  "v=0",
-  "o=- 1 2 IN IP4 127.0.0.1",
-  "s=-",
-  "t=0 0",
-  "m=video 9 UDP/TLS/RTP/SAVPF 96",
-  "c=IN IP4 0.0.0.0",
-  "a=ice-ufrag:cli1",
-  "a=ice-pwd:clientIcePassword012345678",
-  "a=setup:actpass",
-  "a=mid:0",
-  "a=sendonly",
-  "a=rtpmap:96 VP8/90000",
-  ""
-].join("\r\n")
 
 const live = (name: string, body: () => Effect.Effect<void, unknown, Scope.Scope>) =>
   it.scopedLive(name, () => body().pipe(Logger.withMinimumLogLevel(LogLevel.Error)))
@@ -39,7 +25,7 @@ const proxyWithOrigin = (overrides: Parameters<typeof startProxy>[0] = {}) =>
   })
 
 const whip = (url: string, headers: Record<string, string> = {}) =>
-  httpRequest(url, { method: "POST", headers: { "content-type": "application/sdp", ...headers }, body: OFFER })
+  httpRequest(url, { method: "POST", headers: { "content-type": "application/sdp", ...headers }, body: minimalOffer() })
 
 const jsonCode = (body: string) => (JSON.parse(body) as { code: string }).code
 

@@ -8,6 +8,7 @@ import * as dgram from "node:dgram"
 import * as net from "node:net"
 import { binding, SERVER_PWD } from "../support/relay.js"
 import { fakeSrsApi, httpRequest } from "../support/fakeSrsApi.js"
+import { minimalOffer } from "../support/offers.js"
 import { udpPeer } from "../support/udpPeer.js"
 import { waitUntil } from "../support/wait.ts"
 
@@ -44,21 +45,6 @@ const startMain = (env: Record<string, string>): Running => {
   return { child, output: () => output, exited }
 }
 
-const OFFER = [
-  "v=0",
-  "o=- 1 2 IN IP4 127.0.0.1",
-  "s=-",
-  "t=0 0",
-  "m=video 9 UDP/TLS/RTP/SAVPF 96",
-  "c=IN IP4 0.0.0.0",
-  "a=ice-ufrag:cli1",
-  "a=ice-pwd:clientpassword0123456789",
-  "a=setup:actpass",
-  "a=mid:0",
-  "a=sendonly",
-  "a=rtpmap:96 VP8/90000",
-  ""
-].join("\r\n")
 
 describe("the proxy process", () => {
   it.scopedLive("SIGTERM with live sessions: every session ends, exit code 0, within the grace period", () =>
@@ -88,7 +74,7 @@ describe("the proxy process", () => {
         const answer = yield* httpRequest(`http://127.0.0.1:${http}/rtc/v1/whip/?app=live&stream=s${n}`, {
           method: "POST",
           headers: { "content-type": "application/sdp" },
-          body: OFFER
+          body: minimalOffer()
         })
         assert.strictEqual(answer.status, 201, answer.body)
         const serverUfrag = /a=ice-ufrag:(\S+)/.exec(answer.body)![1]!

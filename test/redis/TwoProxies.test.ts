@@ -10,25 +10,10 @@ import { eventually } from "../support/eventually.ts"
 import { type FakeSrsApi, fakeSrsApi, httpRequest, srsAnswer } from "../support/fakeSrsApi.ts"
 import { startProxy, type TestProxy } from "../support/proxy.ts"
 import { REDIS_SERVER, type RedisServer, redisServer } from "../support/redisServer.ts"
+import { minimalOffer } from "../support/offers.ts"
 import { binding } from "../support/relay.ts"
 import { type UdpPeer, udpPeer } from "../support/udpPeer.ts"
 
-const offerSdp = (clientUfrag: string) =>
-  [
-    "v=0",
-    "o=- 1 2 IN IP4 127.0.0.1",
-    "s=-",
-    "t=0 0",
-    "m=video 9 UDP/TLS/RTP/SAVPF 96",
-    "c=IN IP4 0.0.0.0",
-    `a=ice-ufrag:${clientUfrag}`,
-    "a=ice-pwd:clientpassword0123456789",
-    "a=setup:actpass",
-    "a=mid:0",
-    "a=sendonly",
-    "a=rtpmap:96 VP8/90000",
-    ""
-  ].join("\r\n")
 
 const rtp = (tag: string) => Buffer.concat([Buffer.from([0x80, 96, 0, 1]), Buffer.from(tag)])
 const hex = (buf: Uint8Array) => Buffer.from(buf).toString("hex")
@@ -68,7 +53,7 @@ const publish = (proxy: TestProxy, stream: string, clientUfrag: string) =>
     const answer = yield* httpRequest(proxy.endpoint("whip", stream), {
       method: "POST",
       headers: { "content-type": "application/sdp" },
-      body: offerSdp(clientUfrag)
+      body: minimalOffer(clientUfrag)
     })
     assert.strictEqual(answer.status, 201, answer.body)
     const serverUfrag = /^a=ice-ufrag:(\S+)/m.exec(answer.body)![1]!
@@ -162,7 +147,7 @@ describe.skipIf(REDIS_SERVER === undefined)("two proxies sharing one Redis (real
         const refused = yield* httpRequest(proxy.endpoint("whip", "three"), {
           method: "POST",
           headers: { "content-type": "application/sdp" },
-          body: offerSdp("cliC")
+          body: minimalOffer("cliC")
         })
         assert.strictEqual(refused.status, 503, refused.body)
         assert.isDefined(refused.headers["retry-after"])

@@ -568,4 +568,48 @@ describe("legacy JSON API", () => {
       assert.strictEqual(stats.relay.drops["bad-integrity"], 0)
       assert.strictEqual(stats.relay.ended["idle"], 0)
     }))
+
+  live("PATCH: trickled candidates are answered 204 by the proxy; an ICE restart goes to the origin and adds the new ufrag pair", () =>
+    Effect.gen(function*() {
+      const { proxy, origin } = yield* proxyWithOrigin()
+      const created = yield* post(proxy, "whip", "restart")
+      assert.strictEqual(created.status, 201, created.body)
+      const id = sessionIdOf(created, proxy, "whip")
+      const sessionUrl = `${proxy.mediaUrl}/rtc/v1/whip/sessions/${id}`
+      const fragment = { "content-type": "application/trickle-ice-sdpfrag" }
+
+      // Trickle ICE: the same client ufrag with a candidate; the origin only ever talks to the proxy.
+      const trickle = yield* httpRequest(sessionUrl, {
+        method: "PATCH",
+        headers: fragment,
+        body: "a=ice-ufrag:cli1\r\na=ice-pwd:clientIcePassword012345678\r\nm=video 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\na=candidate:1 1 udp 1 192.168.1.10 50001 typ host\r\n"
+      })
+      assert.strictEqual(trickle.status, 204)
+      assert.isEmpty(origin.requests.filter((r) => r.method === "PATCH"))
+
+      // ICE restart: new client credentials; the origin answers with new server credentials.
+      origin.handler = (request, res, req) => {
+        if (request.method !== "PATCH") return origin.srs(request, res, req)
+        res.writeHead(200, { "Content-Type": "application/trickle-ice-sdpfrag", ETag: "\"restart-2\"" })
+        res.end(
+          "a=ice-ufrag:srv9\r\na=ice-pwd:serverPasswordAfterRestart01\r\nm=video 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\n" +
+            `a=candidate:0 1 udp 2130706431 127.0.0.1 ${origin.mediaPort} typ host generation 0\r\n`
+        )
+      }
+      const restart = yield* httpRequest(sessionUrl, {
+        method: "PATCH",
+        headers: { ...fragment, "if-match": "*" },
+        body: "a=ice-ufrag:cli2\r\na=ice-pwd:clientPasswordAfterRestart1\r\nm=video 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\na=candidate:1 1 udp 1 192.168.1.10 50002 typ host\r\n"
+      })
+      assert.strictEqual(restart.status, 200, restart.body)
+      assert.strictEqual(restart.headers["etag"], "\"restart-2\"")
+      assertProxyCandidates(restart.body, proxy)
+      const [forwarded] = origin.requests.filter((r) => r.method === "PATCH")
+      assert.match(forwarded!.url, /^\/rtc\/v1\/whip\/\?action=delete/)
+      assert.strictEqual(forwarded!.headers["if-match"], "*")
+      assert.notInclude(forwarded!.body, "a=candidate")
+      // Both pairs work until the client switches to the new one.
+      const [view] = yield* proxy.relay.sessions
+      assert.deepStrictEqual(view?.ufragPairs, ["srv1:cli1", "srv9:cli2"])
+    }))
 })

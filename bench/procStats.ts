@@ -4,7 +4,7 @@
  * buffers (the column `drops` of /proc/net/udp, attributed through the socket inodes in
  * /proc/<pid>/fd). Everything returns undefined/zero off Linux instead of throwing.
  */
-import { readdirSync, readFileSync, readlinkSync } from "node:fs"
+import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, statSync } from "node:fs"
 import { performance } from "node:perf_hooks"
 
 /** USER_HZ: the unit of utime/stime in /proc/<pid>/stat; 100 on every mainstream Linux build. */
@@ -189,5 +189,54 @@ export const cpuWatch = (pids: Record<string, number>) => {
       foreignCores: busy === undefined ? undefined : Math.max(0, busy - ours) / 1000 / seconds,
       irqCores: system === undefined || now === undefined ? undefined : (now.irqMillis - system.irqMillis) / 1000 / seconds
     }
+  }
+}
+
+export interface GcSummary {
+  readonly count: number
+  /** Mark-Compact / Mark-Sweep (full) collections. */
+  readonly major: number
+  readonly totalPauseMillis: number
+  readonly maxPauseMillis: number
+}
+
+/**
+ * Follows the `--trace-gc` lines a process writes to its log file: each call returns a summary of the
+ * collections logged since the previous call (the main-thread pause of each, as V8 prints it).
+ */
+export const gcFollower = (logFile: string) => {
+  let offset = 0
+  return (): GcSummary => {
+    let text = ""
+    try {
+      const size = statSync(logFile).size
+      if (size > offset) {
+        const buffer = Buffer.alloc(size - offset)
+        const fd = openSync(logFile, "r")
+        try {
+          readSync(fd, buffer, 0, buffer.length, offset)
+        } finally {
+          closeSync(fd)
+        }
+        // Up to the last complete line; the rest is read next time.
+        const end = buffer.lastIndexOf(10) + 1
+        text = buffer.subarray(0, end).toString("utf8")
+        offset += end
+      }
+    } catch {
+      // no log (yet)
+    }
+    let count = 0
+    let major = 0
+    let total = 0
+    let max = 0
+    for (const match of text.matchAll(/\d+ ms: (Scavenge|Mark-Compact|Mark-sweep|Minor Mark-Compact|Mark-Compact \(reduce\))[^\n]*? MB, ([\d.]+) \/ [\d.]+ ms/g)) {
+      const pause = Number(match[2])
+      count++
+      if (match[1]!.startsWith("Mark")) major++
+      total += pause
+      max = Math.max(max, pause)
+    }
+    return { count, major, totalPauseMillis: total, maxPauseMillis: max }
   }
 }

@@ -38,7 +38,7 @@ import {
   summarize
 } from "./load.js"
 import { summarize as summarizeProfile, toMarkdown as profileMarkdown } from "./profileSummary.js"
-import { cpuMillis, cpuWatch, diff, fdCounts, rssBytes, udpDrops, udpSnmp } from "./procStats.js"
+import { cpuMillis, cpuWatch, diff, fdCounts, gcFollower, type GcSummary, rssBytes, udpDrops, udpSnmp } from "./procStats.js"
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
 
@@ -97,6 +97,11 @@ const KNOBS = {
   "settle-ms": { type: "string", default: "2000", quick: "300", help: "pause before RSS/fd readings (lets GC run)" },
   payload: { type: "string", default: "1200", help: "datagram size in bytes" },
   profile: { type: "boolean", help: "run the proxy under node --cpu-prof" },
+  "proxy-trace-gc": {
+    type: "string",
+    default: "on",
+    help: "run the proxy with --trace-gc and report its GC pauses per measurement (on/off)"
+  },
   "profile-dir": { type: "string", default: os.tmpdir(), help: "where the .cpuprofile goes" },
   "out-dir": { type: "string", default: path.join(root, "bench", "results"), help: "where latest.json/latest.md go" },
   help: { type: "boolean", help: "this text" }
@@ -173,6 +178,7 @@ const config = {
   settleMs: num("settle-ms"),
   payload: num("payload"),
   profile: bool("profile"),
+  proxyTraceGc: bool("proxy-trace-gc"),
   profileDir: knob("profile-dir"),
   outDir: path.resolve(knob("out-dir"))
 }
@@ -322,6 +328,7 @@ const startProxyOnce = async (origin: { apiPort: number; udpPort: number }, work
   const logFile = path.join(workDir, "proxy.log")
   const logFd = openSync(logFile, "a")
   const nodeArgs = ["--import", "tsx"]
+  if (config.proxyTraceGc) nodeArgs.push("--trace-gc")
   if (config.profile) {
     mkdirSync(config.profileDir, { recursive: true })
     // One file per thread (CPU.<date>.<pid>.<thread>.<seq>.cpuprofile): tsx's loader thread writes its own.
@@ -373,6 +380,8 @@ interface RampStep {
   readonly queueGrowthMicros: number | undefined
   /** Failed because of a growing backlog (see --max-queue-growth-ms). */
   readonly backlog: boolean
+  /** The proxy's garbage collections during the step (proxy steps only). */
+  readonly proxyGc: GcSummary | undefined
   readonly pass: boolean
   /** 1, or more when a failed step was repeated because other processes took the CPU. */
   readonly attempt: number
@@ -402,6 +411,24 @@ let pids: Record<string, number> = {}
 let sharedPorts: Record<string, number> = {}
 /** Cores other processes used during each measured step. */
 const foreignSamples: Array<number> = []
+/** The proxy's GC activity since the previous call (from its --trace-gc log lines). */
+let proxyGc: () => GcSummary | undefined = () => undefined
+
+const fmtGc = (gc: GcSummary | undefined) =>
+  gc === undefined
+    ? "n/a"
+    : `${gc.count}${gc.major > 0 ? ` (${gc.major} full)` : ""}, ${gc.totalPauseMillis.toFixed(0)} ms, max ${gc.maxPauseMillis.toFixed(1)} ms`
+
+const mergeGc = (all: ReadonlyArray<GcSummary | undefined>): GcSummary | undefined => {
+  const present = all.filter((gc): gc is GcSummary => gc !== undefined)
+  if (present.length === 0) return undefined
+  return {
+    count: present.reduce((n, gc) => n + gc.count, 0),
+    major: present.reduce((n, gc) => n + gc.major, 0),
+    totalPauseMillis: present.reduce((n, gc) => n + gc.totalPauseMillis, 0),
+    maxPauseMillis: Math.max(...present.map((gc) => gc.maxPauseMillis))
+  }
+}
 
 /** Non-zero kernel drops, by process (split into shared port and per-session sockets where known). */
 const describeDrops = (drops: Record<string, number>) =>
@@ -419,10 +446,12 @@ const measuredStep = async (
   const dropsBefore = udpDrops(pids, sharedPorts)
   const snmpBefore = udpSnmp()
   const watch = cpuWatch(pids)
+  proxyGc()
   const result = await group.run(options)
+  const gc = proxyGc()
   const cpu = watch()
   if (cpu.foreignCores !== undefined) foreignSamples.push(cpu.foreignCores)
-  return { result, cpu, kernelDrops: diff(dropsBefore, udpDrops(pids, sharedPorts)), snmp: diff(snmpBefore, udpSnmp()) }
+  return { result, cpu, gc, kernelDrops: diff(dropsBefore, udpDrops(pids, sharedPorts)), snmp: diff(snmpBefore, udpSnmp()) }
 }
 
 /**
@@ -459,7 +488,8 @@ const ramp = async (
   const attempt = async (rawRate: number) => {
     const rate = Math.max(minRate, Math.round(rawRate / 10) * 10)
     for (let tryNo = 1; ; tryNo++) {
-      const { cpu, kernelDrops, result, snmp } = await measuredStep(group, { rate, seconds: config.stepSeconds })
+      const { cpu, gc, kernelDrops, result, snmp } = await measuredStep(group, { rate, seconds: config.stepSeconds })
+      const ownGc = group.target.kind === "proxy" ? gc : undefined
       const backlog = result.queueGrowthMicros !== undefined && result.queueGrowthMicros > config.maxQueueGrowthMicros
       const pass = result.lossRatio < config.lossThreshold && !result.generatorBehind && !backlog
       steps.push({
@@ -474,6 +504,7 @@ const ramp = async (
         rttP99Micros: result.rtt?.p99Micros,
         queueGrowthMicros: result.queueGrowthMicros,
         backlog,
+        proxyGc: ownGc,
         pass,
         attempt: tryNo,
         cores: cpu.cores,
@@ -490,6 +521,7 @@ const ramp = async (
           `, backlog growth ${fmtUs(result.queueGrowthMicros)}${backlog ? " (too much)" : ""}` +
           `, cores ${Object.entries(cpu.cores).filter(([, c]) => c >= 0.01).map(([w, c]) => `${w} ${fmtCores(c)}`).join(" ")}` +
           ` other ${fmtCores(cpu.foreignCores)}` +
+          `${ownGc === undefined ? "" : `, proxy GC ${fmtGc(ownGc)}`}` +
           `${drops === "" ? "" : `, kernel drops: ${drops}`} ${pass ? "ok" : "FAIL"}${disturbed && tryNo < 3 ? " (other processes busy: again)" : ""}`
       )
       if (pass || !disturbed || tryNo >= 3) {
@@ -557,6 +589,8 @@ interface LatencyResult {
   readonly cores: Record<string, number>
   /** The most cores other processes took during any of the runs. */
   readonly foreignCores: number | undefined
+  /** The proxy's garbage collections during its runs. */
+  readonly proxyGc: GcSummary | undefined
 }
 
 /**
@@ -573,9 +607,11 @@ const latencyAt = async (name: string, group: SessionGroup, direct: SessionGroup
   let directSent = 0
   let directReceived = 0
   const foreign: Array<number> = []
+  const gcs: Array<GcSummary | undefined> = []
   let cores: Record<string, number> = {}
   for (let round = 0; round < rounds; round++) {
     const relayStep = await measuredStep(group, { rate, seconds, keepRtts: true })
+    if (group.target.kind === "proxy") gcs.push(relayStep.gc)
     await sleep(100)
     const directStep = await measuredStep(direct, { rate, seconds, keepRtts: true })
     await sleep(100)
@@ -613,13 +649,14 @@ const latencyAt = async (name: string, group: SessionGroup, direct: SessionGroup
     addedOneWayP99Micros: half(rtt?.p99Micros, directRtt?.p99Micros),
     addedOneWayMeanMicros: half(rtt?.meanMicros, directRtt?.meanMicros),
     cores,
-    foreignCores: foreign.length === 0 ? undefined : Math.max(...foreign)
+    foreignCores: foreign.length === 0 ? undefined : Math.max(...foreign),
+    proxyGc: mergeGc(gcs)
   }
   log(
     `${name} at ${fmtInt(rate)} client pps: rtt p50 ${fmtUs(rtt?.p50Micros)} p99 ${fmtUs(rtt?.p99Micros)}; ` +
       `direct p50 ${fmtUs(directRtt?.p50Micros)} p99 ${fmtUs(directRtt?.p99Micros)}; added one-way p50 ` +
       `${fmtUs(result.addedOneWayP50Micros)} p99 ${fmtUs(result.addedOneWayP99Micros)}; other processes at most ` +
-      `${fmtCores(result.foreignCores)} cores`
+      `${fmtCores(result.foreignCores)} cores${result.proxyGc === undefined ? "" : `; proxy GC ${fmtGc(result.proxyGc)}`}`
   )
   return result
 }
@@ -643,6 +680,8 @@ interface CpuRun {
   readonly foreignCores: number | undefined
   /** Chunks sent again because other processes took the CPU. */
   readonly chunksRepeated: number
+  /** The proxy's garbage collections during the run (proxy runs only). */
+  readonly proxyGc: GcSummary | undefined
   readonly kernelDrops: Record<string, number>
 }
 
@@ -666,7 +705,9 @@ const cpuRun = async (name: string, group: SessionGroup, rate: number, clientPac
     const before = Object.fromEntries(Object.entries(watched).map(([who, pid]) => [who, cpuMillis(pid)]))
     const selfBefore = process.cpuUsage()
     const watch = cpuWatch(watched)
+    proxyGc()
     const result = await group.run({ rate, packets: clientPackets, quietMillis: 100 })
+    const gc = group.target.kind === "proxy" ? proxyGc() : undefined
     const { foreignCores, seconds } = watch()
     const self = process.cpuUsage(selfBefore)
     if (foreignCores !== undefined && foreignCores > config.foreignTolerance && redone < 3) {
@@ -694,6 +735,7 @@ const cpuRun = async (name: string, group: SessionGroup, rate: number, clientPac
       ...derived(cpuMs, relayedPackets, seconds),
       foreignCores,
       chunksRepeated: redone,
+      proxyGc: gc,
       kernelDrops: diff(dropsBefore, udpDrops(watched, sharedPorts))
     }
   }
@@ -723,6 +765,7 @@ const mergeRuns = (runs: ReadonlyArray<CpuRun>): CpuRun => {
     ...derived(cpuMs, 2 * received, seconds),
     foreignCores: Math.max(0, ...runs.map((run) => run.foreignCores ?? 0)),
     chunksRepeated: sum((run) => run.chunksRepeated),
+    proxyGc: mergeGc(runs.map((run) => run.proxyGc)),
     kernelDrops
   }
 }
@@ -793,6 +836,7 @@ const main = async () => {
   log(`proxy: pid ${proxy.pid}, http :${proxy.httpPort}, udp :${proxy.udpPort}, log ${proxy.logFile}`)
   pids = { proxy: proxy.pid, bare: bare.child.pid!, origin: origin.child.pid!, loadgen: process.pid }
   sharedPorts = { proxy: proxy.udpPort, bare: bare.info.port }
+  if (config.proxyTraceGc) proxyGc = gcFollower(proxy.logFile)
   report.processes = {
     proxy: { pid: proxy.pid, httpPort: proxy.httpPort, systemPort: proxy.systemPort, udpPort: proxy.udpPort, log: proxy.logFile, version: proxy.version, env: proxy.env },
     bare: { pid: bare.child.pid, udpPort: bare.info.port },
@@ -1294,7 +1338,7 @@ const toMarkdown = (report: Report): string => {
     out.push("")
     out.push(
       table(
-        ["path", "client pps", "RTT p50", "RTT p99", "direct RTT p50", "direct RTT p99", "added one-way p50", "added one-way p99", "loss", "other processes (max cores)"],
+        ["path", "client pps", "RTT p50", "RTT p99", "direct RTT p50", "direct RTT p99", "added one-way p50", "added one-way p99", "loss", "other processes (max cores)", "proxy GC: count, pauses, max"],
         (["proxy", "bare"] as const).map((name) => [
           name === "proxy" ? "proxy" : "bare dgram relay",
           fmtInt(l[name].rate),
@@ -1305,7 +1349,8 @@ const toMarkdown = (report: Report): string => {
           fmtUs(l[name].addedOneWayP50Micros),
           fmtUs(l[name].addedOneWayP99Micros),
           fmtPct(l[name].lossRatio),
-          fmtCores(l[name].foreignCores)
+          fmtCores(l[name].foreignCores),
+          name === "proxy" ? fmtGc(l[name].proxyGc) : ""
         ])
       )
     )
@@ -1324,7 +1369,7 @@ const toMarkdown = (report: Report): string => {
     out.push("")
     out.push(
       table(
-        ["relay", "CPU per 10k relayed", "per chunk (ms)", "relay core use", "origin CPU per 10k", "load gen CPU per 10k", "RSS after warm-up", "RSS after run", "growth", "loss", "other processes (cores)"],
+        ["relay", "CPU per 10k relayed", "per chunk (ms)", "relay core use", "origin CPU per 10k", "load gen CPU per 10k", "RSS after warm-up", "RSS after run", "growth", "loss", "other processes (cores)", "proxy GC: count, pauses, max"],
         (["proxy", "bare"] as const).map((name) => [
           name === "proxy" ? "proxy" : "bare dgram relay",
           fmtMs(c[name].cpuMsPer10kRelayed),
@@ -1336,7 +1381,8 @@ const toMarkdown = (report: Report): string => {
           fmtMB(c[name].rssAfterRunBytes),
           fmtSignedMB(c[name].rssGrowthBytes),
           fmtPct(c[name].lossRatio),
-          fmtCores(c[name].foreignCores)
+          fmtCores(c[name].foreignCores),
+          name === "proxy" ? fmtGc(c[name].proxyGc) : ""
         ])
       )
     )
@@ -1361,7 +1407,7 @@ const toMarkdown = (report: Report): string => {
         if (e === undefined) continue
         const label = name === "proxy" ? "proxy" : "bare dgram relay"
         if (e.error !== undefined) {
-          rows.push([label, fmtInt(row.sessions), `failed: ${e.error}`, "", "", "", "", "", "", ""])
+          rows.push([label, fmtInt(row.sessions), `failed: ${e.error}`, "", "", "", "", "", "", "", ""])
           continue
         }
         const cost = e.cpuMsPer10kRelayed as number | undefined
@@ -1376,7 +1422,8 @@ const toMarkdown = (report: Report): string => {
           fmtInt(e.maxRelayedPerSecond),
           fmtInt(e.maxClientRate),
           `${fmtMB(e.rssAfterOpenBytes)} / ${e.udpSocketsOpen ?? "n/a"}`,
-          fmtCores(e.cpuRun?.foreignCores)
+          fmtCores(e.cpuRun?.foreignCores),
+          name === "proxy" ? fmtGc(e.cpuRun?.proxyGc) : ""
         ])
       }
     }
@@ -1392,7 +1439,8 @@ const toMarkdown = (report: Report): string => {
           "max relayed pps",
           "max client pps",
           "RSS / UDP sockets once open",
-          "other processes (cores)"
+          "other processes (cores)",
+          "proxy GC in the runs: count, pauses, max"
         ],
         rows
       )
@@ -1451,7 +1499,7 @@ const toMarkdown = (report: Report): string => {
     out.push(`<details><summary>${name} ramp steps</summary>\n`)
     out.push(
       table(
-        ["client pps", "achieved", "loss", "RTT p50", "RTT p99", "RTT growth in step", "cores (relay/origin/loadgen/other)", "kernel drops at receive buffers", "result"],
+        ["client pps", "achieved", "loss", "RTT p50", "RTT p99", "RTT growth in step", "cores (relay/origin/loadgen/other)", "kernel drops at receive buffers", "proxy GC", "result"],
         steps.map((s) => [
           fmtInt(s.rate) + (s.attempt > 1 ? ` (try ${s.attempt})` : ""),
           fmtInt(s.achievedRate),
@@ -1461,6 +1509,7 @@ const toMarkdown = (report: Report): string => {
           fmtUs(s.queueGrowthMicros),
           [s.cores[name], s.cores["origin"], s.cores["loadgen"], s.foreignCores].map(fmtCores).join(" / "),
           describeDrops(s.kernelDrops) || "none",
+          s.proxyGc === undefined ? "" : fmtGc(s.proxyGc),
           s.pass ? "ok" : s.generatorBehind ? "fail (generator behind)" : s.lossRatio >= report.config.lossThreshold ? "fail" : "fail (backlog growing)"
         ])
       )

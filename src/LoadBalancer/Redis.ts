@@ -99,19 +99,22 @@ export const fromServerJson = (id: string, text: string): Either.Either<{ origin
     }
   )
 
+/** Lua: `list` = the JSON array of origin keys at KEYS[2] (empty when missing or not JSON). */
+const READ_SERVER_LIST = `local list = {}
+local raw = redis.call('GET', KEYS[2])
+if raw then
+  local ok, decoded = pcall(cjson.decode, raw)
+  if ok and type(decoded) == 'table' then list = decoded end
+end
+`
+
 /**
  * KEYS: the origin's key, the list of origin keys. ARGV: the origin's JSON, its TTL in ms.
  * Writes the origin, drops expired keys from the list, adds the origin's key when missing.
  */
 const REGISTER = script(`
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-local list = {}
-local raw = redis.call('GET', KEYS[2])
-if raw then
-  local ok, decoded = pcall(cjson.decode, raw)
-  if ok and type(decoded) == 'table' then list = decoded end
-end
-local kept, found = {}, false
+${READ_SERVER_LIST}local kept, found = {}, false
 for _, key in ipairs(list) do
   if type(key) == 'string' then
     if key == KEYS[1] then
@@ -139,13 +142,7 @@ if mapped then
   local server = redis.call('GET', mapped)
   if server then return { mapped, server, '' } end
 end
-local list = {}
-local raw = redis.call('GET', KEYS[2])
-if raw then
-  local ok, decoded = pcall(cjson.decode, raw)
-  if ok and type(decoded) == 'table' then list = decoded end
-end
-local alive = {}
+${READ_SERVER_LIST}local alive = {}
 for _, key in ipairs(list) do
   if type(key) == 'string' then
     local server = redis.call('GET', key)

@@ -215,21 +215,24 @@ const make = Effect.gen(function*() {
   const sweepEvery = Duration.millis(Math.min(1000, Math.max(50, idleMillis / 4)))
   // A client address keeps its consent for as long as a session may stay idle (30 s by default, RFC 7675).
   const consentTicks = Math.ceil(idleMillis / Duration.toMillis(sweepEvery))
-  const lastCount = new WeakMap<LiveSession, { packets: number; since: number }>()
   const sweep = Effect.gen(function*() {
     const now = yield* Clock.currentTimeMillis
     const idle: Array<string> = []
+    const alive: Array<SessionRecord> = []
     for (const live of router.byId.values()) {
-      const mark = lastCount.get(live)
-      if (mark === undefined || mark.packets !== live.packetsFromClient) {
-        lastCount.set(live, { packets: live.packetsFromClient, since: mark === undefined ? live.record.createdAt : now })
-      } else if (now - mark.since >= idleMillis) {
+      if (live.idleMark !== live.packetsFromClient) {
+        live.quietSince = live.idleMark === -1 ? live.record.createdAt : now
+        live.idleMark = live.packetsFromClient
+        alive.push(live.record)
+      } else if (now - live.quietSince >= idleMillis) {
         idle.push(live.record.id)
+      } else {
+        alive.push(live.record)
       }
     }
     router.expireConsent(consentTicks)
     yield* Effect.forEach(idle, (id) => close(id, "idle"), { discard: true, concurrency: "unbounded" })
-    yield* store.touch([...router.byId.values()].map((live) => live.record))
+    yield* store.touch(alive)
   })
   yield* sweep.pipe(Effect.delay(sweepEvery), Effect.forever, Effect.forkScoped, Effect.interruptible)
 

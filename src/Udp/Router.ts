@@ -48,6 +48,9 @@ export class LiveSession {
    */
   readonly addresses: Array<{ address: string; port: number; seen: number }> = []
   packetsFromClient = 0
+  /** Idle bookkeeping for the owner's sweeper: the client packet count it last saw, and since when. */
+  idleMark = -1
+  quietSince = 0
   packetsFromOrigin = 0
   bytesFromClient = 0
   bytesFromOrigin = 0

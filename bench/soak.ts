@@ -15,6 +15,7 @@ import { readdirSync, readFileSync, readlinkSync } from "node:fs"
 import * as net from "node:net"
 import { parseArgs } from "node:util"
 import { encodeBindingRequest } from "../src/Stun.js"
+import { minimalOffer } from "../test/support/offers.js"
 
 const { values: args } = parseArgs({
   options: {
@@ -66,22 +67,6 @@ const startOrigin = () =>
     child.once("exit", (code) => reject(new Error(`origin exited with ${code}`)))
   })
 
-const OFFER = (ufrag: string) =>
-  [
-    "v=0",
-    "o=- 1 2 IN IP4 127.0.0.1",
-    "s=-",
-    "t=0 0",
-    "m=video 9 UDP/TLS/RTP/SAVPF 96",
-    "c=IN IP4 0.0.0.0",
-    `a=ice-ufrag:${ufrag}`,
-    "a=ice-pwd:soakClientPassword0123456",
-    "a=setup:actpass",
-    "a=mid:0",
-    "a=sendonly",
-    "a=rtpmap:96 VP8/90000",
-    ""
-  ].join("\r\n")
 
 const junkDatagram = (valid: Buffer): Buffer => {
   const kind = Math.floor(Math.random() * 7)
@@ -151,7 +136,7 @@ const main = async () => {
       const response = await fetch(`http://127.0.0.1:${http}/rtc/v1/whip/?app=soak&stream=s${n}`, {
         method: "POST",
         headers: { "content-type": "application/sdp" },
-        body: OFFER(ufrag)
+        body: minimalOffer(ufrag)
       })
       const answer = await response.text()
       if (response.status !== 201) throw new Error(`offer ${n}: ${response.status} ${answer}`)

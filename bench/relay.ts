@@ -38,6 +38,7 @@ import {
   summarize
 } from "./load.js"
 import { summarize as summarizeProfile, toMarkdown as profileMarkdown } from "./profileSummary.js"
+import { npmStartNodeFlags } from "./npmStart.js"
 import { cpuMillis, cpuWatch, diff, fdCounts, gcFollower, type GcSummary, rssBytes, udpDrops, udpSnmp } from "./procStats.js"
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
@@ -79,8 +80,8 @@ const KNOBS = {
     quick: "99",
     help: "a failed step is repeated (twice at most) when other processes took more than this many cores"
   },
-  "latency-seconds": { type: "string", default: "4", quick: "0.3", help: "duration of each path's latency measurement" },
-  "latency-rounds": { type: "string", default: "4", quick: "1", help: "relay and direct runs alternate in this many rounds" },
+  "latency-seconds": { type: "string", default: "16", quick: "0.3", help: "duration of each path's latency measurement" },
+  "latency-rounds": { type: "string", default: "8", quick: "1", help: "relay and direct runs alternate in this many rounds" },
   "fixed-rate": {
     type: "string",
     default: "0",
@@ -90,9 +91,15 @@ const KNOBS = {
   "fixed-share": { type: "string", default: "0.6", help: "share of the lower maximum rate used when --fixed-rate is 0" },
   packets: { type: "string", default: "1000000", quick: "2000", help: "relayed packets of the memory run" },
   "warmup-packets": { type: "string", default: "100000", quick: "1000", help: "relayed packets before the first RSS reading" },
-  "scale-seconds": { type: "string", default: "6", quick: "0.2", help: "fixed-rate CPU time per session count, over all rounds" },
-  "scale-rounds": { type: "string", default: "3", quick: "1", help: "interleaved CPU rounds per session count (the median counts)" },
+  "scale-seconds": { type: "string", default: "15", quick: "0.2", help: "fixed-rate CPU time per session count, over all rounds" },
+  "scale-rounds": { type: "string", default: "5", quick: "1", help: "interleaved CPU rounds per session count (the median counts)" },
   churn: { type: "string", default: "10000", quick: "50", help: "sessions created and deleted in the churn phase" },
+  "churn-idle-seconds": {
+    type: "string",
+    default: "30",
+    quick: "0",
+    help: "after the churn, how long memory is followed while the proxy is idle"
+  },
   "churn-concurrency": { type: "string", default: "16", help: "concurrent POST+DELETE loops" },
   "settle-ms": { type: "string", default: "2000", quick: "300", help: "pause before RSS/fd readings (lets GC run)" },
   payload: { type: "string", default: "1200", help: "datagram size in bytes" },
@@ -101,6 +108,11 @@ const KNOBS = {
     type: "string",
     default: "on",
     help: "run the proxy with --trace-gc and report its GC pauses per measurement (on/off)"
+  },
+  "proxy-node-flags": {
+    type: "string",
+    default: "",
+    help: "extra node flags for the proxy process, space-separated (e.g. GC tuning; npm start's own flags are not used)"
   },
   "profile-dir": { type: "string", default: os.tmpdir(), help: "where the .cpuprofile goes" },
   "out-dir": { type: "string", default: path.join(root, "bench", "results"), help: "where latest.json/latest.md go" },
@@ -174,11 +186,13 @@ const config = {
   scaleSeconds: num("scale-seconds"),
   scaleRounds: num("scale-rounds"),
   churn: num("churn"),
+  churnIdleSeconds: num("churn-idle-seconds"),
   churnConcurrency: num("churn-concurrency"),
   settleMs: num("settle-ms"),
   payload: num("payload"),
   profile: bool("profile"),
   proxyTraceGc: bool("proxy-trace-gc"),
+  proxyNodeFlags: knob("proxy-node-flags").split(/\s+/).filter((flag) => flag !== ""),
   profileDir: knob("profile-dir"),
   outDir: path.resolve(knob("out-dir"))
 }
@@ -278,6 +292,19 @@ const freeUdpPort = () =>
     })
   })
 
+/** "used / total" of a JS heap reading. */
+const fmtHeap = (memory: ProcessMemory | undefined) =>
+  memory === undefined ? "" : `${fmtMB(memory.heapUsed)} / ${fmtMB(memory.heapTotal)}`
+
+/** process.memoryUsage() of the proxy, from its stats API. */
+interface ProcessMemory {
+  readonly rss: number
+  readonly heapTotal: number
+  readonly heapUsed: number
+  readonly external: number
+  readonly arrayBuffers: number
+}
+
 interface ProxyProcess {
   readonly child: ChildProcess
   readonly pid: number
@@ -327,8 +354,9 @@ const startProxyOnce = async (origin: { apiPort: number; udpPort: number }, work
   })
   const logFile = path.join(workDir, "proxy.log")
   const logFd = openSync(logFile, "a")
-  const nodeArgs = ["--import", "tsx"]
+  const nodeArgs = npmStartNodeFlags(root)
   if (config.proxyTraceGc) nodeArgs.push("--trace-gc")
+  nodeArgs.push(...config.proxyNodeFlags)
   if (config.profile) {
     mkdirSync(config.profileDir, { recursive: true })
     // One file per thread (CPU.<date>.<pid>.<thread>.<seq>.cpuprofile): tsx's loader thread writes its own.
@@ -1087,7 +1115,18 @@ const main = async () => {
     await sleep(config.settleMs)
     const originStats = async () =>
       JSON.parse((await httpRequest(`http://127.0.0.1:${origin.info.apiPort}/api/v1/stats`)).body) as { active: number }
-    const before = { rssBytes: rssBytes(proxy.pid), fds: fdCounts(proxy.pid), originActive: (await originStats()).active }
+    const proxyMemory = async () => {
+      const stats = JSON.parse((await httpRequest(`http://127.0.0.1:${proxy.systemPort}/api/v1/stats`)).body) as {
+        process: { memory: ProcessMemory }
+      }
+      return stats.process.memory
+    }
+    const before = {
+      rssBytes: rssBytes(proxy.pid),
+      fds: fdCounts(proxy.pid),
+      originActive: (await originStats()).active,
+      memory: await proxyMemory()
+    }
     const errors: Record<string, number> = {}
     const countError = (what: string) => {
       errors[what] = (errors[what] ?? 0) + 1
@@ -1125,7 +1164,22 @@ const main = async () => {
     const rightAfter = { rssBytes: rssBytes(proxy.pid), fds: fdCounts(proxy.pid) }
     load.resetAgent()
     await sleep(config.settleMs)
-    const after = { rssBytes: rssBytes(proxy.pid), fds: fdCounts(proxy.pid), originActive: (await originStats()).active }
+    const after = {
+      rssBytes: rssBytes(proxy.pid),
+      fds: fdCounts(proxy.pid),
+      originActive: (await originStats()).active,
+      memory: await proxyMemory()
+    }
+    // V8 gives freed heap pages back once allocation has been quiet for a while (its memory reducer).
+    const idle: Array<{ seconds: number; rssBytes: number | undefined; memory: ProcessMemory }> = []
+    for (let waited = 0; waited < config.churnIdleSeconds;) {
+      const step = Math.min(10, config.churnIdleSeconds - waited)
+      await sleep(step * 1000)
+      waited += step
+      idle.push({ seconds: waited, rssBytes: rssBytes(proxy.pid), memory: await proxyMemory() })
+      log(`churn: ${waited} s idle, proxy RSS ${fmtMB(idle[idle.length - 1]!.rssBytes)}, heap used ${fmtMB(idle[idle.length - 1]!.memory.heapUsed)}`)
+    }
+    const settled = idle.length === 0 ? after : idle[idle.length - 1]!
     report.churn = {
       sessions: config.churn,
       concurrency: config.churnConcurrency,
@@ -1139,7 +1193,11 @@ const main = async () => {
       before,
       rightAfter,
       after,
+      idle,
       rssGrowthBytes: after.rssBytes !== undefined && before.rssBytes !== undefined ? after.rssBytes - before.rssBytes : undefined,
+      rssGrowthAfterIdleBytes:
+        settled.rssBytes !== undefined && before.rssBytes !== undefined ? settled.rssBytes - before.rssBytes : undefined,
+      heapUsedGrowthAfterIdleBytes: settled.memory.heapUsed - before.memory.heapUsed,
       udpSocketsLeft: after.fds.udp - before.fds.udp,
       fdsLeft: after.fds.total - before.fds.total,
       originSessionsLeft: after.originActive - before.originActive,
@@ -1218,11 +1276,17 @@ const targetsOf = (report: Report): Report["targets"] => {
     })
   }
   if (ch.sessions !== undefined) {
+    // Memory "back" once the proxy is idle again: V8 returns freed pages some seconds after the burst.
+    const idle = ch.idle as Array<{ seconds: number }> | undefined
+    const idleSeconds = idle === undefined || idle.length === 0 ? undefined : idle[idle.length - 1]!.seconds
+    const growth = idleSeconds === undefined ? ch.rssGrowthBytes : ch.rssGrowthAfterIdleBytes
     targets.push({
-      name: `proxy RSS growth after ${fmtInt(ch.sessions)} sessions churned`,
+      name: `proxy RSS growth after ${fmtInt(ch.sessions)} sessions churned${
+        idleSeconds === undefined ? ` (${ch.settleMs} ms after)` : ` (${idleSeconds} s idle after)`
+      }`,
       target: "<= 10 MB",
-      measured: fmtSignedMB(ch.rssGrowthBytes),
-      met: ch.rssGrowthBytes === undefined ? undefined : ch.rssGrowthBytes <= 10 * 1024 * 1024
+      measured: fmtSignedMB(growth),
+      met: growth === undefined ? undefined : growth <= 10 * 1024 * 1024
     })
     targets.push({
       name: "UDP sockets left after churn",
@@ -1461,11 +1525,20 @@ const toMarkdown = (report: Report): string => {
     out.push("")
     out.push(
       table(
-        ["", "RSS", "open fds", "UDP sockets", "TCP sockets", "origin sessions"],
+        ["", "RSS", "JS heap used / total", "open fds", "UDP sockets", "TCP sockets", "origin sessions"],
         [
-          ["before", fmtMB(ch.before.rssBytes), String(ch.before.fds.total), String(ch.before.fds.udp), String(ch.before.fds.tcp), String(ch.before.originActive)],
-          ["right after", fmtMB(ch.rightAfter.rssBytes), String(ch.rightAfter.fds.total), String(ch.rightAfter.fds.udp), String(ch.rightAfter.fds.tcp), ""],
-          [`after ${ch.settleMs} ms`, fmtMB(ch.after.rssBytes), String(ch.after.fds.total), String(ch.after.fds.udp), String(ch.after.fds.tcp), String(ch.after.originActive)]
+          ["before", fmtMB(ch.before.rssBytes), fmtHeap(ch.before.memory), String(ch.before.fds.total), String(ch.before.fds.udp), String(ch.before.fds.tcp), String(ch.before.originActive)],
+          ["right after", fmtMB(ch.rightAfter.rssBytes), "", String(ch.rightAfter.fds.total), String(ch.rightAfter.fds.udp), String(ch.rightAfter.fds.tcp), ""],
+          [`after ${ch.settleMs} ms`, fmtMB(ch.after.rssBytes), fmtHeap(ch.after.memory), String(ch.after.fds.total), String(ch.after.fds.udp), String(ch.after.fds.tcp), String(ch.after.originActive)],
+          ...((ch.idle ?? []) as Array<{ seconds: number; rssBytes: number; memory: ProcessMemory }>).map((point) => [
+            `${point.seconds} s idle`,
+            fmtMB(point.rssBytes),
+            fmtHeap(point.memory),
+            "",
+            "",
+            "",
+            ""
+          ])
         ]
       )
     )
@@ -1478,7 +1551,11 @@ const toMarkdown = (report: Report): string => {
           (ch.progress as Array<{ sessions: number; rssBytes: number }>).map((p) => `${fmtInt(p.sessions)}: ${fmtMB(p.rssBytes)}`).join(", ")
         }; errors: ${
         Object.keys(ch.errors).length === 0 ? "none" : JSON.stringify(ch.errors)
-      }; RSS ${fmtSignedMB(ch.rssGrowthBytes)}, fds ${ch.fdsLeft >= 0 ? "+" : ""}${ch.fdsLeft}, UDP sockets ${ch.udpSocketsLeft >= 0 ? "+" : ""}${ch.udpSocketsLeft}.`
+      }; RSS ${fmtSignedMB(ch.rssGrowthBytes)} after ${ch.settleMs} ms${
+        ch.rssGrowthAfterIdleBytes === undefined || (ch.idle ?? []).length === 0
+          ? ""
+          : `, ${fmtSignedMB(ch.rssGrowthAfterIdleBytes)} after ${ch.idle[ch.idle.length - 1].seconds} s idle (JS heap used ${fmtSignedMB(ch.heapUsedGrowthAfterIdleBytes)})`
+      }, fds ${ch.fdsLeft >= 0 ? "+" : ""}${ch.fdsLeft}, UDP sockets ${ch.udpSocketsLeft >= 0 ? "+" : ""}${ch.udpSocketsLeft}.`
     )
   }
   if (report.targets.length > 0) {

@@ -84,6 +84,21 @@ export const versions = Effect.sync(() => {
   })
 })
 
+/** This process's memory, in bytes (RSS and the JavaScript heap) and uptime. */
+const processStats = () => {
+  const memory = process.memoryUsage()
+  return {
+    uptimeSeconds: Math.round(process.uptime()),
+    memory: {
+      rss: memory.rss,
+      heapTotal: memory.heapTotal,
+      heapUsed: memory.heapUsed,
+      external: memory.external,
+      arrayBuffers: memory.arrayBuffers
+    }
+  }
+}
+
 /**
  * GET /api/v1/stats: what the proxy is doing, for operators and benchmarks: origins and their health,
  * stream mappings, relay sessions, packets relayed, and every drop and session end by reason.
@@ -104,6 +119,7 @@ export const stats = Effect.gen(function*() {
       lastSeen: new Date(lastSeen).toISOString()
     })),
     streams: yield* balancer.streams,
-    relay: relayStats
+    relay: relayStats,
+    process: processStats()
   })
 })

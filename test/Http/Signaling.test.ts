@@ -560,6 +560,7 @@ describe("legacy JSON API", () => {
         origins: Array<{ healthy: boolean }>
         streams: Array<{ streamUrl: string }>
         relay: { sessions: number; drops: Record<string, number>; ended: Record<string, number> }
+        process: { uptimeSeconds: number; memory: { rss: number; heapUsed: number } }
       }
       assert.lengthOf(stats.origins, 1)
       assert.isTrue(stats.origins[0]!.healthy)
@@ -567,6 +568,8 @@ describe("legacy JSON API", () => {
       assert.strictEqual(stats.relay.sessions, 1)
       assert.strictEqual(stats.relay.drops["bad-integrity"], 0)
       assert.strictEqual(stats.relay.ended["idle"], 0)
+      assert.isAbove(stats.process.memory.rss, stats.process.memory.heapUsed)
+      assert.isAtLeast(stats.process.uptimeSeconds, 0)
     }))
 
   live("PATCH: trickled candidates are answered 204 by the proxy; an ICE restart goes to the origin and adds the new ufrag pair", () =>

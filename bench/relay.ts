@@ -4,7 +4,7 @@
  * (bench/bareRelay.ts); this process is the load generator (bench/load.ts). Measures, side by side:
  *
  * - throughput: the highest offered rate with under 0.1% loss (ramp: doubling, then bisecting);
- * - added one-way latency at half of each path's maximum, against the direct path at the same rate;
+ * - added one-way latency at half of the lower maximum (one rate for both relays), against the direct path;
  * - CPU time per 10,000 relayed packets and resident memory after warm-up and after 1,000,000
  *   relayed packets, at one fixed rate for both relays;
  * - 1, 100 and 1,000 concurrent sessions: CPU per packet and maximum rate;
@@ -98,7 +98,7 @@ const KNOBS = {
     type: "string",
     default: "30",
     quick: "0",
-    help: "after the churn, how long memory is followed while the proxy is idle"
+    help: "idle time before the churn (memory at rest) and after it, while memory is followed"
   },
   "churn-concurrency": { type: "string", default: "16", help: "concurrent POST+DELETE loops" },
   "settle-ms": { type: "string", default: "2000", quick: "300", help: "pause before RSS/fd readings (lets GC run)" },
@@ -940,11 +940,14 @@ const main = async () => {
 
     if (phase("latency")) {
       await waitQuiet("the latency phase")
-      log("--- latency at half of each path's maximum rate, against the direct path at the same rate")
+      // One rate for both relays (half of the platform's ceiling, or of the proxy's when lower): the
+      // tail of the round trip grows steeply with the machine's load, so unequal rates compare nothing.
+      const latencyRate = Math.round(Math.min(maxProxy, maxBare) / 2)
+      log(`--- latency at ${fmtInt(latencyRate)} client pps (half of the lower maximum), against the direct path at the same rate`)
       report.latency = {
         method: "added one-way = (relay RTT percentile - direct RTT percentile) / 2, each at the same offered rate",
-        proxy: await latencyAt("proxy", groups.proxy, groups.direct, Math.round(maxProxy / 2)),
-        bare: await latencyAt("bare", groups.bare, groups.direct, Math.round(maxBare / 2))
+        proxy: await latencyAt("proxy", groups.proxy, groups.direct, latencyRate),
+        bare: await latencyAt("bare", groups.bare, groups.direct, latencyRate)
       }
     }
 
@@ -1037,7 +1040,9 @@ const main = async () => {
     const runs = new Map<string, Array<CpuRun>>()
     const perRun = Math.round((rate * config.scaleSeconds) / Math.max(1, config.scaleRounds))
     for (let round = 0; round < config.scaleRounds; round++) {
-      for (const sessions of sizes) {
+      // Odd rounds run the counts in reverse, so that a drift of the machine over the phase weighs
+      // on every count alike instead of on the last one.
+      for (const sessions of round % 2 === 0 ? sizes : [...sizes].reverse()) {
         for (const name of paths) {
           const group = groups.get(key(name, sessions))
           if (group === undefined) continue
@@ -1112,7 +1117,10 @@ const main = async () => {
     await waitQuiet("the churn phase")
     log(`--- churn: ${fmtInt(config.churn)} sessions created (POST) and ended (DELETE), ${config.churnConcurrency} at a time`)
     load.resetAgent()
-    await sleep(config.settleMs)
+    // "Before" is read at rest, as "after" is: the earlier phases leave garbage that V8 frees only
+    // once allocation has been quiet for a while.
+    if (config.churnIdleSeconds > 0) log(`churn: ${config.churnIdleSeconds} s idle first, so that memory is read at rest`)
+    await sleep(Math.max(config.settleMs, config.churnIdleSeconds * 1000))
     const originStats = async () =>
       JSON.parse((await httpRequest(`http://127.0.0.1:${origin.info.apiPort}/api/v1/stats`)).body) as { active: number }
     const proxyMemory = async () => {
@@ -1398,7 +1406,7 @@ const toMarkdown = (report: Report): string => {
   }
   if (l.proxy !== undefined) {
     out.push("")
-    out.push("## Added one-way latency at half of each maximum (vs the direct path at the same rate)")
+    out.push("## Added one-way latency at half of the lower maximum rate (both relays at one rate, vs the direct path at that rate)")
     out.push("")
     out.push(
       table(

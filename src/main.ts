@@ -7,9 +7,9 @@ import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Logger from "effect/Logger"
 import { existsSync, readFileSync } from "node:fs"
 import { parseDotEnv, ProxyConfig, providerFrom } from "./Config.js"
+import * as Logging from "./Logging.js"
 import { ProxyLive } from "./Proxy.js"
 
 const dotEnv = existsSync(".env") ? parseDotEnv(readFileSync(".env", "utf8")) : new Map<string, string>()
@@ -28,11 +28,13 @@ const forceQuitAfterSignal = Effect.gen(function*() {
   process.once("SIGTERM", onSignal)
 })
 
+const configFromEnv = Layer.setConfigProvider(providerFrom(process.env, dotEnv))
+
 const MainLive = ProxyLive.pipe(
   Layer.merge(Layer.effectDiscard(forceQuitAfterSignal)),
   Layer.provideMerge(ProxyConfig.layer),
-  Layer.provide(Layer.setConfigProvider(providerFrom(process.env, dotEnv))),
-  Layer.provide(Logger.pretty)
+  Layer.provide(configFromEnv),
+  Layer.provide(Logging.layer(process.stdout.isTTY === true).pipe(Layer.provide(configFromEnv)))
 )
 
 Layer.launch(MainLive).pipe(
@@ -44,5 +46,5 @@ Layer.launch(MainLive).pipe(
       console.error(`rtc-proxy cannot start: ${message.replace(/\s+/g, " ")}`)
     })
   ),
-  NodeRuntime.runMain({ disableErrorReporting: true })
+  NodeRuntime.runMain({ disableErrorReporting: true, disablePrettyLogger: true })
 )

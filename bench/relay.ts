@@ -115,7 +115,12 @@ const KNOBS = {
     help: "extra node flags for the proxy process, space-separated (e.g. GC tuning; npm start's own flags are not used)"
   },
   "profile-dir": { type: "string", default: os.tmpdir(), help: "where the .cpuprofile goes" },
-  "out-dir": { type: "string", default: path.join(root, "bench", "results"), help: "where latest.json/latest.md go" },
+  "out-dir": {
+    type: "string",
+    default: path.join(root, "bench", "results"),
+    quick: path.join(root, "bench", "results", "quick"),
+    help: "where latest.json/latest.md go (a quick run never overwrites the published results)"
+  },
   help: { type: "boolean", help: "this text" }
 } as const satisfies Record<string, { type: "string" | "boolean"; default?: string; quick?: string; help: string }>
 

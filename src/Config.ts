@@ -35,6 +35,12 @@ export interface ProxyConfigShape {
     readonly keyPrefix: string
   }
   readonly originTtl: Duration.Duration
+  /**
+   * How long a stream's origin mapping outlives the stream's last relay session (0: for ever). None:
+   * the load balancer's own default (memory: 1 hour; Redis: for ever, as the SRS Go proxies, which
+   * share the mappings and never renew them, expect).
+   */
+  readonly streamMappingTtl: Option.Option<Duration.Duration>
   readonly defaultBackend: Option.Option<{ readonly ip: string; readonly apiPort: number; readonly rtcPort: number }>
   /** A relay session with no packet from its client for this long is freed (RFC 7675: 30 s). */
   readonly relayIdleTimeout: Duration.Duration
@@ -80,6 +86,11 @@ export const parseDuration = (text: string): Either.Either<Duration.Duration, st
   })
 }
 
+const durationNamed = (name: string) =>
+  Config.string(name).pipe(
+    Config.mapOrFail((text) => Either.mapLeft(parseDuration(text), (message) => ConfigErrorInvalid(name, message)))
+  )
+
 const duration = (name: string, fallback: string) =>
   Config.string(name).pipe(
     Config.withDefault(fallback),
@@ -119,6 +130,7 @@ export const config: Config.Config<ProxyConfigShape> = Config.all({
     keyPrefix: Config.string("PROXY_REDIS_KEY_PREFIX").pipe(Config.withDefault(""))
   }),
   originTtl: duration("PROXY_ORIGIN_SERVER_TTL", "300s"),
+  streamMappingTtl: Config.option(durationNamed("PROXY_STREAM_MAPPING_TTL")),
   defaultBackend: Config.all({
     enabled: Config.boolean("PROXY_DEFAULT_BACKEND_ENABLED").pipe(Config.withDefault(false)),
     ip: Config.string("PROXY_DEFAULT_BACKEND_IP").pipe(Config.withDefault("127.0.0.1")),

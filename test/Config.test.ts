@@ -143,6 +143,8 @@ describe("config", () => {
         keyPrefix: ""
       })
       assert.strictEqual(Duration.toMillis(loaded.originTtl), 300_000)
+      // Unset: each load balancer's own default (memory 1 h, Redis for ever).
+      assert.isTrue(Option.isNone(loaded.streamMappingTtl))
       assert.strictEqual(Duration.toMillis(loaded.relayIdleTimeout), 30_000)
       assert.strictEqual(Duration.toMillis(loaded.originTimeout), 5_000)
       assert.strictEqual(Duration.toMillis(loaded.graceQuitTimeout), 20_000)
@@ -209,8 +211,14 @@ describe("config", () => {
 
   it.effect("durations in every form", () =>
     Effect.gen(function*() {
-      const loaded = yield* load({ PROXY_ORIGIN_SERVER_TTL: "1m30s", PROXY_RTC_IDLE_TIMEOUT: "45", PROXY_ORIGIN_TIMEOUT: "2 seconds" })
+      const loaded = yield* load({
+        PROXY_ORIGIN_SERVER_TTL: "1m30s",
+        PROXY_RTC_IDLE_TIMEOUT: "45",
+        PROXY_ORIGIN_TIMEOUT: "2 seconds",
+        PROXY_STREAM_MAPPING_TTL: "0"
+      })
       assert.strictEqual(Duration.toMillis(loaded.originTtl), 90_000)
+      assert.deepStrictEqual(loaded.streamMappingTtl, Option.some(Duration.zero))
       assert.strictEqual(Duration.toMillis(loaded.relayIdleTimeout), 45_000)
       assert.strictEqual(Duration.toMillis(loaded.originTimeout), 2_000)
     }))
@@ -224,6 +232,7 @@ describe("config", () => {
     ["PROXY_DEFAULT_BACKEND_API", "99999"],
     ["PROXY_ORIGIN_SERVER_TTL", "soon"],
     ["PROXY_RTC_IDLE_TIMEOUT", "30x"],
+    ["PROXY_STREAM_MAPPING_TTL", "a day"],
     ["PROXY_CANDIDATE_IP", "not-an-ip"],
     ["PROXY_CANDIDATE_IP", "media.example.com"],
     ["PROXY_CANDIDATE_PORT", "0"],

@@ -22,6 +22,7 @@ describe("package entry", () => {
             picked.push(streamUrl)
             return Origin.fixed({ ip: "127.0.0.1", apiPort: origin.apiPort, rtcPort: origin.mediaPort })
           }),
+        keepStreams: () => Effect.void,
         find: () => Effect.succeed(Option.none()),
         origins: Effect.succeed([]),
         streams: Effect.succeed([])

@@ -18,6 +18,11 @@ export interface OriginStatus {
   readonly healthy: boolean
 }
 
+export interface StreamMapping {
+  readonly streamUrl: string
+  readonly originId: string
+}
+
 export interface LoadBalancerShape {
   /** Adds or refreshes an origin (a heartbeat). */
   readonly register: (origin: Origin) => Effect.Effect<void>
@@ -26,9 +31,15 @@ export interface LoadBalancerShape {
    * origin chosen now (and mapped). Fails when no healthy origin can take WebRTC.
    */
   readonly pick: (streamUrl: string) => Effect.Effect<Origin, ServiceUnavailable>
+  /**
+   * These streams have relay sessions on this proxy: their mappings stay (called about once a
+   * second with every live session's stream). A mapping expires when its stream has had no session
+   * and no pick for the stream mapping TTL, so unique stream names do not pile up for ever.
+   */
+  readonly keepStreams: (streamUrls: ReadonlySet<string>) => Effect.Effect<void>
   readonly find: (originId: string) => Effect.Effect<Option.Option<Origin>>
   readonly origins: Effect.Effect<ReadonlyArray<OriginStatus>>
-  readonly streams: Effect.Effect<ReadonlyArray<{ readonly streamUrl: string; readonly originId: string }>>
+  readonly streams: Effect.Effect<ReadonlyArray<StreamMapping>>
 }
 
 export class LoadBalancer extends Context.Tag("rtc-proxy/LoadBalancer")<LoadBalancer, LoadBalancerShape>() {}

@@ -14,12 +14,31 @@ import { ServiceUnavailable } from "../Domain/Errors.js"
 import type { Origin } from "../Domain/Origin.js"
 import { LoadBalancer, type LoadBalancerShape, type OriginStatus } from "./LoadBalancer.js"
 
-/** Builds a memory load balancer whose origins expire `ttl` after their last heartbeat. */
-export const make = (ttl: Duration.Duration): Effect.Effect<LoadBalancerShape> =>
+/** How long a stream's mapping outlives its last session when the configuration does not say. */
+export const DEFAULT_STREAM_MAPPING_TTL = Duration.hours(1)
+
+interface StreamEntry {
+  originId: string
+  /** Epoch milliseconds of the last pick or the last time a session of the stream was seen alive. */
+  lastUsed: number
+}
+
+/**
+ * Builds a memory load balancer whose origins expire `originTtl` after their last heartbeat, and
+ * whose stream mappings are forgotten `streamMappingTtl` after the stream was last used (zero: never).
+ */
+export const make = (
+  originTtl: Duration.Duration,
+  streamMappingTtl: Duration.Duration = DEFAULT_STREAM_MAPPING_TTL
+): Effect.Effect<LoadBalancerShape> =>
   Effect.sync(() => {
-    const ttlMillis = Duration.toMillis(ttl)
+    const ttlMillis = Duration.toMillis(originTtl)
+    const streamTtlMillis = Duration.toMillis(streamMappingTtl)
     const origins = new Map<string, { origin: Origin; lastSeen: number }>()
-    const streams = new Map<string, string>()
+    const streams = new Map<string, StreamEntry>()
+    // Pruning walks every mapping: at most every tenth of the stream TTL (and every minute).
+    const pruneEvery = Math.min(60_000, streamTtlMillis / 10)
+    let prunedAt = 0
 
     const isHealthy = (entry: { origin: Origin; lastSeen: number }, now: number) =>
       entry.origin.fixed || now - entry.lastSeen < ttlMillis
@@ -30,8 +49,11 @@ export const make = (ttl: Duration.Duration): Effect.Effect<LoadBalancerShape> =
       const now = yield* Clock.currentTimeMillis
       const mapped = streams.get(streamUrl)
       if (mapped !== undefined) {
-        const entry = origins.get(mapped)
-        if (entry !== undefined && isHealthy(entry, now)) return entry.origin
+        const entry = origins.get(mapped.originId)
+        if (entry !== undefined && isHealthy(entry, now)) {
+          mapped.lastUsed = now
+          return entry.origin
+        }
       }
       const candidates = [...origins.values()].filter((entry) => isHealthy(entry, now) && canServeWebRtc(entry.origin))
       if (candidates.length === 0) {
@@ -41,8 +63,10 @@ export const make = (ttl: Duration.Duration): Effect.Effect<LoadBalancerShape> =
         })
       }
       const chosen = candidates[yield* Random.nextIntBetween(0, candidates.length)]!.origin
-      streams.set(streamUrl, chosen.id)
-      if (mapped !== undefined) yield* Effect.logInfo(`stream ${streamUrl} moved from expired origin ${mapped} to ${chosen.id}`)
+      streams.set(streamUrl, { originId: chosen.id, lastUsed: now })
+      if (mapped !== undefined) {
+        yield* Effect.logInfo(`stream ${streamUrl} moved from expired origin ${mapped.originId} to ${chosen.id}`)
+      }
       return chosen
     })
 
@@ -53,24 +77,39 @@ export const make = (ttl: Duration.Duration): Effect.Effect<LoadBalancerShape> =
 
     // Expired origins are kept (as unhealthy) until three TTLs have passed, for the admin view.
     const prune = (now: number) => {
+      prunedAt = now
       for (const [id, entry] of origins) {
         if (!entry.origin.fixed && now - entry.lastSeen >= 3 * ttlMillis) origins.delete(id)
       }
-      for (const [stream, id] of streams) if (!origins.has(id)) streams.delete(stream)
+      for (const [stream, entry] of streams) {
+        const unused = streamTtlMillis > 0 && now - entry.lastUsed >= streamTtlMillis
+        if (unused || !origins.has(entry.originId)) streams.delete(stream)
+      }
     }
+
+    const keepStreams = (streamUrls: ReadonlySet<string>) =>
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        for (const streamUrl of streamUrls) {
+          const entry = streams.get(streamUrl)
+          if (entry !== undefined) entry.lastUsed = now
+        }
+        if (streamTtlMillis > 0 && now - prunedAt >= pruneEvery) prune(now)
+      })
 
     return {
       register: (origin) => Effect.zipRight(Effect.map(Clock.currentTimeMillis, prune), register(origin)),
       pick,
+      keepStreams,
       find: (originId) => Effect.sync(() => Option.map(Option.fromNullable(origins.get(originId)), (e) => e.origin)),
       origins: Effect.map(Clock.currentTimeMillis, (now): ReadonlyArray<OriginStatus> =>
         [...origins.values()].map((entry) => ({ ...entry, healthy: isHealthy(entry, now) }))),
-      streams: Effect.sync(() => [...streams].map(([streamUrl, originId]) => ({ streamUrl, originId })))
+      streams: Effect.sync(() => [...streams].map(([streamUrl, entry]) => ({ streamUrl, originId: entry.originId })))
     } satisfies LoadBalancerShape
   })
 
-/** The memory load balancer, with the origin TTL from the configuration. */
+/** The memory load balancer, with the origin TTL and stream mapping TTL from the configuration. */
 export const layer: Layer.Layer<LoadBalancer, never, ProxyConfig> = Layer.effect(
   LoadBalancer,
-  Effect.flatMap(ProxyConfig, (config) => make(config.originTtl))
+  Effect.flatMap(ProxyConfig, (config) =>
+    make(config.originTtl, Option.getOrElse(config.streamMappingTtl, () => DEFAULT_STREAM_MAPPING_TTL)))
 )

@@ -5,7 +5,9 @@
  * - `srs-proxy-server:<origin id>`: the origin's JSON in the Go proxy's shape, expiring
  *   PROXY_ORIGIN_SERVER_TTL after its last heartbeat;
  * - `srs-proxy-all-servers`: a JSON array of those keys, pruned of expired ones at each registration;
- * - `srs-proxy-url:<stream URL>`: the key of the origin chosen for the stream.
+ * - `srs-proxy-url:<stream URL>`: the key of the origin chosen for the stream; with
+ *   PROXY_STREAM_MAPPING_TTL set, it expires that long after the stream's last pick or live session
+ *   (by default it does not, as the Go proxies, which never renew it, expect).
  *
  * Registration and pick are Lua scripts, so each is atomic: two proxies registering at once keep
  * both origins in the list, and two proxies picking for one new stream (or for a stream whose origin
@@ -131,16 +133,21 @@ return #kept
 `)
 
 /**
- * KEYS: the stream's key, the list of origin keys. ARGV: a random number in [0, 1).
- * Returns { origin key, origin JSON, previous origin key or '' } or nil when no live origin has an
- * HTTP API. The mapping is kept while its origin's key exists; otherwise a live origin is chosen and
- * the mapping set, in the same atomic step.
+ * KEYS: the stream's key, the list of origin keys. ARGV: a random number in [0, 1), the mapping's TTL
+ * in ms (0: none). Returns { origin key, origin JSON, previous origin key or '' } or nil when no live
+ * origin has an HTTP API. The mapping is kept while its origin's key exists; otherwise a live origin
+ * is chosen and the mapping set, in the same atomic step. A kept mapping's TTL is renewed only when
+ * it has one: a mapping without (the Go proxy's) stays without.
  */
 const PICK = script(`
+local ttl = tonumber(ARGV[2])
 local mapped = redis.call('GET', KEYS[1])
 if mapped then
   local server = redis.call('GET', mapped)
-  if server then return { mapped, server, '' } end
+  if server then
+    if ttl > 0 and redis.call('PTTL', KEYS[1]) > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+    return { mapped, server, '' }
+  end
 end
 ${READ_SERVER_LIST}local alive = {}
 for _, key in ipairs(list) do
@@ -156,9 +163,24 @@ for _, key in ipairs(list) do
 end
 if #alive == 0 then return nil end
 local chosen = alive[math.floor(tonumber(ARGV[1]) * #alive) + 1] or alive[1]
-redis.call('SET', KEYS[1], chosen[1])
+if ttl > 0 then redis.call('SET', KEYS[1], chosen[1], 'PX', ttl) else redis.call('SET', KEYS[1], chosen[1]) end
 return { chosen[1], chosen[2], mapped or '' }
 `)
+
+/** KEYS: stream keys. ARGV: the TTL in ms. Renews each key that has a TTL; returns how many. */
+const KEEP_STREAMS = script(`
+local renewed = 0
+for _, key in ipairs(KEYS) do
+  if redis.call('PTTL', key) > 0 then
+    redis.call('PEXPIRE', key, ARGV[1])
+    renewed = renewed + 1
+  end
+end
+return renewed
+`)
+
+/** Stream keys per KEEP_STREAMS call, so that one call never holds Redis long. */
+const KEEP_STREAMS_BATCH = 500
 
 const noOrigin = new ServiceUnavailable({
   message: "no healthy origin is registered for WebRTC; check the origins' heartbeat settings",
@@ -174,10 +196,11 @@ const MAX_LISTED_STREAMS = 10_000
  * like any origin whose heartbeat stopped, instead of staying in the shared Redis with nobody
  * vouching for them.
  */
-export const make = (ttl: Duration.Duration) =>
+export const make = (ttl: Duration.Duration, streamMappingTtl: Duration.Duration = Duration.zero) =>
   Effect.gen(function*() {
     const redis = yield* RedisClient
     const ttlMillis = Math.max(1, Math.round(Duration.toMillis(ttl)))
+    const streamTtlMillis = Math.max(0, Math.round(Duration.toMillis(streamMappingTtl)))
     const serverKey = (id: string) => redis.key(`${SERVER}${id}`)
     const serverPrefix = redis.key(SERVER)
     const idOf = (key: string) => key.startsWith(serverPrefix) ? key.slice(serverPrefix.length) : key
@@ -202,9 +225,12 @@ export const make = (ttl: Duration.Duration) =>
 
     const pick = Effect.fn("LoadBalancer.pick")(function*(streamUrl: string) {
       const random = yield* Random.next
-      const result = yield* redis.eval(PICK, [redis.key(`${STREAM}${streamUrl}`), redis.key(ALL_SERVERS)], [random]).pipe(
-        orUnavailable
-      )
+      const result = yield* redis.eval(
+        PICK,
+        [redis.key(`${STREAM}${streamUrl}`), redis.key(ALL_SERVERS)],
+        [random, streamTtlMillis]
+      ).pipe(orUnavailable)
+      if (streamTtlMillis > 0) keptAt.set(streamUrl, yield* Clock.currentTimeMillis)
       if (!Array.isArray(result)) return yield* noOrigin
       const [key, json, previous] = result as [string, string, string]
       const decoded = fromServerJson(idOf(key), json)
@@ -223,6 +249,40 @@ export const make = (ttl: Duration.Duration) =>
       }
       return origin
     })
+
+    // Renewals go out once a quarter of the TTL has passed since the stream's last pick or renewal.
+    const keptAt = new Map<string, number>()
+    let keepFailing = false
+    const keepStreams = (streamUrls: ReadonlySet<string>): Effect.Effect<void> =>
+      streamTtlMillis === 0 ? Effect.void : Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        const due: Array<string> = []
+        for (const streamUrl of streamUrls) {
+          if (now - (keptAt.get(streamUrl) ?? 0) >= streamTtlMillis / 4) due.push(streamUrl)
+        }
+        for (const streamUrl of keptAt.keys()) if (!streamUrls.has(streamUrl)) keptAt.delete(streamUrl)
+        if (due.length === 0) return
+        const batches: Array<Array<string>> = []
+        for (let i = 0; i < due.length; i += KEEP_STREAMS_BATCH) batches.push(due.slice(i, i + KEEP_STREAMS_BATCH))
+        yield* Effect.forEach(batches, (batch) =>
+          redis.eval(KEEP_STREAMS, batch.map((streamUrl) => redis.key(`${STREAM}${streamUrl}`)), [streamTtlMillis]), {
+          discard: true
+        }).pipe(
+          Effect.matchEffect({
+            onSuccess: () =>
+              Effect.sync(() => {
+                for (const streamUrl of due) keptAt.set(streamUrl, now)
+                keepFailing = false
+              }),
+            // Said once per outage; the next sweep tries again.
+            onFailure: (error) => {
+              if (keepFailing) return Effect.void
+              keepFailing = true
+              return Effect.logWarning(`cannot renew ${due.length} stream mappings in Redis: ${error.message}`)
+            }
+          })
+        )
+      }).pipe(Effect.withSpan("LoadBalancer.keepStreams"))
 
     const find = Effect.fn("LoadBalancer.find")(function*(originId: string) {
       const text = yield* redis.use((client) => client.get(serverKey(originId))).pipe(
@@ -274,7 +334,7 @@ export const make = (ttl: Duration.Duration) =>
       Effect.forkScoped
     )
 
-    return { register, pick, find, origins, streams } satisfies LoadBalancerShape
+    return { register, pick, keepStreams, find, origins, streams } satisfies LoadBalancerShape
   })
 
 const parseKeyList = (raw: string | null): Array<string> => {
@@ -287,8 +347,12 @@ const parseKeyList = (raw: string | null): Array<string> => {
   }
 }
 
-/** The Redis load balancer, with the origin TTL from the configuration, on the shared Redis client. */
+/**
+ * The Redis load balancer, with the origin TTL and stream mapping TTL (none unless configured) from
+ * the configuration, on the shared Redis client.
+ */
 export const layer: Layer.Layer<LoadBalancer, never, ProxyConfig | RedisClient> = Layer.scoped(
   LoadBalancer,
-  Effect.flatMap(ProxyConfig, (config) => make(config.originTtl))
+  Effect.flatMap(ProxyConfig, (config) =>
+    make(config.originTtl, Option.getOrElse(config.streamMappingTtl, () => Duration.zero)))
 )

@@ -22,6 +22,7 @@ import { isIPv6 } from "node:net"
 import { ProxyConfig } from "../Config.js"
 import { OriginFailed, type ServiceUnavailable } from "../Domain/Errors.js"
 import type { SessionEndReason, SessionRecord } from "../Domain/Session.js"
+import { LoadBalancer } from "../LoadBalancer/LoadBalancer.js"
 import { SessionStore } from "../Session/SessionStore.js"
 import { type DropReason, LiveSession, Router } from "./Router.js"
 import { open as openSocket, UdpSocket } from "./UdpSocket.js"
@@ -69,7 +70,7 @@ export interface RelayShape {
 }
 
 export class Relay extends Context.Tag("rtc-proxy/Relay")<Relay, RelayShape>() {
-  static readonly layer: Layer.Layer<Relay, never, ProxyConfig | UdpSocket | SessionStore> = Layer.scoped(
+  static readonly layer: Layer.Layer<Relay, never, ProxyConfig | UdpSocket | SessionStore | LoadBalancer> = Layer.scoped(
     Relay,
     Effect.suspend(() => make)
   )
@@ -87,6 +88,7 @@ const make = Effect.gen(function*() {
   const config = yield* ProxyConfig
   const { socket: server } = yield* UdpSocket
   const store = yield* SessionStore
+  const loadBalancer = yield* LoadBalancer
   const runtime = yield* Effect.runtime<never>()
   const runFork = Runtime.runFork(runtime)
   const fibers = yield* FiberMap.make<string, void, never>()
@@ -219,7 +221,9 @@ const make = Effect.gen(function*() {
     const now = yield* Clock.currentTimeMillis
     const idle: Array<string> = []
     const alive: Array<SessionRecord> = []
+    const streams = new Set<string>()
     for (const live of router.byId.values()) {
+      streams.add(live.record.streamUrl)
       if (live.idleMark !== live.packetsFromClient) {
         live.quietSince = live.idleMark === -1 ? live.record.createdAt : now
         live.idleMark = live.packetsFromClient
@@ -233,6 +237,8 @@ const make = Effect.gen(function*() {
     router.expireConsent(consentTicks)
     yield* Effect.forEach(idle, (id) => close(id, "idle"), { discard: true, concurrency: "unbounded" })
     yield* store.touch(alive)
+    // Streams whose sessions ended in this sweep still count once: their mappings outlive them by the TTL.
+    yield* loadBalancer.keepStreams(streams)
   })
   yield* sweep.pipe(Effect.delay(sweepEvery), Effect.forever, Effect.forkScoped, Effect.interruptible)
 

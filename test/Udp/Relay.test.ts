@@ -7,6 +7,7 @@ import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
+import * as Origin from "../../src/Domain/Origin.js"
 import { MAGIC_COOKIE } from "../../src/Stun.js"
 import type { RelayStats } from "../../src/Udp/Relay.js"
 import type { DropReason } from "../../src/Udp/Router.js"
@@ -39,6 +40,26 @@ const unreachable = (origin: UdpPeer) =>
   makeRecord(origin, { originMedia: { host: "no-such-origin.invalid", port: 8000 } })
 
 describe("Relay (real UDP on 127.0.0.1)", () => {
+  live("the streams of live sessions keep their origin mappings; a stream without sessions loses its mapping after the TTL", () =>
+    Effect.gen(function*() {
+      const { loadBalancer, relay } = yield* startRelay({
+        relayIdleTimeout: Duration.seconds(5),
+        streamMappingTtl: Option.some(Duration.millis(300))
+      })
+      const origin = yield* udpPeer({ echo: true })
+      yield* loadBalancer.register(Origin.fixed({ ip: "127.0.0.1", apiPort: 1985, rtcPort: origin.port }))
+      yield* loadBalancer.pick("v/live/watched")
+      yield* loadBalancer.pick("v/live/nobody")
+      const record = makeRecord(origin, { streamUrl: "v/live/watched" })
+      yield* relay.open(record)
+      const mapped = Effect.map(loadBalancer.streams, (all) => all.map((m) => m.streamUrl))
+      yield* eventually(Effect.map(mapped, (streams) => assert.deepStrictEqual(streams, ["v/live/watched"])), 3000)
+      yield* Effect.sleep(Duration.millis(600))
+      assert.deepStrictEqual(yield* mapped, ["v/live/watched"], "kept, twice the TTL on, by its live session")
+      yield* relay.close(record.id, "deleted")
+      yield* eventually(Effect.map(mapped, (streams) => assert.deepStrictEqual(streams, [])), 3000)
+    }))
+
   live("a verified binding request binds the session; STUN, DTLS and RTP flow both ways byte-exact", () =>
     Effect.gen(function*() {
       const { port, relay } = yield* startRelay()

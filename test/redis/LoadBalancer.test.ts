@@ -1,6 +1,6 @@
 // The Redis load balancer on a real redis-server (one per file): registration, expiry, sticky and
 // atomic picks across proxies, the key prefix, and the SRS Go proxy's key shapes.
-import { assert, describe, layer } from "@effect/vitest"
+import { assert, describe, it, layer } from "@effect/vitest"
 import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -11,33 +11,22 @@ import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import { ProxyConfig } from "../../src/Config.js"
-import { fixed, type Origin } from "../../src/Domain/Origin.js"
+import { fixed } from "../../src/Domain/Origin.js"
 import { LoadBalancer, type LoadBalancerShape } from "../../src/LoadBalancer/LoadBalancer.js"
 import * as RedisLoadBalancer from "../../src/LoadBalancer/Redis.js"
 import { RedisClient } from "../../src/Redis.js"
 import { startProxy } from "../support/proxy.ts"
-import { REDIS_SERVER, type RedisServer, TestRedis } from "../support/redisServer.ts"
+import { REDIS_SERVER, type RedisServer, redisServer, TestRedis } from "../support/redisServer.ts"
+import { heartbeatOrigin } from "../support/origins.ts"
 
 let counter = 0
-/** A registered origin as a heartbeat makes it; unique per call. */
-const origin = (overrides: Partial<Origin> = {}): Origin => {
-  const n = ++counter
-  return {
-    id: `srv-${n}-svc-${n}-${4000 + n}`,
-    ip: "127.0.0.1",
-    deviceId: `origin-${n}`,
-    server: `srv-${n}`,
-    service: `svc-${n}`,
-    pid: String(4000 + n),
-    apiPort: 19850 + n,
-    rtc: [{ protocol: "udp", host: undefined, port: 8000 + n }],
-    fixed: false,
-    ...overrides
-  }
-}
+const origin = heartbeatOrigin
 
 /** One proxy's load balancer (its own Redis connection) on the file's redis-server. */
-const balancer = (server: RedisServer, options: { readonly ttl?: Duration.Duration; readonly keyPrefix?: string } = {}) =>
+const balancer = (
+  server: RedisServer,
+  options: { readonly ttl?: Duration.Duration; readonly keyPrefix?: string; readonly streamMappingTtl?: Duration.Duration } = {}
+) =>
   Effect.map(
     Layer.build(
       RedisLoadBalancer.layer.pipe(
@@ -45,7 +34,8 @@ const balancer = (server: RedisServer, options: { readonly ttl?: Duration.Durati
         Layer.provide(ProxyConfig.layerWith({
           loadBalancer: "redis",
           redis: server.config(options.keyPrefix),
-          originTtl: options.ttl ?? Duration.seconds(30)
+          originTtl: options.ttl ?? Duration.seconds(30),
+          streamMappingTtl: Option.fromNullable(options.streamMappingTtl)
         }))
       )
     ),
@@ -268,6 +258,43 @@ describe.skipIf(REDIS_SERVER === undefined)("Redis load balancer (real redis-ser
         yield* server.command("FLUSHDB")
       }))
 
+    it.scoped("with PROXY_STREAM_MAPPING_TTL, a mapping expires unless picked or kept by a live session; Go's mappings keep no TTL", () =>
+      Effect.gen(function*() {
+        const server = yield* TestRedis
+        const keyPrefix = prefix()
+        const streamKey = (stream: string) => `${keyPrefix}:srs-proxy-url:v/live/${stream}`
+        const pttl = (stream: string) => Effect.map(server.command("PTTL", streamKey(stream)), (n) => n as number)
+        const lb = yield* balancer(server, { keyPrefix, streamMappingTtl: Duration.millis(800) })
+        const o = origin()
+        yield* lb.register(o)
+
+        yield* lb.pick("v/live/kept")
+        yield* lb.pick("v/live/left")
+        assert.isAbove(yield* pttl("kept"), 500)
+        assert.isAtMost(yield* pttl("kept"), 800)
+        // A pick renews; a kept stream is renewed once a quarter of the TTL has passed since.
+        for (let i = 0; i < 6; i++) {
+          yield* Effect.sleep(250)
+          yield* lb.keepStreams(new Set(["v/live/kept", "v/live/unmapped"]))
+        }
+        assert.isAbove(yield* pttl("kept"), 0, "renewed while its session lives")
+        assert.strictEqual(yield* pttl("left"), -2, "expired: no session, no pick")
+        assert.strictEqual(yield* pttl("unmapped"), -2, "keeping a stream never creates its mapping")
+        assert.deepStrictEqual((yield* lb.streams).map((m) => m.streamUrl), ["v/live/kept"])
+
+        // A mapping without TTL (a Go proxy's, or from before the TTL was set) stays without.
+        yield* server.command("SET", streamKey("go"), `${keyPrefix}:srs-proxy-server:${o.id}`)
+        assert.strictEqual((yield* lb.pick("v/live/go")).id, o.id)
+        yield* lb.keepStreams(new Set(["v/live/go"]))
+        assert.strictEqual(yield* pttl("go"), -1)
+
+        // Without the setting (the default in Redis mode), mappings never expire, as the Go proxies expect.
+        const forever = yield* balancer(server, { keyPrefix })
+        yield* forever.pick("v/live/forever")
+        yield* forever.keepStreams(new Set(["v/live/forever"]))
+        assert.strictEqual(yield* pttl("forever"), -1)
+      }), 10_000)
+
     it.scoped("a configured origin is renewed by this proxy while it runs; a registered one expires", () =>
       Effect.gen(function*() {
         const server = yield* TestRedis
@@ -312,4 +339,21 @@ describe.skipIf(REDIS_SERVER === undefined)("Redis load balancer (real redis-ser
         assert.notInclude(message, "\n")
       }))
   })
+
+  it.scopedLive("a Redis that goes away: keeping streams logs once per outage and never fails the sweep", () => {
+    const logged: Array<string> = []
+    const capture = Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => void logged.push(String(message))))
+    return Effect.gen(function*() {
+      const server = yield* redisServer()
+      const lb = yield* balancer(server, { keyPrefix: "gone", streamMappingTtl: Duration.millis(400) })
+      yield* lb.register(origin())
+      yield* lb.pick("v/live/s")
+      yield* server.kill
+      for (let i = 0; i < 3; i++) {
+        yield* Effect.sleep(150)
+        yield* lb.keepStreams(new Set(["v/live/s"]))
+      }
+      assert.lengthOf(logged.filter((line) => line.startsWith("cannot renew 1 stream mappings in Redis")), 1, logged.join("\n"))
+    }).pipe(Effect.provide(capture))
+  }, 15_000)
 })

@@ -1,5 +1,5 @@
 /**
- * The relay alone (UDP port, session store, relay sessions) with its live layers on 127.0.0.1, and
+ * The relay alone (UDP port, session store, memory load balancer, relay sessions) with its live layers on 127.0.0.1, and
  * session records and binding requests for driving it from plain UDP sockets.
  */
 import * as Context from "effect/Context"
@@ -8,6 +8,8 @@ import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import { ProxyConfig, type ProxyConfigShape } from "../../src/Config.js"
 import type { SessionRecord } from "../../src/Domain/Session.js"
+import { LoadBalancer } from "../../src/LoadBalancer/LoadBalancer.js"
+import * as MemoryLoadBalancer from "../../src/LoadBalancer/Memory.js"
 import { SessionStore } from "../../src/Session/SessionStore.js"
 import { encodeBindingRequest } from "../../src/Stun.js"
 import { Relay } from "../../src/Udp/Relay.js"
@@ -19,7 +21,7 @@ export const SERVER_PWD = "srvPassword0123456789abcd"
 
 export const relayLayer = (overrides: Partial<ProxyConfigShape> = {}) =>
   Relay.layer.pipe(
-    Layer.provideMerge(Layer.merge(UdpSocket.layer, SessionStore.layerMemory)),
+    Layer.provideMerge(Layer.mergeAll(UdpSocket.layer, SessionStore.layerMemory, MemoryLoadBalancer.layer)),
     Layer.provide(ProxyConfig.layerWith({ listenHost: "127.0.0.1", udpPort: 0, ...overrides }))
   )
 
@@ -31,6 +33,7 @@ export const startRelay = (overrides: Partial<ProxyConfigShape> = {}, scope?: Sc
     return {
       relay: Context.get(context, Relay),
       store: Context.get(context, SessionStore),
+      loadBalancer: Context.get(context, LoadBalancer),
       port: Context.get(context, UdpSocket).address.port
     }
   })

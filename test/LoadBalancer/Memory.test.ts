@@ -1,0 +1,87 @@
+// The memory load balancer on the test clock: sticky picks, origin expiry, and stream mappings that
+// are forgotten once their stream has had no session and no pick for the stream mapping TTL.
+import { assert, describe, it } from "@effect/vitest"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as TestClock from "effect/TestClock"
+import { fixed } from "../../src/Domain/Origin.js"
+import type { LoadBalancerShape } from "../../src/LoadBalancer/LoadBalancer.js"
+import * as MemoryLoadBalancer from "../../src/LoadBalancer/Memory.js"
+import { heartbeatOrigin } from "../support/origins.js"
+
+const origin = heartbeatOrigin
+
+const mapped = (lb: LoadBalancerShape) => Effect.map(lb.streams, (all) => all.map((m) => m.streamUrl).sort())
+
+describe("memory load balancer", () => {
+  it.effect("no origin, or none with an HTTP API: 503 with Retry-After", () =>
+    Effect.gen(function*() {
+      const lb = yield* MemoryLoadBalancer.make(Duration.seconds(30))
+      const none = yield* Effect.flip(lb.pick("v/live/s"))
+      assert.strictEqual(none._tag, "ServiceUnavailable")
+      assert.strictEqual(Duration.toMillis(none.retryAfter!), 10_000)
+      yield* lb.register(origin({ apiPort: undefined }))
+      assert.strictEqual((yield* Effect.flip(lb.pick("v/live/s")))._tag, "ServiceUnavailable")
+    }))
+
+  it.effect("sticky per stream; a stream whose origin stopped its heartbeat moves to a live one", () =>
+    Effect.gen(function*() {
+      const lb = yield* MemoryLoadBalancer.make(Duration.seconds(30))
+      const first = origin()
+      yield* lb.register(first)
+      assert.strictEqual((yield* lb.pick("v/live/s")).id, first.id)
+      const second = origin()
+      yield* lb.register(second)
+      for (let i = 0; i < 10; i++) assert.strictEqual((yield* lb.pick("v/live/s")).id, first.id)
+
+      yield* TestClock.adjust(Duration.seconds(20))
+      yield* lb.register(second)
+      yield* TestClock.adjust(Duration.seconds(15))
+      assert.strictEqual((yield* lb.pick("v/live/s")).id, second.id)
+      const views = yield* lb.origins
+      assert.deepStrictEqual(views.map((v) => [v.origin.id, v.healthy]), [[first.id, false], [second.id, true]])
+      // Three TTLs after its last heartbeat an origin is gone from the admin view too.
+      yield* TestClock.adjust(Duration.seconds(60))
+      yield* lb.register(second)
+      assert.deepStrictEqual((yield* lb.origins).map((v) => v.origin.id), [second.id])
+      assert.isTrue(Option.isNone(yield* lb.find(first.id)))
+    }))
+
+  it.effect("a stream mapping lives while its stream has sessions, and the TTL after the last one", () =>
+    Effect.gen(function*() {
+      const lb = yield* MemoryLoadBalancer.make(Duration.minutes(5), Duration.minutes(10))
+      yield* lb.register(fixed({ ip: "127.0.0.1", apiPort: 1985, rtcPort: 8000 }))
+      yield* lb.pick("v/live/watched")
+      yield* lb.pick("v/live/once")
+      for (let minute = 1; minute <= 30; minute++) {
+        yield* TestClock.adjust(Duration.minutes(1))
+        // What the relay's sweep does: the streams of every live session, about once a second.
+        yield* lb.keepStreams(new Set(["v/live/watched", "v/live/never-picked"]))
+      }
+      assert.deepStrictEqual(yield* mapped(lb), ["v/live/watched"], "kept for 30 min by its sessions; the other forgotten")
+      for (let minute = 1; minute <= 11; minute++) {
+        yield* TestClock.adjust(Duration.minutes(1))
+        yield* lb.keepStreams(new Set())
+      }
+      assert.deepStrictEqual(yield* mapped(lb), [], "forgotten 10 min after its last session")
+    }))
+
+  it.effect("a pick renews a mapping; a zero TTL keeps every mapping for as long as its origin lives", () =>
+    Effect.gen(function*() {
+      const lb = yield* MemoryLoadBalancer.make(Duration.minutes(5), Duration.minutes(10))
+      const forever = yield* MemoryLoadBalancer.make(Duration.minutes(5), Duration.zero)
+      const configured = fixed({ ip: "127.0.0.1", apiPort: 1985, rtcPort: 8000 })
+      yield* lb.register(configured)
+      yield* forever.register(configured)
+      for (let minute = 0; minute < 30; minute++) {
+        yield* lb.pick("v/live/s")
+        yield* forever.pick(`v/live/s${minute}`)
+        yield* TestClock.adjust(Duration.minutes(1))
+        yield* lb.keepStreams(new Set())
+        yield* forever.keepStreams(new Set())
+      }
+      assert.deepStrictEqual(yield* mapped(lb), ["v/live/s"])
+      assert.lengthOf(yield* mapped(forever), 30)
+    }))
+})

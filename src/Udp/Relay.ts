@@ -62,7 +62,9 @@ export interface RelayShape {
   readonly close: (id: string, reason: SessionEndReason) => Effect.Effect<boolean>
   /**
    * ICE restart: the session also answers to a new ufrag pair (with its server password); the old
-   * pair keeps working until the first binding request with the new one arrives.
+   * pair keeps working until the first binding request with the new one arrives. The store gets the
+   * new pair too, so that another proxy relaying the session learns it. False when neither this
+   * proxy nor the store knows the session.
    */
   readonly rekey: (id: string, keys: { readonly ufragPair: string; readonly serverPwd: string }) => Effect.Effect<boolean>
   readonly sessions: Effect.Effect<ReadonlyArray<RelaySessionView>>
@@ -109,7 +111,12 @@ const make = Effect.gen(function*() {
       store.findByUfrag(ufragPair).pipe(
         Effect.flatMap(Option.match({
           onNone: () => Effect.void,
-          onSome: (record) => enders.has(record.id) ? Effect.void : open(record)
+          onSome: (record) => {
+            // A session relayed here whose ICE restart was signaled through another proxy.
+            const live = router.byId.get(record.id)
+            if (live !== undefined) return learnKeys(live, record)
+            return enders.has(record.id) ? Effect.void : open(record)
+          }
         })),
         Effect.catchAll((error) => Effect.logWarning(`cannot relay stored session for ${ufragPair}: ${error.message}`)),
         Effect.ensuring(Effect.sync(() => pendingLookups.delete(ufragPair)))
@@ -118,6 +125,14 @@ const make = Effect.gen(function*() {
   }
 
   const router: Router = new Router(server, onUnknownUfrag)
+
+  const learnKeys = (live: LiveSession, keys: { readonly ufragPair: string; readonly serverPwd: string }) =>
+    Effect.suspend(() => {
+      if (live.ufragPairs.get(keys.ufragPair) === keys.serverPwd) return Effect.void
+      router.addUfrag(live, keys.ufragPair, keys.serverPwd)
+      live.record = { ...live.record, ufragPair: keys.ufragPair, serverPwd: keys.serverPwd }
+      return Effect.logInfo(`relay session ${live.record.id} now also answers to ${keys.ufragPair} (ICE restart)`)
+    })
   const onMessage = (msg: Buffer, rinfo: dgram.RemoteInfo) => router.fromClient(msg, rinfo.address, rinfo.port)
   yield* Effect.acquireRelease(
     Effect.sync(() => server.on("message", onMessage)),
@@ -200,16 +215,18 @@ const make = Effect.gen(function*() {
       return true
     })
 
+  // The store is told even when this proxy does not relay the session: the proxy that does learns
+  // the new pair from it when the client's first check with that pair arrives.
   const rekey = (id: string, keys: { readonly ufragPair: string; readonly serverPwd: string }) =>
     Effect.gen(function*() {
       const live = router.byId.get(id)
-      if (live === undefined) return false
-      router.addUfrag(live, keys.ufragPair, keys.serverPwd)
-      live.record = { ...live.record, ...keys }
-      yield* store.rekey(id, keys).pipe(
-        Effect.catchAll((error) => Effect.logWarning(`session ${id}: new ufrag pair not stored: ${error.message}`))
+      if (live !== undefined) yield* learnKeys(live, keys)
+      const stored = yield* store.rekey(id, keys).pipe(
+        Effect.catchAll((error) =>
+          Effect.as(Effect.logWarning(`session ${id}: new ufrag pair not stored: ${error.message}`), Option.none())
+        )
       )
-      return true
+      return live !== undefined || Option.isSome(stored)
     })
 
   // One sweeper for every session, so ten thousand sessions cost one timer and not ten thousand.

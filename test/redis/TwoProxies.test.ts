@@ -40,6 +40,15 @@ const echoOrigin = (proxy: TestProxy) =>
         res.end(srsAnswer({ ufrag, mediaPort: media.port }))
         return
       }
+      if (request.method === "PATCH") {
+        // An ICE restart: new server credentials, as SRS answers them.
+        res.writeHead(200, { "Content-Type": "application/trickle-ice-sdpfrag", ETag: "\"restarted\"" })
+        res.end(
+          `a=ice-ufrag:srvR${++answered}\r\na=ice-pwd:serverPasswordAfterRestart01\r\nm=video 9 UDP/TLS/RTP/SAVPF 0\r\n` +
+            `a=mid:0\r\na=candidate:0 1 udp 2130706431 127.0.0.1 ${media.port} typ host generation 0\r\n`
+        )
+        return
+      }
       origin.srs(request, res, req)
     }
     const registered = yield* origin.register(proxy.systemUrl)
@@ -70,9 +79,10 @@ const publish = (proxy: TestProxy, stream: string, clientUfrag: string) =>
 const bind = (client: UdpPeer, port: number, pair: string, pwd: string) =>
   Effect.gen(function*() {
     const request = binding(pair, pwd)
+    const before = client.received.length
     for (let sent = 1; sent <= 20; sent++) {
       client.send(request, port)
-      const replied = yield* Effect.exit(eventually(() => assert.isAtLeast(client.received.length, 1), 150))
+      const replied = yield* Effect.exit(eventually(() => assert.isAbove(client.received.length, before), 150))
       if (Exit.isSuccess(replied)) return { sent, request }
     }
     return assert.fail(`no answer to binding requests for ${pair} on port ${port}`)
@@ -125,6 +135,38 @@ describe.skipIf(REDIS_SERVER === undefined)("two proxies sharing one Redis (real
       assert.isTrue(Option.isNone(yield* a.store.get(session.id)))
       const again = yield* httpRequest(`${a.mediaUrl}${session.location}`, { method: "DELETE" })
       assert.strictEqual(again.status, 404)
+    }), 20_000)
+
+  it.scopedLive("an ICE restart signaled through proxy A reaches proxy B, which relays the session", () =>
+    Effect.gen(function*() {
+      const server = yield* redisServer()
+      const [a, b] = yield* twoProxies(server, "restart")
+      yield* echoOrigin(a)
+      const session = yield* publish(a, "restarted", "cli1")
+      const client = yield* udpPeer()
+      yield* bind(client, b.udpPort, session.pair, session.pwd)
+
+      // The client restarts ICE through A, which forwards it to the origin and stores the new pair.
+      const restart = yield* httpRequest(`${a.mediaUrl}${session.location}`, {
+        method: "PATCH",
+        headers: { "content-type": "application/trickle-ice-sdpfrag", "if-match": "*" },
+        body: "a=ice-ufrag:cli2\r\na=ice-pwd:clientPasswordAfterRestart1\r\nm=video 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\n"
+      })
+      assert.strictEqual(restart.status, 200, restart.body)
+      const newPair = `${/^a=ice-ufrag:(\S+)/m.exec(restart.body)![1]}:cli2`
+      const newPwd = /^a=ice-pwd:(\S+)/m.exec(restart.body)![1]!
+
+      // Its checks with the new pair keep reaching B: B learns the pair from Redis, and the same
+      // relay session (same origin socket) carries on; the old pair is retired.
+      const { request, sent } = yield* bind(client, b.udpPort, newPair, newPwd)
+      assert.isAtMost(sent, 3)
+      assert.strictEqual(hex(client.received[client.received.length - 1]!.msg), hex(request))
+      const [view] = yield* b.relay.sessions
+      assert.strictEqual(view?.id, session.id)
+      assert.deepStrictEqual(view?.ufragPairs, [newPair])
+      assert.strictEqual((yield* b.relay.stats).ended.replaced, 0)
+      const stored = yield* b.store.findByUfrag(newPair)
+      assert.strictEqual(Option.getOrUndefined(stored)?.id, session.id)
     }), 20_000)
 
   it.scopedLive("Redis dies mid-run: new offers get 503, live relayed sessions carry on, and it recovers", () =>

@@ -118,7 +118,7 @@ const KNOBS = {
   "proxy-node-flags": {
     type: "string",
     default: "",
-    help: "extra node flags for the proxy process, space-separated (e.g. GC tuning; npm start's own flags are not used)"
+    help: "extra node flags for the proxy process after npm start's own, space-separated (write --proxy-node-flags=--max-semi-space-size=4: with a space, a value starting with - is refused)"
   },
   "profile-dir": { type: "string", default: os.tmpdir(), help: "where the .cpuprofile goes" },
   "out-dir": {

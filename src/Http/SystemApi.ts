@@ -108,9 +108,12 @@ export const stats = Effect.gen(function*() {
   const balancer = yield* LoadBalancer
   const relay = yield* Relay
   const relayStats = yield* relay.stats
+  // What this proxy knows by itself is shown even when the shared state (Redis) cannot be read.
+  const [origins, streams] = yield* Effect.all([Effect.either(balancer.origins), Effect.either(balancer.streams)])
+  const unavailable = Either.isLeft(origins) ? origins.left : Either.isLeft(streams) ? streams.left : undefined
   return HttpServerResponse.unsafeJson({
     code: 0,
-    origins: (yield* balancer.origins).map(({ healthy, lastSeen, origin }) => ({
+    origins: Either.isLeft(origins) ? null : origins.right.map(({ healthy, lastSeen, origin }) => ({
       id: origin.id,
       ip: origin.ip,
       api: origin.apiPort ?? null,
@@ -118,7 +121,8 @@ export const stats = Effect.gen(function*() {
       healthy,
       lastSeen: new Date(lastSeen).toISOString()
     })),
-    streams: yield* balancer.streams,
+    streams: Either.isLeft(streams) ? null : streams.right,
+    ...(unavailable === undefined ? {} : { sharedState: unavailable.message }),
     relay: relayStats,
     process: processStats()
   })

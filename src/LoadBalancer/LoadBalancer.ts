@@ -38,8 +38,10 @@ export interface LoadBalancerShape {
    */
   readonly keepStreams: (streamUrls: ReadonlySet<string>) => Effect.Effect<void>
   readonly find: (originId: string) => Effect.Effect<Option.Option<Origin>>
-  readonly origins: Effect.Effect<ReadonlyArray<OriginStatus>>
-  readonly streams: Effect.Effect<ReadonlyArray<StreamMapping>>
+  /** Every known origin (the admin view); fails when shared state cannot be read. */
+  readonly origins: Effect.Effect<ReadonlyArray<OriginStatus>, ServiceUnavailable>
+  /** Stream mappings (the admin view; a shared store may list a bounded number). */
+  readonly streams: Effect.Effect<ReadonlyArray<StreamMapping>, ServiceUnavailable>
 }
 
 export class LoadBalancer extends Context.Tag("rtc-proxy/LoadBalancer")<LoadBalancer, LoadBalancerShape>() {}

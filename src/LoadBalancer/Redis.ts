@@ -292,8 +292,6 @@ export const make = (ttl: Duration.Duration, streamMappingTtl: Duration.Duration
       return Option.map(Either.getRight(fromServerJson(originId, text)), (entry) => entry.origin)
     })
 
-    // The admin views have no error channel in the LoadBalancer interface: a Redis failure there is a
-    // defect, answered 500 with the cause in the log.
     const origins = Effect.gen(function*() {
       const raw = yield* redis.use((client) => client.get(redis.key(ALL_SERVERS)))
       const keys = parseKeyList(raw)
@@ -307,7 +305,7 @@ export const make = (ttl: Duration.Duration, streamMappingTtl: Duration.Duration
           onRight: ({ lastSeen, origin }) => [{ origin, lastSeen, healthy: true }]
         })
       })
-    }).pipe(Effect.orDie, Effect.withSpan("LoadBalancer.origins"))
+    }).pipe(orUnavailable, Effect.withSpan("LoadBalancer.origins"))
 
     const streams = Effect.gen(function*() {
       const prefix = redis.key(STREAM)
@@ -318,7 +316,7 @@ export const make = (ttl: Duration.Duration, streamMappingTtl: Duration.Duration
         const value = values[i]
         return value === null || value === undefined ? [] : [{ streamUrl: key.slice(prefix.length), originId: idOf(value) }]
       })
-    }).pipe(Effect.orDie, Effect.withSpan("LoadBalancer.streams"))
+    }).pipe(orUnavailable, Effect.withSpan("LoadBalancer.streams"))
 
     const renewEvery = Duration.millis(Math.min(30_000, Math.max(1000, Math.floor(ttlMillis / 3))))
     const renewFixed = Effect.suspend(() =>

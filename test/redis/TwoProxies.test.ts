@@ -201,6 +201,14 @@ describe.skipIf(REDIS_SERVER === undefined)("two proxies sharing one Redis (real
       assert.strictEqual((yield* httpRequest(`${a.mediaUrl}${atA.location}`, { method: "DELETE" })).status, 503)
       // Heartbeats are still answered (the next one after Redis is back registers the origin).
       assert.strictEqual((yield* origin.register(a.systemUrl)).status, 200)
+      // The operator's view still shows what this proxy knows by itself, and says what is missing.
+      const stats = yield* httpRequest(`${a.systemUrl}/api/v1/stats`)
+      assert.strictEqual(stats.status, 200, stats.body)
+      const view = JSON.parse(stats.body) as { origins: unknown; streams: unknown; sharedState: string; relay: { sessions: number } }
+      assert.isNull(view.origins)
+      assert.isNull(view.streams)
+      assert.strictEqual(view.sharedState, "the proxies' shared state (Redis) is unavailable; try again shortly")
+      assert.strictEqual(view.relay.sessions, 2)
 
       // Past a sweep of the relays (which renews live sessions in Redis, and fails to), media still flows.
       yield* Effect.sleep(1200)

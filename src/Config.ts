@@ -130,7 +130,13 @@ export const config: Config.Config<ProxyConfigShape> = Config.all({
     keyPrefix: Config.string("PROXY_REDIS_KEY_PREFIX").pipe(Config.withDefault(""))
   }),
   originTtl: duration("PROXY_ORIGIN_SERVER_TTL", "300s"),
-  streamMappingTtl: Config.option(durationNamed("PROXY_STREAM_MAPPING_TTL")),
+  // Live sessions renew their mappings about once a second: a shorter TTL could lapse between renewals.
+  streamMappingTtl: Config.option(durationNamed("PROXY_STREAM_MAPPING_TTL").pipe(
+    Config.validate({
+      message: "expected 0 (never expire) or at least 10s",
+      validation: (ttl) => Duration.toMillis(ttl) === 0 || Duration.toMillis(ttl) >= 10_000
+    })
+  )),
   defaultBackend: Config.all({
     enabled: Config.boolean("PROXY_DEFAULT_BACKEND_ENABLED").pipe(Config.withDefault(false)),
     ip: Config.string("PROXY_DEFAULT_BACKEND_IP").pipe(Config.withDefault("127.0.0.1")),

@@ -233,6 +233,7 @@ describe("config", () => {
     ["PROXY_ORIGIN_SERVER_TTL", "soon"],
     ["PROXY_RTC_IDLE_TIMEOUT", "30x"],
     ["PROXY_STREAM_MAPPING_TTL", "a day"],
+    ["PROXY_STREAM_MAPPING_TTL", "2s"],
     ["PROXY_CANDIDATE_IP", "not-an-ip"],
     ["PROXY_CANDIDATE_IP", "media.example.com"],
     ["PROXY_CANDIDATE_PORT", "0"],

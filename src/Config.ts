@@ -86,11 +86,6 @@ export const parseDuration = (text: string): Either.Either<Duration.Duration, st
   })
 }
 
-const durationNamed = (name: string) =>
-  Config.string(name).pipe(
-    Config.mapOrFail((text) => Either.mapLeft(parseDuration(text), (message) => ConfigErrorInvalid(name, message)))
-  )
-
 const duration = (name: string, fallback: string) =>
   Config.string(name).pipe(
     Config.withDefault(fallback),
@@ -131,11 +126,16 @@ export const config: Config.Config<ProxyConfigShape> = Config.all({
   }),
   originTtl: duration("PROXY_ORIGIN_SERVER_TTL", "300s"),
   // Live sessions renew their mappings about once a second: a shorter TTL could lapse between renewals.
-  streamMappingTtl: Config.option(durationNamed("PROXY_STREAM_MAPPING_TTL").pipe(
-    Config.validate({
-      message: "expected 0 (never expire) or at least 10s",
-      validation: (ttl) => Duration.toMillis(ttl) === 0 || Duration.toMillis(ttl) >= 10_000
-    })
+  streamMappingTtl: Config.option(Config.string("PROXY_STREAM_MAPPING_TTL").pipe(
+    Config.mapOrFail((text) =>
+      Either.flatMap(
+        Either.mapLeft(parseDuration(text), (message) => ConfigErrorInvalid("PROXY_STREAM_MAPPING_TTL", message)),
+        (ttl) =>
+          Duration.toMillis(ttl) === 0 || Duration.toMillis(ttl) >= 10_000
+            ? Either.right(ttl)
+            : Either.left(ConfigErrorInvalid("PROXY_STREAM_MAPPING_TTL", "expected 0 (never expire) or at least 10s"))
+      )
+    )
   )),
   defaultBackend: Config.all({
     enabled: Config.boolean("PROXY_DEFAULT_BACKEND_ENABLED").pipe(Config.withDefault(false)),

@@ -177,7 +177,10 @@ const make = Effect.gen(function*() {
       Effect.scoped,
       Effect.onExit((exit) =>
         Effect.gen(function*() {
-          yield* Deferred.fail(ready, new OriginFailed({ message: "the relay session ended before it started" }))
+          // An error captures a stack trace: made only for a session that never started.
+          if (!(yield* Deferred.isDone(ready))) {
+            yield* Deferred.fail(ready, new OriginFailed({ message: "the relay session ended before it started" }))
+          }
           if (Exit.isFailure(exit) && !Exit.isInterrupted(exit)) return
           const reason: SessionEndReason = Exit.isSuccess(exit) ? exit.value.reason : "shutdown"
           ended[reason]++

@@ -340,10 +340,12 @@ export const patchSession = (id: string) =>
     if (serverCredentials.ufrag === undefined || serverCredentials.pwd === undefined) {
       return yield* new OriginFailed({ message: "the origin answered the ICE restart without new credentials" })
     }
-    yield* relay.rekey(record.id, {
+    const known = yield* relay.rekey(record.id, {
       ufragPair: ufragPair(serverCredentials.ufrag, clientCredentials.ufrag),
       serverPwd: serverCredentials.pwd
     })
+    // Deleted or expired while the origin was restarting ICE.
+    if (!known) return yield* new NotFound({ message: "the session ended during the ICE restart" })
     const ip = yield* publicIp(request)
     return HttpServerResponse.text(Sdp.rewriteAnswer(response.body, { ip, port: yield* publicPort }), {
       status: 200,

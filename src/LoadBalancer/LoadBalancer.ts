@@ -32,11 +32,12 @@ export interface LoadBalancerShape {
    */
   readonly pick: (streamUrl: string) => Effect.Effect<Origin, ServiceUnavailable>
   /**
-   * These streams have relay sessions on this proxy: their mappings stay (called about once a
-   * second with every live session's stream). A mapping expires when its stream has had no session
-   * and no pick for the stream mapping TTL, so unique stream names do not pile up for ever.
+   * These streams have relay sessions on this proxy, with the origin each is relayed to: their
+   * mappings stay, and one that was lost (it lapsed while shared state was unreachable) is set again
+   * while that origin is known. Called about once a second. A mapping expires when its stream has
+   * had no session and no pick for the stream mapping TTL, so unique stream names do not pile up.
    */
-  readonly keepStreams: (streamUrls: ReadonlySet<string>) => Effect.Effect<void>
+  readonly keepStreams: (streams: ReadonlyMap<string, string>) => Effect.Effect<void>
   readonly find: (originId: string) => Effect.Effect<Option.Option<Origin>>
   /** Every known origin (the admin view); fails when shared state cannot be read. */
   readonly origins: Effect.Effect<ReadonlyArray<OriginStatus>, ServiceUnavailable>

@@ -87,11 +87,12 @@ export const make = (
       }
     }
 
-    const keepStreams = (streamUrls: ReadonlySet<string>) =>
+    const keepStreams = (live: ReadonlyMap<string, string>) =>
       Effect.map(Clock.currentTimeMillis, (now) => {
-        for (const streamUrl of streamUrls) {
+        for (const [streamUrl, originId] of live) {
           const entry = streams.get(streamUrl)
           if (entry !== undefined) entry.lastUsed = now
+          else if (origins.has(originId)) streams.set(streamUrl, { originId, lastUsed: now })
         }
         if (streamTtlMillis > 0 && now - prunedAt >= pruneEvery) prune(now)
       })

@@ -145,7 +145,7 @@ local mapped = redis.call('GET', KEYS[1])
 if mapped then
   local server = redis.call('GET', mapped)
   if server then
-    if ttl > 0 and redis.call('PTTL', KEYS[1]) > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+    if ttl > 0 and redis.call('PTTL', KEYS[1]) >= 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
     return { mapped, server, '' }
   end
 end
@@ -167,16 +167,24 @@ if ttl > 0 then redis.call('SET', KEYS[1], chosen[1], 'PX', ttl) else redis.call
 return { chosen[1], chosen[2], mapped or '' }
 `)
 
-/** KEYS: stream keys. ARGV: the TTL in ms. Renews each key that has a TTL; returns how many. */
+/**
+ * KEYS: stream keys. ARGV: the TTL in ms, then for each stream the key of the origin its live
+ * sessions use. Renews each mapping that has a TTL; sets again, to that origin while its key exists,
+ * a mapping that lapsed (Redis was unreachable for longer than the TTL). Returns how many.
+ */
 const KEEP_STREAMS = script(`
-local renewed = 0
-for _, key in ipairs(KEYS) do
-  if redis.call('PTTL', key) > 0 then
+local kept = 0
+for i, key in ipairs(KEYS) do
+  local ttl = redis.call('PTTL', key)
+  if ttl >= 0 then
     redis.call('PEXPIRE', key, ARGV[1])
-    renewed = renewed + 1
+    kept = kept + 1
+  elseif ttl == -2 and redis.call('EXISTS', ARGV[i + 1]) == 1 then
+    redis.call('SET', key, ARGV[i + 1], 'PX', ARGV[1])
+    kept = kept + 1
   end
 end
-return renewed
+return kept
 `)
 
 /** Stream keys per KEEP_STREAMS call, so that one call never holds Redis long. */
@@ -253,21 +261,23 @@ export const make = (ttl: Duration.Duration, streamMappingTtl: Duration.Duration
     // Renewals go out once a quarter of the TTL has passed since the stream's last pick or renewal.
     const keptAt = new Map<string, number>()
     let keepFailing = false
-    const keepStreams = (streamUrls: ReadonlySet<string>): Effect.Effect<void> =>
+    const keepStreams = (live: ReadonlyMap<string, string>): Effect.Effect<void> =>
       streamTtlMillis === 0 ? Effect.void : Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
         const due: Array<string> = []
-        for (const streamUrl of streamUrls) {
+        for (const streamUrl of live.keys()) {
           if (now - (keptAt.get(streamUrl) ?? 0) >= streamTtlMillis / 4) due.push(streamUrl)
         }
-        for (const streamUrl of keptAt.keys()) if (!streamUrls.has(streamUrl)) keptAt.delete(streamUrl)
+        for (const streamUrl of keptAt.keys()) if (!live.has(streamUrl)) keptAt.delete(streamUrl)
         if (due.length === 0) return
         const batches: Array<Array<string>> = []
         for (let i = 0; i < due.length; i += KEEP_STREAMS_BATCH) batches.push(due.slice(i, i + KEEP_STREAMS_BATCH))
         yield* Effect.forEach(batches, (batch) =>
-          redis.eval(KEEP_STREAMS, batch.map((streamUrl) => redis.key(`${STREAM}${streamUrl}`)), [streamTtlMillis]), {
-          discard: true
-        }).pipe(
+          redis.eval(
+            KEEP_STREAMS,
+            batch.map((streamUrl) => redis.key(`${STREAM}${streamUrl}`)),
+            [streamTtlMillis, ...batch.map((streamUrl) => serverKey(live.get(streamUrl)!))]
+          ), { discard: true }).pipe(
           Effect.matchEffect({
             onSuccess: () =>
               Effect.sync(() => {

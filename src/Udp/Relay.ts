@@ -64,9 +64,13 @@ export interface RelayShape {
    * ICE restart: the session also answers to a new ufrag pair (with its server password); the old
    * pair keeps working until the first binding request with the new one arrives. The store gets the
    * new pair too, so that another proxy relaying the session learns it. False when neither this
-   * proxy nor the store knows the session.
+   * proxy nor the store knows the session; fails when this proxy does not relay it and the store
+   * cannot be written.
    */
-  readonly rekey: (id: string, keys: { readonly ufragPair: string; readonly serverPwd: string }) => Effect.Effect<boolean>
+  readonly rekey: (
+    id: string,
+    keys: { readonly ufragPair: string; readonly serverPwd: string }
+  ) => Effect.Effect<boolean, ServiceUnavailable>
   readonly sessions: Effect.Effect<ReadonlyArray<RelaySessionView>>
   readonly stats: Effect.Effect<RelayStats>
 }
@@ -112,9 +116,10 @@ const make = Effect.gen(function*() {
         Effect.flatMap(Option.match({
           onNone: () => Effect.void,
           onSome: (record) => {
-            // A session relayed here whose ICE restart was signaled through another proxy.
+            // A session relayed here whose ICE restart was signaled through another proxy; a stale
+            // record (a store write that failed) must not bring back a pair the session retired.
             const live = router.byId.get(record.id)
-            if (live !== undefined) return learnKeys(live, record)
+            if (live !== undefined) return live.retiredUfrags.includes(record.ufragPair) ? Effect.void : learnKeys(live, record)
             return enders.has(record.id) ? Effect.void : open(record)
           }
         })),
@@ -219,17 +224,17 @@ const make = Effect.gen(function*() {
     })
 
   // The store is told even when this proxy does not relay the session: the proxy that does learns
-  // the new pair from it when the client's first check with that pair arrives.
+  // the new pair from it when the client's first check with that pair arrives. When this proxy relays
+  // it, a store failure only costs the other proxies the news; otherwise the store is the only way.
   const rekey = (id: string, keys: { readonly ufragPair: string; readonly serverPwd: string }) =>
     Effect.gen(function*() {
       const live = router.byId.get(id)
-      if (live !== undefined) yield* learnKeys(live, keys)
-      const stored = yield* store.rekey(id, keys).pipe(
-        Effect.catchAll((error) =>
-          Effect.as(Effect.logWarning(`session ${id}: new ufrag pair not stored: ${error.message}`), Option.none())
-        )
+      if (live === undefined) return Option.isSome(yield* store.rekey(id, keys))
+      yield* learnKeys(live, keys)
+      yield* store.rekey(id, keys).pipe(
+        Effect.catchAll((error) => Effect.logWarning(`session ${id}: new ufrag pair not stored: ${error.message}`))
       )
-      return live !== undefined || Option.isSome(stored)
+      return true
     })
 
   // One sweeper for every session, so ten thousand sessions cost one timer and not ten thousand.
@@ -241,9 +246,9 @@ const make = Effect.gen(function*() {
     const now = yield* Clock.currentTimeMillis
     const idle: Array<string> = []
     const alive: Array<SessionRecord> = []
-    const streams = new Set<string>()
+    const streams = new Map<string, string>()
     for (const live of router.byId.values()) {
-      streams.add(live.record.streamUrl)
+      streams.set(live.record.streamUrl, live.record.originId)
       if (live.idleMark !== live.packetsFromClient) {
         live.quietSince = live.idleMark === -1 ? live.record.createdAt : now
         live.idleMark = live.packetsFromClient
@@ -256,9 +261,9 @@ const make = Effect.gen(function*() {
     }
     router.expireConsent(consentTicks)
     yield* Effect.forEach(idle, (id) => close(id, "idle"), { discard: true, concurrency: "unbounded" })
-    yield* store.touch(alive)
-    // Streams whose sessions ended in this sweep still count once: their mappings outlive them by the TTL.
-    yield* loadBalancer.keepStreams(streams)
+    // Side by side: a shared store that hangs holds the sweep (and with it idle and consent timing)
+    // for one command timeout, not two. Streams whose sessions ended in this sweep still count once.
+    yield* Effect.all([store.touch(alive), loadBalancer.keepStreams(streams)], { concurrency: 2, discard: true })
   })
   yield* sweep.pipe(Effect.delay(sweepEvery), Effect.forever, Effect.forkScoped, Effect.interruptible)
 

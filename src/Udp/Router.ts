@@ -36,6 +36,8 @@ export class LiveSession {
   record: SessionRecord
   /** The ufrag pairs it answers to, each with its server ice-pwd (two only during an ICE restart). */
   readonly ufragPairs = new Map<string, string>()
+  /** Pairs an ICE restart retired (the latest few): a stale copy of the record must not bring one back. */
+  readonly retiredUfrags: Array<string> = []
   /**
    * Where origin packets go: the client address that last sent media (DTLS/SRTP), else the one last
    * nominated or verified. Port 0: no client yet.
@@ -60,6 +62,9 @@ export class LiveSession {
     this.ufragPairs.set(record.ufragPair, record.serverPwd)
   }
 }
+
+/** Retired ufrag pairs a session remembers (each ICE restart retires one). */
+const MAX_RETIRED_UFRAGS = 4
 
 /** Candidate pairs a client checks at once: one per local interface and family, rarely more than 4. */
 const MAX_ADDRESSES_PER_SESSION = 8
@@ -160,6 +165,8 @@ export class Router {
       if (pair === session.record.ufragPair) continue
       session.ufragPairs.delete(pair)
       if (this.byUfrag.get(pair) === session) this.byUfrag.delete(pair)
+      session.retiredUfrags.push(pair)
+      if (session.retiredUfrags.length > MAX_RETIRED_UFRAGS) session.retiredUfrags.shift()
     }
   }
 

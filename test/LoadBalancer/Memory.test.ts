@@ -51,18 +51,20 @@ describe("memory load balancer", () => {
   it.effect("a stream mapping lives while its stream has sessions, and the TTL after the last one", () =>
     Effect.gen(function*() {
       const lb = yield* MemoryLoadBalancer.make(Duration.minutes(5), Duration.minutes(10))
-      yield* lb.register(fixed({ ip: "127.0.0.1", apiPort: 1985, rtcPort: 8000 }))
+      const configured = fixed({ ip: "127.0.0.1", apiPort: 1985, rtcPort: 8000 })
+      yield* lb.register(configured)
       yield* lb.pick("v/live/watched")
       yield* lb.pick("v/live/once")
+      // What the relay's sweep passes, about once a second: every live session's stream and origin.
+      const live = new Map([["v/live/watched", configured.id], ["v/live/gone-origin", "no-such-origin"]])
       for (let minute = 1; minute <= 30; minute++) {
         yield* TestClock.adjust(Duration.minutes(1))
-        // What the relay's sweep does: the streams of every live session, about once a second.
-        yield* lb.keepStreams(new Set(["v/live/watched", "v/live/never-picked"]))
+        yield* lb.keepStreams(live)
       }
       assert.deepStrictEqual(yield* mapped(lb), ["v/live/watched"], "kept for 30 min by its sessions; the other forgotten")
       for (let minute = 1; minute <= 11; minute++) {
         yield* TestClock.adjust(Duration.minutes(1))
-        yield* lb.keepStreams(new Set())
+        yield* lb.keepStreams(new Map())
       }
       assert.deepStrictEqual(yield* mapped(lb), [], "forgotten 10 min after its last session")
     }))
@@ -78,10 +80,21 @@ describe("memory load balancer", () => {
         yield* lb.pick("v/live/s")
         yield* forever.pick(`v/live/s${minute}`)
         yield* TestClock.adjust(Duration.minutes(1))
-        yield* lb.keepStreams(new Set())
-        yield* forever.keepStreams(new Set())
+        yield* lb.keepStreams(new Map())
+        yield* forever.keepStreams(new Map())
       }
       assert.deepStrictEqual(yield* mapped(lb), ["v/live/s"])
       assert.lengthOf(yield* mapped(forever), 30)
+    }))
+
+  it.effect("a live stream without a mapping gets it back, to the origin its sessions use", () =>
+    Effect.gen(function*() {
+      const lb = yield* MemoryLoadBalancer.make(Duration.minutes(5), Duration.minutes(10))
+      const [first, second] = [heartbeatOrigin(), heartbeatOrigin()]
+      yield* lb.register(first)
+      yield* lb.register(second)
+      yield* lb.keepStreams(new Map([["v/live/adopted", second.id]]))
+      assert.deepStrictEqual(yield* lb.streams, [{ streamUrl: "v/live/adopted", originId: second.id }])
+      for (let i = 0; i < 10; i++) assert.strictEqual((yield* lb.pick("v/live/adopted")).id, second.id)
     }))
 })

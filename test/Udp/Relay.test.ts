@@ -40,6 +40,36 @@ const unreachable = (origin: UdpPeer) =>
   makeRecord(origin, { originMedia: { host: "no-such-origin.invalid", port: 8000 } })
 
 describe("Relay (real UDP on 127.0.0.1)", () => {
+  live("ICE restart: the new pair takes over at the client's first check with it; a stale record never brings the old one back", () =>
+    Effect.gen(function*() {
+      const { port, relay, store } = yield* startRelay()
+      const origin = yield* udpPeer({ echo: true })
+      const client = yield* udpPeer()
+      const record = makeRecord(origin)
+      yield* relay.open(record)
+      client.send(binding(PAIR, SERVER_PWD), port)
+      yield* eventually(() => assert.strictEqual(client.received.length, 1))
+
+      const restarted = { ufragPair: "srvNew:cliNew", serverPwd: "newServerPassword0123456" }
+      assert.isTrue(yield* relay.rekey(record.id, restarted))
+      assert.deepStrictEqual((yield* relay.sessions)[0]?.ufragPairs, [PAIR, restarted.ufragPair])
+      client.send(binding(restarted.ufragPair, restarted.serverPwd), port)
+      yield* eventually(() => assert.strictEqual(client.received.length, 2))
+      assert.deepStrictEqual((yield* relay.sessions)[0]?.ufragPairs, [restarted.ufragPair], "the old pair is retired")
+
+      // A store that missed the restart (its write failed) still holds the old pair: a check with it
+      // finds that record, and the session must not take the old pair back.
+      yield* store.put(record)
+      client.send(binding(PAIR, SERVER_PWD), port)
+      yield* eventually(Effect.map(relay.stats, (stats) => assert.strictEqual(stats.drops["unknown-ufrag"], 1)))
+      yield* Effect.sleep(Duration.millis(50))
+      client.send(binding(PAIR, SERVER_PWD), port)
+      yield* eventually(Effect.map(relay.stats, (stats) => assert.strictEqual(stats.drops["unknown-ufrag"], 2)))
+      assert.strictEqual(client.received.length, 2)
+      assert.deepStrictEqual((yield* relay.sessions)[0]?.ufragPairs, [restarted.ufragPair])
+      assert.isFalse(yield* relay.rekey("no-such-session", restarted))
+    }))
+
   live("the streams of live sessions keep their origin mappings; a stream without sessions loses its mapping after the TTL", () =>
     Effect.gen(function*() {
       const { loadBalancer, relay } = yield* startRelay({

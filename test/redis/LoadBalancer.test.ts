@@ -270,28 +270,35 @@ describe.skipIf(REDIS_SERVER === undefined)("Redis load balancer (real redis-ser
 
         yield* lb.pick("v/live/kept")
         yield* lb.pick("v/live/left")
+        yield* lb.pick("v/live/picked")
         assert.isAbove(yield* pttl("kept"), 500)
         assert.isAtMost(yield* pttl("kept"), 800)
-        // A pick renews; a kept stream is renewed once a quarter of the TTL has passed since.
+        // A kept stream is renewed once a quarter of the TTL has passed since; a pick renews too.
+        const live = new Map([["v/live/kept", o.id], ["v/live/lapsed", o.id], ["v/live/dead-origin", "srv-gone"]])
         for (let i = 0; i < 6; i++) {
           yield* Effect.sleep(250)
-          yield* lb.keepStreams(new Set(["v/live/kept", "v/live/unmapped"]))
+          yield* lb.keepStreams(live)
+          yield* lb.pick("v/live/picked")
         }
         assert.isAbove(yield* pttl("kept"), 0, "renewed while its session lives")
+        assert.isAbove(yield* pttl("picked"), 500, "renewed by each pick")
         assert.strictEqual(yield* pttl("left"), -2, "expired: no session, no pick")
-        assert.strictEqual(yield* pttl("unmapped"), -2, "keeping a stream never creates its mapping")
-        assert.deepStrictEqual((yield* lb.streams).map((m) => m.streamUrl), ["v/live/kept"])
+        assert.strictEqual(yield* pttl("dead-origin"), -2, "never set to an origin that is gone")
+        // A live stream whose mapping lapsed (Redis unreachable past the TTL) gets it back, to its origin.
+        assert.strictEqual(yield* server.command("GET", streamKey("lapsed")), `${keyPrefix}:srs-proxy-server:${o.id}`)
+        assert.isAbove(yield* pttl("lapsed"), 0)
+        assert.deepStrictEqual((yield* lb.streams).map((m) => m.streamUrl).sort(), ["v/live/kept", "v/live/lapsed", "v/live/picked"])
 
         // A mapping without TTL (a Go proxy's, or from before the TTL was set) stays without.
         yield* server.command("SET", streamKey("go"), `${keyPrefix}:srs-proxy-server:${o.id}`)
         assert.strictEqual((yield* lb.pick("v/live/go")).id, o.id)
-        yield* lb.keepStreams(new Set(["v/live/go"]))
+        yield* lb.keepStreams(new Map([["v/live/go", o.id]]))
         assert.strictEqual(yield* pttl("go"), -1)
 
         // Without the setting (the default in Redis mode), mappings never expire, as the Go proxies expect.
         const forever = yield* balancer(server, { keyPrefix })
         yield* forever.pick("v/live/forever")
-        yield* forever.keepStreams(new Set(["v/live/forever"]))
+        yield* forever.keepStreams(new Map([["v/live/forever", o.id]]))
         assert.strictEqual(yield* pttl("forever"), -1)
       }), 10_000)
 
@@ -351,7 +358,7 @@ describe.skipIf(REDIS_SERVER === undefined)("Redis load balancer (real redis-ser
       yield* server.kill
       for (let i = 0; i < 3; i++) {
         yield* Effect.sleep(150)
-        yield* lb.keepStreams(new Set(["v/live/s"]))
+        yield* lb.keepStreams(new Map([["v/live/s", "srv-1"]]))
       }
       assert.lengthOf(logged.filter((line) => line.startsWith("cannot renew 1 stream mappings in Redis")), 1, logged.join("\n"))
     }).pipe(Effect.provide(capture))

@@ -146,6 +146,11 @@ describe.skipIf(REDIS_SERVER === undefined)("two proxies sharing one Redis (real
       const client = yield* udpPeer()
       yield* bind(client, b.udpPort, session.pair, session.pwd)
 
+      // A signaled the session but never saw the client: its own copy ends (as it would, idle), and
+      // the record stays, since B relays it now.
+      assert.isTrue(yield* a.relay.close(session.id, "idle"))
+      assert.isTrue(Option.isSome(yield* a.store.get(session.id)))
+
       // The client restarts ICE through A, which forwards it to the origin and stores the new pair.
       const restart = yield* httpRequest(`${a.mediaUrl}${session.location}`, {
         method: "PATCH",

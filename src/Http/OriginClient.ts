@@ -3,15 +3,21 @@
  * origin request timeout. Transport failures become 502 and silence 504, each with a sentence that
  * names the origin and what happened, never a stack or "EOF".
  *
+ * The live layer speaks Node's HTTP directly, over keep-alive agents owned by the layer's scope: one
+ * request costs a third or less of the CPU it takes through @effect/platform's HttpClient
+ * (`bench/originClient.ts`: 0.3 ms against 1.1 ms over undici and 2 ms over node:http), and
+ * signaling does one or two per session. `layerFromClient` runs over any HttpClient instead.
+ *
  * @since 0.1.0
  */
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as http from "node:http"
+import * as https from "node:https"
 import { ProxyConfig } from "../Config.js"
 import { OriginFailed, OriginTimeout } from "../Domain/Errors.js"
 
@@ -65,6 +71,102 @@ const describeCause = (cause: unknown): string => {
   return "the request failed"
 }
 
+/** Keep-alive connection pools for origins, one per scheme. */
+export interface OriginAgents {
+  readonly http: http.Agent
+  readonly https: https.Agent
+}
+
+const failed = (where: string, cause: unknown) => new OriginFailed({ message: `${where}: ${describeCause(cause)}` })
+
+const flattenHeaders = (headers: http.IncomingHttpHeaders): Record<string, string> => {
+  const flat: Record<string, string> = {}
+  for (const name in headers) {
+    const value = headers[name]
+    if (value !== undefined) flat[name] = Array.isArray(value) ? value.join(", ") : value
+  }
+  return flat
+}
+
+/**
+ * Over Node's HTTP stack: the request is destroyed when the timeout fires or the caller is
+ * interrupted (a client that hung up), and an answer is read up to MAX_ANSWER_BYTES.
+ */
+export const makeNode = (agents: OriginAgents, timeout: Duration.Duration): OriginClientShape => {
+  const timeoutMillis = Duration.toMillis(timeout)
+  const timeoutText = Duration.format(timeout)
+  return {
+    send: (request) =>
+      Effect.async<OriginResponse, OriginFailed | OriginTimeout>((resume) => {
+        let target: URL
+        try {
+          target = new URL(request.url)
+        } catch {
+          resume(Effect.fail(new OriginFailed({ message: `the origin's URL ${request.url} is not valid` })))
+          return
+        }
+        const where = `origin ${target.host}`
+        let done = false
+        let outgoing: http.ClientRequest | undefined
+        const finish = (result: Effect.Effect<OriginResponse, OriginFailed | OriginTimeout>) => {
+          if (done) return
+          done = true
+          clearTimeout(timer)
+          resume(result)
+        }
+        const timer = setTimeout(() => {
+          finish(Effect.fail(new OriginTimeout({ message: `${where} did not answer within ${timeoutText}` })))
+          outgoing?.destroy()
+        }, timeoutMillis)
+        const headers: Record<string, string> = { ...request.headers }
+        if (request.body !== undefined) {
+          headers["content-type"] = request.body.contentType
+          headers["content-length"] = String(Buffer.byteLength(request.body.text))
+        }
+        const isHttps = target.protocol === "https:"
+        try {
+          outgoing = (isHttps ? https : http).request(target, {
+            method: request.method,
+            headers,
+            agent: isHttps ? agents.https : agents.http
+          }, (response) => {
+            const chunks: Array<Buffer> = []
+            let size = 0
+            const answered = () =>
+              finish(Effect.succeed({
+                status: response.statusCode ?? 502,
+                headers: flattenHeaders(response.headers),
+                body: Buffer.concat(chunks, Math.min(size, MAX_ANSWER_BYTES)).toString("utf8")
+              }))
+            response.on("data", (chunk: Buffer) => {
+              chunks.push(chunk)
+              size += chunk.length
+              // An answer past the limit is cut there; the rest is not read.
+              if (size >= MAX_ANSWER_BYTES) {
+                answered()
+                response.destroy()
+              }
+            })
+            response.on("end", answered)
+            response.on("error", (error) => finish(Effect.fail(failed(where, error))))
+            response.on("aborted", () => finish(Effect.fail(failed(where, { code: "ECONNRESET" }))))
+          })
+        } catch (error) {
+          finish(Effect.fail(failed(where, error)))
+          return
+        }
+        outgoing.on("error", (error) => finish(Effect.fail(failed(where, error))))
+        outgoing.end(request.body?.text)
+        return Effect.sync(() => {
+          done = true
+          clearTimeout(timer)
+          outgoing?.destroy()
+        })
+      }).pipe(Effect.withSpan("OriginClient.send"))
+  }
+}
+
+/** Over any @effect/platform HttpClient. */
 export const make = (client: HttpClient.HttpClient, timeout: Duration.Duration): OriginClientShape => ({
   send: Effect.fn("OriginClient.send")(function*(request: OriginRequest) {
     const target = new URL(request.url)
@@ -107,8 +209,25 @@ export class OriginClient extends Context.Tag("rtc-proxy/OriginClient")<OriginCl
     })
   )
 
-  /** Over Node's HTTP stack (undici). */
-  static readonly layer: Layer.Layer<OriginClient, never, ProxyConfig> = OriginClient.layerFromClient.pipe(
-    Layer.provide(NodeHttpClient.layerUndici)
+  /** Over Node's HTTP stack, with keep-alive agents that are destroyed when the layer's scope ends. */
+  static readonly layer: Layer.Layer<OriginClient, never, ProxyConfig> = Layer.scoped(
+    OriginClient,
+    Effect.gen(function*() {
+      const config = yield* ProxyConfig
+      const agents = yield* Effect.acquireRelease(
+        // An idle connection is closed after 4 s, before a server's usual 5 s keep-alive timeout can
+        // close it under a request being sent (undici's default too).
+        Effect.sync((): OriginAgents => ({
+          http: new http.Agent({ keepAlive: true, scheduling: "lifo", timeout: 4000 }),
+          https: new https.Agent({ keepAlive: true, scheduling: "lifo", timeout: 4000 })
+        })),
+        (agents) =>
+          Effect.sync(() => {
+            agents.http.destroy()
+            agents.https.destroy()
+          })
+      )
+      return makeNode(agents, config.originTimeout)
+    })
   )
 }

@@ -352,6 +352,21 @@ describe("signaling errors: a JSON {code, message}, the right status, nothing le
       assert.isBelow(took, 1000, `the 504 took ${took} ms with originTimeout 300 ms`)
     }))
 
+  live("an origin request that times out is abandoned: its connection is closed at the timeout", () =>
+    Effect.gen(function*() {
+      const { origin, proxy } = yield* proxyWithOrigin({ originTimeout: Duration.millis(300) })
+      let closedAt: number | undefined
+      origin.handler = (_request, _res, req) => {
+        req.socket.once("close", () => closedAt = Date.now())
+        setTimeout(() => req.socket.destroy(), 3000).unref()
+      }
+      const started = Date.now()
+      assert.strictEqual((yield* post(proxy, "whip", "s")).status, 504)
+      yield* eventually(() => assert.isDefined(closedAt), 2000)
+      assert.isBelow(closedAt! - started, 1500, "the proxy closed it, not the origin")
+      yield* assertNoSession(proxy)
+    }))
+
   live("404 JSON for an unknown path and an unknown session id", () =>
     Effect.gen(function*() {
       const { proxy } = yield* proxyWithOrigin()

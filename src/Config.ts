@@ -86,13 +86,16 @@ export const parseDuration = (text: string): Either.Either<Duration.Duration, st
   })
 }
 
-const duration = (name: string, fallback: string) =>
-  Config.string(name).pipe(
-    Config.withDefault(fallback),
-    Config.mapOrFail((text) =>
-      Either.mapLeft(parseDuration(text), (message) => ConfigErrorInvalid(name, message))
-    )
+/** A duration variable's text, parsed; the error names the variable (so does a failed `check`). */
+const parseDurationOf = (name: string, check?: { readonly valid: (d: Duration.Duration) => boolean; readonly message: string }) =>
+(text: string) =>
+  Either.flatMap(
+    Either.mapLeft(parseDuration(text), (message) => ConfigErrorInvalid(name, message)),
+    (parsed) => check === undefined || check.valid(parsed) ? Either.right(parsed) : Either.left(ConfigErrorInvalid(name, check.message))
   )
+
+const duration = (name: string, fallback: string) =>
+  Config.string(name).pipe(Config.withDefault(fallback), Config.mapOrFail(parseDurationOf(name)))
 
 // Validate before withDefault: a check on the default's result would report an empty path, not the name.
 const port = (name: string, fallback: number) =>
@@ -127,15 +130,10 @@ export const config: Config.Config<ProxyConfigShape> = Config.all({
   originTtl: duration("PROXY_ORIGIN_SERVER_TTL", "300s"),
   // Live sessions renew their mappings about once a second: a shorter TTL could lapse between renewals.
   streamMappingTtl: Config.option(Config.string("PROXY_STREAM_MAPPING_TTL").pipe(
-    Config.mapOrFail((text) =>
-      Either.flatMap(
-        Either.mapLeft(parseDuration(text), (message) => ConfigErrorInvalid("PROXY_STREAM_MAPPING_TTL", message)),
-        (ttl) =>
-          Duration.toMillis(ttl) === 0 || Duration.toMillis(ttl) >= 10_000
-            ? Either.right(ttl)
-            : Either.left(ConfigErrorInvalid("PROXY_STREAM_MAPPING_TTL", "expected 0 (never expire) or at least 10s"))
-      )
-    )
+    Config.mapOrFail(parseDurationOf("PROXY_STREAM_MAPPING_TTL", {
+      valid: (ttl) => Duration.toMillis(ttl) === 0 || Duration.toMillis(ttl) >= 10_000,
+      message: "expected 0 (never expire) or at least 10s"
+    }))
   )),
   defaultBackend: Config.all({
     enabled: Config.boolean("PROXY_DEFAULT_BACKEND_ENABLED").pipe(Config.withDefault(false)),

@@ -70,6 +70,56 @@ export const unavailable = (_error: RedisError): ServiceUnavailable =>
     retryAfter: Duration.seconds(5)
   })
 
+/**
+ * When each live key (a session, a stream mapping) was last renewed in Redis, so that renewals go out
+ * once per `every` ms and not at every sweep, and a renewal that fails is logged once per outage.
+ */
+export interface RenewalSchedule {
+  /** The keys of `live` that are due (never renewed, or `every` ms ago); keys no longer live are forgotten. */
+  readonly due: (live: { keys(): Iterable<string>; has(key: string): boolean }, now: number) => Array<string>
+  /** A key just written with a fresh expiry. */
+  readonly renewed: (key: string, now: number) => void
+  readonly forget: (key: string) => void
+  /**
+   * Runs the renewal of `keys`: on success they are renewed as of `now`; a failure is logged once per
+   * outage (the next sweep tries again) and never fails the caller.
+   */
+  readonly run: (
+    keys: ReadonlyArray<string>,
+    now: number,
+    renew: Effect.Effect<unknown, RedisError>,
+    describe: (error: RedisError) => string
+  ) => Effect.Effect<void>
+}
+
+export const renewalSchedule = (every: number): RenewalSchedule => {
+  const renewedAt = new Map<string, number>()
+  let failing = false
+  return {
+    due: (live, now) => {
+      const due: Array<string> = []
+      for (const key of live.keys()) if (now - (renewedAt.get(key) ?? 0) >= every) due.push(key)
+      for (const key of renewedAt.keys()) if (!live.has(key)) renewedAt.delete(key)
+      return due
+    },
+    renewed: (key, now) => void renewedAt.set(key, now),
+    forget: (key) => void renewedAt.delete(key),
+    run: (keys, now, renew, describe) =>
+      Effect.matchEffect(renew, {
+        onSuccess: () =>
+          Effect.sync(() => {
+            for (const key of keys) renewedAt.set(key, now)
+            failing = false
+          }),
+        onFailure: (error) => {
+          if (failing) return Effect.void
+          failing = true
+          return Effect.logWarning(describe(error))
+        }
+      })
+  }
+}
+
 /** Logs a Redis failure with its details and fails with the 503 a client sees. */
 export const orUnavailable = <A, R>(effect: Effect.Effect<A, RedisError, R>): Effect.Effect<A, ServiceUnavailable, R> =>
   effect.pipe(

@@ -79,6 +79,9 @@ export interface OriginAgents {
 
 const failed = (where: string, cause: unknown) => new OriginFailed({ message: `${where}: ${describeCause(cause)}` })
 
+const timedOut = (where: string, timeout: Duration.Duration) =>
+  new OriginTimeout({ message: `${where} did not answer within ${Duration.format(timeout)}` })
+
 const flattenHeaders = (headers: http.IncomingHttpHeaders): Record<string, string> => {
   const flat: Record<string, string> = {}
   for (const name in headers) {
@@ -94,7 +97,6 @@ const flattenHeaders = (headers: http.IncomingHttpHeaders): Record<string, strin
  */
 export const makeNode = (agents: OriginAgents, timeout: Duration.Duration): OriginClientShape => {
   const timeoutMillis = Duration.toMillis(timeout)
-  const timeoutText = Duration.format(timeout)
   return {
     send: (request) =>
       Effect.async<OriginResponse, OriginFailed | OriginTimeout>((resume) => {
@@ -115,7 +117,7 @@ export const makeNode = (agents: OriginAgents, timeout: Duration.Duration): Orig
           resume(result)
         }
         const timer = setTimeout(() => {
-          finish(Effect.fail(new OriginTimeout({ message: `${where} did not answer within ${timeoutText}` })))
+          finish(Effect.fail(timedOut(where, timeout)))
           outgoing?.destroy()
         }, timeoutMillis)
         const headers: Record<string, string> = { ...request.headers }
@@ -184,16 +186,10 @@ export const make = (client: HttpClient.HttpClient, timeout: Duration.Duration):
         }))
       ),
       Effect.scoped,
-      Effect.timeoutFail({
-        duration: timeout,
-        onTimeout: () =>
-          new OriginTimeout({ message: `${where} did not answer within ${Duration.format(timeout)}` })
-      }),
+      Effect.timeoutFail({ duration: timeout, onTimeout: () => timedOut(where, timeout) }),
       Effect.catchTags({
-        RequestError: (error) =>
-          Effect.fail(new OriginFailed({ message: `${where}: ${describeCause(error.cause)}` })),
-        ResponseError: (error) =>
-          Effect.fail(new OriginFailed({ message: `${where}: ${describeCause(error.cause)}` }))
+        RequestError: (error) => Effect.fail(failed(where, error.cause)),
+        ResponseError: (error) => Effect.fail(failed(where, error.cause))
       })
     )
   })

@@ -26,7 +26,7 @@ import * as Schema from "effect/Schema"
 import { ProxyConfig } from "../Config.js"
 import { ServiceUnavailable } from "../Domain/Errors.js"
 import { type ListenEndpoint, type Origin, parseListen } from "../Domain/Origin.js"
-import { orUnavailable, RedisClient, RedisError, script } from "../Redis.js"
+import { orUnavailable, RedisClient, RedisError, renewalSchedule, script } from "../Redis.js"
 import { LoadBalancer, type LoadBalancerShape, type OriginStatus } from "./LoadBalancer.js"
 
 const SERVER = "srs-proxy-server:"
@@ -238,8 +238,9 @@ export const make = (ttl: Duration.Duration, streamMappingTtl: Duration.Duration
         [redis.key(`${STREAM}${streamUrl}`), redis.key(ALL_SERVERS)],
         [random, streamTtlMillis]
       ).pipe(orUnavailable)
-      if (streamTtlMillis > 0) keptAt.set(streamUrl, yield* Clock.currentTimeMillis)
       if (!Array.isArray(result)) return yield* noOrigin
+      // The pick renewed (or set) the mapping's TTL.
+      if (streamTtlMillis > 0) keeps.renewed(streamUrl, yield* Clock.currentTimeMillis)
       const [key, json, previous] = result as [string, string, string]
       const decoded = fromServerJson(idOf(key), json)
       if (Either.isLeft(decoded)) {
@@ -259,39 +260,21 @@ export const make = (ttl: Duration.Duration, streamMappingTtl: Duration.Duration
     })
 
     // Renewals go out once a quarter of the TTL has passed since the stream's last pick or renewal.
-    const keptAt = new Map<string, number>()
-    let keepFailing = false
+    const keeps = renewalSchedule(streamTtlMillis / 4)
     const keepStreams = (live: ReadonlyMap<string, string>): Effect.Effect<void> =>
       streamTtlMillis === 0 ? Effect.void : Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
-        const due: Array<string> = []
-        for (const streamUrl of live.keys()) {
-          if (now - (keptAt.get(streamUrl) ?? 0) >= streamTtlMillis / 4) due.push(streamUrl)
-        }
-        for (const streamUrl of keptAt.keys()) if (!live.has(streamUrl)) keptAt.delete(streamUrl)
+        const due = keeps.due(live, now)
         if (due.length === 0) return
         const batches: Array<Array<string>> = []
         for (let i = 0; i < due.length; i += KEEP_STREAMS_BATCH) batches.push(due.slice(i, i + KEEP_STREAMS_BATCH))
-        yield* Effect.forEach(batches, (batch) =>
+        const renew = Effect.forEach(batches, (batch) =>
           redis.eval(
             KEEP_STREAMS,
             batch.map((streamUrl) => redis.key(`${STREAM}${streamUrl}`)),
             [streamTtlMillis, ...batch.map((streamUrl) => serverKey(live.get(streamUrl)!))]
-          ), { discard: true }).pipe(
-          Effect.matchEffect({
-            onSuccess: () =>
-              Effect.sync(() => {
-                for (const streamUrl of due) keptAt.set(streamUrl, now)
-                keepFailing = false
-              }),
-            // Said once per outage; the next sweep tries again.
-            onFailure: (error) => {
-              if (keepFailing) return Effect.void
-              keepFailing = true
-              return Effect.logWarning(`cannot renew ${due.length} stream mappings in Redis: ${error.message}`)
-            }
-          })
-        )
+          ), { discard: true })
+        yield* keeps.run(due, now, renew, (error) => `cannot renew ${due.length} stream mappings in Redis: ${error.message}`)
       }).pipe(Effect.withSpan("LoadBalancer.keepStreams"))
 
     const find = Effect.fn("LoadBalancer.find")(function*(originId: string) {

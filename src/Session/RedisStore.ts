@@ -21,7 +21,7 @@ import * as Schema from "effect/Schema"
 import { randomBytes } from "node:crypto"
 import { hostname } from "node:os"
 import type { SessionEndReason, SessionRecord } from "../Domain/Session.js"
-import { orUnavailable, RedisClient, script } from "../Redis.js"
+import { orUnavailable, RedisClient, renewalSchedule, script } from "../Redis.js"
 import { SessionStore, type SessionStoreShape } from "./SessionStore.js"
 
 const SESSION = "rtc-proxy-session:"
@@ -168,14 +168,12 @@ export const make = (options: { readonly ttl?: Duration.Duration } = {}) =>
   Effect.gen(function*() {
     const redis = yield* RedisClient
     const ttlMillis = Math.max(1, Math.round(Duration.toMillis(options.ttl ?? SESSION_TTL)))
-    const renewEvery = ttlMillis / 4
     /** This proxy instance, as `relayed_by` in the records it relays. */
     const instance = `${hostname()}-${process.pid}-${randomBytes(6).toString("hex")}`
     const idKey = (id: string) => redis.key(`${SESSION}${id}`)
     const ufragPrefix = redis.key(UFRAG)
     const streamPrefix = redis.key(RTC)
-    const renewed = new Map<string, number>()
-    let renewalFailing = false
+    const renewals = renewalSchedule(ttlMillis / 4)
 
     const put = Effect.fn("SessionStore.put")(function*(record: SessionRecord) {
       const now = yield* Clock.currentTimeMillis
@@ -185,7 +183,7 @@ export const make = (options: { readonly ttl?: Duration.Duration } = {}) =>
         ufragPrefix,
         JSON.stringify({ stream_url: record.streamUrl, ufrag: record.ufragPair })
       ]).pipe(orUnavailable)
-      renewed.set(record.id, now)
+      renewals.renewed(record.id, now)
     })
 
     const get = Effect.fn("SessionStore.get")(function*(id: string) {
@@ -216,7 +214,7 @@ export const make = (options: { readonly ttl?: Duration.Duration } = {}) =>
     // Removal cannot fail the caller: what Redis missed expires with the TTL.
     const removeIf = (id: string, relayedBy: string) =>
       redis.eval(REMOVE, [idKey(id)], [relayedBy, ufragPrefix, streamPrefix]).pipe(
-        Effect.tap(() => Effect.sync(() => renewed.delete(id))),
+        Effect.tap(() => Effect.sync(() => renewals.forget(id))),
         Effect.catchAll((error) => Effect.logWarning(`session ${id} not removed from Redis (it expires): ${error.message}`)),
         Effect.asVoid
       )
@@ -228,41 +226,26 @@ export const make = (options: { readonly ttl?: Duration.Duration } = {}) =>
     // unless another proxy has taken it over since.
     const release = (id: string, reason: SessionEndReason) =>
       reason === "shutdown"
-        ? Effect.sync(() => renewed.delete(id))
+        ? Effect.sync(() => renewals.forget(id))
         : removeIf(id, instance).pipe(Effect.withSpan("SessionStore.release"))
 
     const touch = (records: ReadonlyArray<SessionRecord>) =>
       Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
-        const live = new Set<string>()
-        const due: Array<SessionRecord> = []
-        for (const record of records) {
-          live.add(record.id)
-          if (now - (renewed.get(record.id) ?? 0) >= renewEvery) due.push(record)
-        }
-        for (const id of renewed.keys()) if (!live.has(id)) renewed.delete(id)
+        const live = new Map(records.map((record) => [record.id, record]))
+        const due = renewals.due(live, now)
         if (due.length === 0) return
-        yield* redis.use((client) => {
+        const renew = redis.use((client) => {
           const pipeline = client.pipeline()
-          for (const record of due) {
-            pipeline.pexpire(idKey(record.id), ttlMillis)
+          for (const id of due) {
+            const record = live.get(id)!
+            pipeline.pexpire(idKey(id), ttlMillis)
             pipeline.pexpire(`${ufragPrefix}${record.ufragPair}`, ttlMillis)
             pipeline.pexpire(`${streamPrefix}${record.streamUrl}`, ttlMillis)
           }
           return pipeline.exec()
-        }).pipe(
-          Effect.tap(() =>
-            Effect.sync(() => {
-              for (const record of due) renewed.set(record.id, now)
-              renewalFailing = false
-            })
-          ),
-          Effect.catchAll((error) => {
-            if (renewalFailing) return Effect.void
-            renewalFailing = true
-            return Effect.logWarning(`cannot renew ${due.length} sessions in Redis: ${error.message}`)
-          })
-        )
+        })
+        yield* renewals.run(due, now, renew, (error) => `cannot renew ${due.length} sessions in Redis: ${error.message}`)
       }).pipe(Effect.withSpan("SessionStore.touch"))
 
     const list = Effect.gen(function*() {

@@ -13,11 +13,10 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as FiberMap from "effect/FiberMap"
+import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
-import * as Runtime from "effect/Runtime"
-import type * as dgram from "node:dgram"
 import { isIPv6 } from "node:net"
 import { ProxyConfig } from "../Config.js"
 import { OriginFailed, type ServiceUnavailable } from "../Domain/Errors.js"
@@ -92,11 +91,12 @@ const MAX_PENDING_LOOKUPS = 256
 
 const make = Effect.gen(function*() {
   const config = yield* ProxyConfig
-  const { socket: server } = yield* UdpSocket
+  const udp = yield* UdpSocket
   const store = yield* SessionStore
   const loadBalancer = yield* LoadBalancer
-  const runtime = yield* Effect.runtime<never>()
-  const runFork = Runtime.runFork(runtime)
+  // Work started from the data path (store lookups, closing a displaced session) belongs to the
+  // relay's scope: shutdown interrupts it, so none of it can write to a store after the relay closed.
+  const runFork = yield* FiberSet.makeRuntime<never>()
   const fibers = yield* FiberMap.make<string, void, never>()
   const enders = new Map<string, Deferred.Deferred<SessionEndReason>>()
   const ended: Record<SessionEndReason, number> = { deleted: 0, idle: 0, shutdown: 0, replaced: 0, "socket-error": 0 }
@@ -129,7 +129,7 @@ const make = Effect.gen(function*() {
     )
   }
 
-  const router: Router = new Router(server, onUnknownUfrag)
+  const router: Router = new Router(onUnknownUfrag)
 
   const learnKeys = (live: LiveSession, keys: { readonly ufragPair: string; readonly serverPwd: string }) =>
     Effect.suspend(() => {
@@ -138,11 +138,10 @@ const make = Effect.gen(function*() {
       live.record = { ...live.record, ufragPair: keys.ufragPair, serverPwd: keys.serverPwd }
       return Effect.logInfo(`relay session ${live.record.id} now also answers to ${keys.ufragPair} (ICE restart)`)
     })
-  const onMessage = (msg: Buffer, rinfo: dgram.RemoteInfo) => router.fromClient(msg, rinfo.address, rinfo.port)
-  yield* Effect.acquireRelease(
-    Effect.sync(() => server.on("message", onMessage)),
-    () => Effect.sync(() => server.off("message", onMessage))
-  )
+  yield* udp.attach({
+    datagram: (msg, rinfo, socket) => router.fromClient(msg, rinfo.address, rinfo.port, socket),
+    closing: (socket) => router.forgetSocket(socket)
+  })
 
   const runSession = (record: SessionRecord, ready: Deferred.Deferred<void, OriginFailed>) =>
     Effect.gen(function*() {
@@ -172,7 +171,9 @@ const make = Effect.gen(function*() {
           })
       ).pipe(
         Effect.tap((displaced) =>
-          displaced === undefined ? Effect.void : Effect.forkDaemon(close(displaced.record.id, "replaced"))
+          Effect.sync(() => {
+            if (displaced !== undefined) runFork(close(displaced.record.id, "replaced"))
+          })
         )
       )
       yield* Deferred.succeed(ready, undefined)

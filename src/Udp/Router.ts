@@ -7,7 +7,8 @@
  */
 import type * as dgram from "node:dgram"
 import type { SessionRecord } from "../Domain/Session.js"
-import { MessageType, parseStun, verifyMessageIntegrity } from "../Stun.js"
+import { HEADER_LENGTH, MessageType, parseStun, verifyMessageIntegrity } from "../Stun.js"
+import { CheckTable } from "./CheckTable.js"
 
 /** Why a datagram was dropped; each one is counted. */
 export const DropReasons = [
@@ -40,15 +41,19 @@ export class LiveSession {
   readonly retiredUfrags: Array<string> = []
   /**
    * Where origin packets go: the client address that last sent media (DTLS/SRTP), else the one last
-   * nominated or verified. Port 0: no client yet.
+   * nominated or verified, and the local socket it reached (replies must come from the address the
+   * client sent to). Port 0: no client yet.
    */
   clientAddress = ""
   clientPort = 0
+  clientSocket: dgram.Socket | undefined = undefined
   /**
    * Every client address verified for this session. An ICE agent checks several candidate pairs at
    * once (one per local interface), so more than one address may carry its packets for a while.
    */
-  readonly addresses: Array<{ address: string; port: number; seen: number }> = []
+  readonly addresses: Array<{ address: string; port: number; socket: dgram.Socket; seen: number }> = []
+  /** Who sent each recent binding request, for the origin's responses (made at the first one). */
+  checks: CheckTable | undefined = undefined
   packetsFromClient = 0
   /** Idle bookkeeping for the owner's sweeper: the client packet count it last saw, and since when. */
   idleMark = -1
@@ -68,6 +73,9 @@ const MAX_RETIRED_UFRAGS = 4
 
 /** Candidate pairs a client checks at once: one per local interface and family, rarely more than 4. */
 const MAX_ADDRESSES_PER_SESSION = 8
+
+/** A binding response answers a request sent at most this many ticks (sweeps, about 1 s each) ago. */
+const CHECK_MAX_AGE_TICKS = 5
 
 /** Live sessions by client address: nested by port then address so a lookup allocates no key. */
 class AddressTable {
@@ -98,9 +106,10 @@ class AddressTable {
 }
 
 /**
- * Routes datagrams between the shared port and each session's origin socket. A binding request is
- * matched by its USERNAME first, and may bind (or move) the session to its source address only when
- * its MESSAGE-INTEGRITY verifies with the server's ice-pwd; every other packet is matched by address.
+ * Routes datagrams between the shared port's sockets and each session's origin socket. A binding
+ * request is matched by its USERNAME first, and may bind (or move) the session to its source address
+ * only when its MESSAGE-INTEGRITY verifies with the server's ice-pwd; every other packet is matched by
+ * address. Whatever goes back to a client leaves by the local socket that client sent to.
  */
 export class Router {
   readonly byId = new Map<string, LiveSession>()
@@ -115,14 +124,10 @@ export class Router {
   private tick = 0
 
   /**
-   * @param server the shared port, where client packets arrive and origin packets leave
    * @param onUnknownUfrag called for a binding request whose ufrag pair no live session holds (the
    *   session may be in a shared store); must not block
    */
-  constructor(
-    private readonly server: dgram.Socket,
-    private readonly onUnknownUfrag: (ufragPair: string) => void
-  ) {}
+  constructor(private readonly onUnknownUfrag: (ufragPair: string) => void) {}
 
   get addressCount(): number {
     return this.byAddress.size
@@ -170,25 +175,26 @@ export class Router {
     }
   }
 
-  /** A datagram from a client on the shared port. */
-  fromClient(msg: Buffer, address: string, port: number): void {
+  /** A datagram from a client, on the shared port's socket `socket`. */
+  fromClient(msg: Buffer, address: string, port: number, socket: dgram.Socket): void {
     const first = msg[0]
     // RFC 7983: 0-3 STUN, 20-63 DTLS, 64-79 TURN channel, 128-191 RTP/RTCP.
     if (first === undefined) return this.drop("unclassified")
-    if (first <= 3) return this.fromClientStun(msg, address, port)
+    if (first <= 3) return this.fromClientStun(msg, address, port, socket)
     if (first >= 128 ? first > 191 : first < 20 || first > 79) return this.drop("unclassified")
     if (first >= 64 && first <= 79) return this.drop("turn-channel")
     const session = this.byAddress.get(address, port)
     if (session === undefined) return this.drop("unknown-address")
     // Media from a verified address makes it the way back: ICE has settled on that pair.
-    if (session.clientPort !== port || session.clientAddress !== address) {
+    if (session.clientPort !== port || session.clientAddress !== address || session.clientSocket !== socket) {
       session.clientAddress = address
       session.clientPort = port
+      session.clientSocket = socket
     }
     this.toOrigin(session, msg)
   }
 
-  private fromClientStun(msg: Buffer, address: string, port: number): void {
+  private fromClientStun(msg: Buffer, address: string, port: number, socket: dgram.Socket): void {
     const message = parseStun(msg)
     if (typeof message === "string") return this.drop(`stun-${message}`)
     if (message.type !== MessageType.BindingRequest) {
@@ -206,15 +212,18 @@ export class Router {
     if (this.byAddress.get(address, port) !== session) {
       const key = session.ufragPairs.get(message.username)!
       if (!verifyMessageIntegrity(msg, message, key)) return this.drop("bad-integrity")
-      this.bind(session, address, port)
+      this.bind(session, address, port, socket)
     } else {
-      this.refreshConsent(session, address, port)
+      this.refreshConsent(session, address, port, socket)
     }
     // The nominated pair (USE-CANDIDATE), or the first verified one, is the way back until media says otherwise.
     if (message.useCandidate || session.clientPort === 0) {
       session.clientAddress = address
       session.clientPort = port
+      session.clientSocket = socket
     }
+    if (session.checks === undefined) session.checks = new CheckTable()
+    session.checks.record(msg, address, port, socket, this.tick)
     // ICE restart: the first check with the newest pair retires the older ones.
     if (session.ufragPairs.size > 1 && message.username === session.record.ufragPair) this.retireOldUfrags(session)
     this.toOrigin(session, msg)
@@ -225,20 +234,42 @@ export class Router {
    * network). An address belongs to one session only: a session that held it loses it, and with it
    * the way back to that address. A session keeps its last few addresses.
    */
-  private bind(session: LiveSession, address: string, port: number): void {
+  private bind(session: LiveSession, address: string, port: number, socket: dgram.Socket): void {
     const previous = this.byAddress.get(address, port)
     if (previous !== undefined) this.unbind(previous, address, port)
     if (session.addresses.length >= MAX_ADDRESSES_PER_SESSION) {
       const oldest = session.addresses[0]!
       this.unbind(session, oldest.address, oldest.port)
     }
-    session.addresses.push({ address, port, seen: this.tick })
+    session.addresses.push({ address, port, socket, seen: this.tick })
     this.byAddress.set(address, port, session)
   }
 
-  private refreshConsent(session: LiveSession, address: string, port: number): void {
+  private refreshConsent(session: LiveSession, address: string, port: number, socket: dgram.Socket): void {
     for (const entry of session.addresses) {
-      if (entry.port === port && entry.address === address) entry.seen = this.tick
+      if (entry.port === port && entry.address === address) {
+        entry.seen = this.tick
+        entry.socket = socket
+      }
+    }
+  }
+
+  /**
+   * A local address of the shared port went away, and its socket with it: every client reached
+   * through it is forgotten (it checks again through another candidate, or its consent lapses).
+   */
+  forgetSocket(socket: dgram.Socket): void {
+    for (const session of this.byId.values()) {
+      session.checks?.forgetSocket(socket)
+      for (let i = session.addresses.length - 1; i >= 0; i--) {
+        const entry = session.addresses[i]!
+        if (entry.socket === socket) this.unbind(session, entry.address, entry.port)
+      }
+      if (session.clientSocket === socket) {
+        session.clientAddress = ""
+        session.clientPort = 0
+        session.clientSocket = undefined
+      }
     }
   }
 
@@ -265,6 +296,7 @@ export class Router {
       const fallback = session.addresses[session.addresses.length - 1]
       session.clientAddress = fallback?.address ?? ""
       session.clientPort = fallback?.port ?? 0
+      session.clientSocket = fallback?.socket
     }
   }
 
@@ -276,11 +308,24 @@ export class Router {
   }
 
   private fromOrigin(session: LiveSession, msg: Buffer): void {
-    if (session.clientPort === 0) return this.drop("origin-before-client")
+    // A STUN response goes to whoever sent its request; everything else takes the session's way back.
+    if (msg[0]! <= 3 && msg.length >= HEADER_LENGTH && session.checks !== undefined) {
+      const sender = session.checks.take(msg, this.tick, CHECK_MAX_AGE_TICKS)
+      if (sender !== undefined && sender.socket !== undefined) {
+        this.countFromOrigin(session, msg)
+        return sender.socket.send(msg, sender.port, sender.address)
+      }
+    }
+    const socket = session.clientSocket
+    if (socket === undefined) return this.drop("origin-before-client")
+    this.countFromOrigin(session, msg)
+    socket.send(msg, session.clientPort, session.clientAddress)
+  }
+
+  private countFromOrigin(session: LiveSession, msg: Buffer): void {
     session.packetsFromOrigin++
     session.bytesFromOrigin += msg.length
     this.packetsRelayed++
-    this.server.send(msg, session.clientPort, session.clientAddress)
   }
 
   /**

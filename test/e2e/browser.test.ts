@@ -1,20 +1,29 @@
-// A real browser as the client: headless Chromium (Debian's) publishes its fake camera with WHIP from
-// the proxy's own page and a second page plays it with WHEP, through the proxy and an SRS-shaped
-// origin. The player must decode video frames.
+// A real browser as a person uses it: headless Chromium (Debian's) opens the proxy's own page, grants
+// its fake camera, publishes with WHIP, and a second page plays the stream with WHEP and must decode
+// video frames. The proxy runs on its default listen host (0.0.0.0, one socket per local address) in
+// front of an ICE-lite origin (as SRS is); the page is opened by `localhost`, by `127.0.0.1` and by
+// the machine's own non-loopback address, each with and without Chromium's
+// --allow-loopback-in-peer-connection. A granted camera makes Chromium send from each interface's
+// address, which is how a reply from the wrong source address (the kernel's choice on a wildcard
+// socket) failed ICE before.
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import { mkdtempSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs"
+import { networkInterfaces, tmpdir } from "node:os"
 import { join } from "node:path"
-import { chromium } from "playwright-core"
-import { startProxy } from "../support/proxy.ts"
+import { chromium, type Page } from "playwright-core"
+import { startProxy, type TestProxy } from "../support/proxy.ts"
 import { startSrsOrigin } from "../support/srsOrigin.ts"
 import { systemBinary } from "../support/systemPackages.ts"
 import { waitUntil } from "../support/wait.ts"
 
 const chromiumPath = systemBinary("chromium", "chromium", "/usr/bin/chromium")
 
-const CHROMIUM_FLAGS = [
+/** The machine's first non-loopback IPv4 address, if it has one. */
+const ownAddress = Object.values(networkInterfaces()).flat().find((entry) => entry?.family === "IPv4" && !entry.internal)
+  ?.address
+
+const BASE_FLAGS = [
   "--headless",
   "--no-sandbox",
   "--disable-gpu",
@@ -24,80 +33,125 @@ const CHROMIUM_FLAGS = [
   "--disable-component-update",
   "--disable-sync",
   "--use-fake-device-for-media-stream",
-  "--use-fake-ui-for-media-stream",
-  // Without it Chromium gathers no candidate on a host that has only loopback.
-  "--allow-loopback-in-peer-connection"
+  "--use-fake-ui-for-media-stream"
 ]
 
-const launchBrowser = Effect.acquireRelease(
-  Effect.promise(async () => {
-    const profile = mkdtempSync(join(tmpdir(), "rtc-proxy-chromium-"))
-    const browser = await chromium.launchPersistentContext(profile, {
-      executablePath: chromiumPath!,
-      headless: true,
-      args: CHROMIUM_FLAGS
-    })
-    return { browser, profile }
-  }),
-  ({ browser, profile }) =>
+/** Where screenshots of the page go (not committed). */
+const ARTIFACTS = join(import.meta.dirname, "..", "artifacts")
+
+const launchBrowser = (flags: ReadonlyArray<string>) =>
+  Effect.acquireRelease(
     Effect.promise(async () => {
-      await browser.close()
-      rmSync(profile, { recursive: true, force: true })
-    })
-)
+      const profile = mkdtempSync(join(tmpdir(), "rtc-proxy-chromium-"))
+      const browser = await chromium.launchPersistentContext(profile, {
+        executablePath: chromiumPath!,
+        headless: true,
+        args: [...BASE_FLAGS, ...flags]
+      })
+      return { browser, profile }
+    }),
+    ({ browser, profile }) =>
+      Effect.promise(async () => {
+        await browser.close()
+        rmSync(profile, { recursive: true, force: true })
+      })
+  )
 
-describe.skipIf(chromiumPath === undefined)("a browser through the proxy", () => {
-  it.scopedLive("Chromium publishes its camera from the proxy's page and another page decodes it", () =>
-    Effect.gen(function*() {
-      const proxy = yield* startProxy()
-      yield* Effect.acquireRelease(
-        Effect.promise(() => startSrsOrigin({ heartbeat: { url: `${proxy.systemUrl}/api/v1/srs/register`, intervalMs: 1000 } })),
-        (origin) => Effect.promise(() => origin.close())
+const textOf = (page: Page, selector: string) => Effect.promise(() => page.textContent(selector))
+
+/**
+ * Publishes the fake camera from the page at `pageUrl` and plays it back from a second page; both
+ * stop in the end, which deletes their sessions through the proxy.
+ */
+const publishAndPlay = (proxy: TestProxy, pageUrl: string, flags: ReadonlyArray<string>, screenshot: string) =>
+  Effect.gen(function*() {
+    const { browser } = yield* launchBrowser(flags)
+    const publisher = yield* Effect.promise(() => browser.newPage())
+    yield* Effect.promise(() => publisher.goto(pageUrl))
+    yield* Effect.promise(() => publisher.click("#publish"))
+    const published = yield* Effect.tryPromise(() =>
+      publisher.waitForFunction(`document.getElementById("publish-status").textContent.includes("connected")`, null, {
+        timeout: 15_000
+      })
+    ).pipe(Effect.either)
+    if (published._tag === "Left") {
+      assert.fail(`the publisher did not connect: ${yield* textOf(publisher, "#publish-status")}; drops ${
+        JSON.stringify((yield* proxy.relay.stats).drops)
+      }; sessions ${JSON.stringify(yield* proxy.relay.sessions)}`)
+    }
+
+    const player = yield* Effect.promise(() => browser.newPage())
+    yield* Effect.promise(() => player.goto(pageUrl))
+    yield* Effect.promise(() => player.click("#play"))
+    const decoded = yield* Effect.tryPromise(() =>
+      waitUntil(
+        "video frames decoded by the player",
+        async () => (await player.evaluate<number>("window.playerFramesDecoded()")) >= 10,
+        30_000
       )
-      const { browser } = yield* launchBrowser
-      const page = `${proxy.mediaUrl}/?app=live&stream=browser`
-
-      const publisher = yield* Effect.promise(() => browser.newPage())
-      yield* Effect.promise(() => publisher.goto(page))
-      yield* Effect.promise(() => publisher.click("#publish"))
-      yield* Effect.promise(() =>
-        publisher.waitForFunction(`document.getElementById("publish-status").textContent.includes("connected")`, null, {
-          timeout: 15_000
-        })
-      )
-
-      const player = yield* Effect.promise(() => browser.newPage())
-      yield* Effect.promise(() => player.goto(page))
-      yield* Effect.promise(() => player.click("#play"))
-      const decoded = yield* Effect.tryPromise(() =>
-        waitUntil(
-          "video frames decoded by the player",
-          async () => (await player.evaluate<number>("window.playerFramesDecoded()")) >= 10,
-          30_000
-        )
-      ).pipe(Effect.either)
-      if (decoded._tag === "Left") {
-        // Say what each side saw, so that a failure here can be told apart from a slow machine.
-        const diagnosis = {
-          publisher: yield* Effect.promise(() => publisher.textContent("#publish-status")),
-          player: yield* Effect.promise(() => player.textContent("#play-status")),
-          frames: yield* Effect.promise(() => player.evaluate<number>("window.playerFramesDecoded()")),
-          sessions: yield* proxy.relay.sessions,
-          drops: (yield* proxy.relay.stats).drops
-        }
-        assert.fail(`no decoded frames at the player: ${JSON.stringify(diagnosis)}`)
+    ).pipe(Effect.either)
+    if (decoded._tag === "Left") {
+      // Say what each side saw, so that a failure here can be told apart from a slow machine.
+      const diagnosis = {
+        publisher: yield* textOf(publisher, "#publish-status"),
+        player: yield* textOf(player, "#play-status"),
+        frames: yield* Effect.promise(() => player.evaluate<number>("window.playerFramesDecoded()")),
+        sessions: yield* proxy.relay.sessions,
+        drops: (yield* proxy.relay.stats).drops
       }
+      assert.fail(`no decoded frames at the player: ${JSON.stringify(diagnosis)}`)
+    }
+    mkdirSync(ARTIFACTS, { recursive: true })
+    yield* Effect.promise(() => player.screenshot({ path: join(ARTIFACTS, screenshot), fullPage: true }))
 
-      const sessions = yield* proxy.relay.sessions
-      assert.strictEqual(sessions.length, 2)
-      for (const session of sessions) assert.isAbove(session.packetsFromOrigin, 0)
+    const sessions = yield* proxy.relay.sessions
+    assert.strictEqual(sessions.length, 2)
+    for (const session of sessions) assert.isAbove(session.packetsFromOrigin, 0)
 
-      // Stopping in the page sends DELETE through the proxy: both relay sessions end at once.
-      yield* Effect.promise(() => player.click("#stop-play"))
-      yield* Effect.promise(() => publisher.click("#stop-publish"))
-      yield* Effect.promise(() =>
-        waitUntil("sessions deleted", async () => (await Effect.runPromise(proxy.relay.stats)).sessions === 0, 5000)
-      )
-      assert.strictEqual((yield* proxy.relay.stats).ended.deleted, 2)
-    }), { timeout: 60_000 })
+    // Stopping in the page sends DELETE through the proxy: both relay sessions end at once.
+    const deletedBefore = (yield* proxy.relay.stats).ended.deleted
+    yield* Effect.promise(() => player.click("#stop-play"))
+    yield* Effect.promise(() => publisher.click("#stop-publish"))
+    yield* Effect.promise(() =>
+      waitUntil("sessions deleted", async () => (await Effect.runPromise(proxy.relay.stats)).sessions === 0, 5000)
+    )
+    assert.strictEqual((yield* proxy.relay.stats).ended.deleted, deletedBefore + 2)
+  })
+
+const hosts: ReadonlyArray<{ readonly name: string; readonly host: string | undefined }> = [
+  { name: "localhost", host: "localhost" },
+  { name: "127.0.0.1", host: "127.0.0.1" },
+  { name: "the machine's own address", host: ownAddress }
+]
+
+describe.skipIf(chromiumPath === undefined)("a browser through the proxy, on its default settings", () => {
+  for (const loopback of [true, false]) {
+    for (const { host, name } of hosts) {
+      const title = `Chromium${
+        loopback ? " (loopback allowed)" : ""
+      } publishes its camera from the page opened by ${name}; another page decodes it`
+      it.scopedLive.skipIf(host === undefined)(title, () =>
+        Effect.gen(function*() {
+          // The defaults a person gets from `npm start`, on ports of the test's own.
+          const proxy = yield* startProxy({ listenHost: "0.0.0.0", rateLimit: { perSecond: 20, burst: 50 } })
+          yield* Effect.acquireRelease(
+            Effect.promise(() =>
+              startSrsOrigin({ heartbeat: { url: `${proxy.systemUrl}/api/v1/srs/register`, intervalMs: 1000 } })
+            ),
+            (origin) => Effect.promise(() => origin.close())
+          )
+          yield* Effect.promise(() =>
+            waitUntil("the origin registered", async () => (await Effect.runPromise(proxy.balancer.origins)).length > 0, 5000)
+          )
+          const origin = `http://${host}:${proxy.mediaPort}`
+          const flags = [
+            ...(loopback ? ["--allow-loopback-in-peer-connection"] : []),
+            // Neither localhost nor https: a person would need TLS for the camera; the test trusts the origin instead.
+            ...(host === ownAddress ? [`--unsafely-treat-insecure-origin-as-secure=${origin}`] : [])
+          ]
+          const screenshot = `page-${host === ownAddress ? "own-address" : host}${loopback ? "-loopback" : ""}.png`
+          yield* publishAndPlay(proxy, `${origin}/?app=live&stream=browser`, flags, screenshot)
+        }), { timeout: 60_000 })
+    }
+  }
 })

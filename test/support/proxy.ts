@@ -15,6 +15,7 @@ import { Relay, type RelayShape } from "../../src/Udp/Relay.js"
 
 export interface TestProxy {
   readonly mediaUrl: string
+  readonly mediaPort: number
   readonly systemUrl: string
   readonly udpPort: number
   readonly relay: RelayShape
@@ -51,6 +52,7 @@ export const startProxy = (
     const mediaUrl = `http://127.0.0.1:${addresses.media.port}`
     return {
       mediaUrl,
+      mediaPort: addresses.media.port,
       systemUrl: `http://127.0.0.1:${addresses.system.port}`,
       udpPort: addresses.udp.port,
       relay: yield* Effect.provide(Relay, context),

@@ -19,22 +19,35 @@ import type { UdpPeer } from "./udpPeer.js"
 export const PAIR = "srvUfrag:cliUfrag"
 export const SERVER_PWD = "srvPassword0123456789abcd"
 
-export const relayLayer = (overrides: Partial<ProxyConfigShape> = {}) =>
+/**
+ * The relay with its live layers on 127.0.0.1; `udp` replaces the shared port (e.g. a wildcard port
+ * over a given list of local addresses).
+ */
+export const relayLayer = (overrides: Partial<ProxyConfigShape> = {}, udp: Layer.Layer<UdpSocket, unknown, ProxyConfig> = UdpSocket.layer) =>
   Relay.layer.pipe(
-    Layer.provideMerge(Layer.mergeAll(UdpSocket.layer, SessionStore.layerMemory, MemoryLoadBalancer.layer)),
-    Layer.provide(ProxyConfig.layerWith({ listenHost: "127.0.0.1", udpPort: 0, ...overrides }))
+    Layer.provideMerge(Layer.mergeAll(udp, SessionStore.layerMemory, MemoryLoadBalancer.layer)),
+    Layer.provideMerge(ProxyConfig.layerWith({ listenHost: "127.0.0.1", udpPort: 0, ...overrides }))
   )
 
+/** A wildcard shared port (0.0.0.0) standing for the local addresses `addresses` gives, read at every rescan. */
+export const wildcardPort = (addresses: Effect.Effect<ReadonlyArray<string>>): Layer.Layer<UdpSocket, unknown> =>
+  Layer.scoped(UdpSocket, UdpSocket.make({ host: "0.0.0.0", port: 0, bufferBytes: 1 << 20, addresses }))
+
 /** The relay with its live layers, in `scope` (the test's scope when omitted). */
-export const startRelay = (overrides: Partial<ProxyConfigShape> = {}, scope?: Scope.Scope) =>
+export const startRelay = (
+  overrides: Partial<ProxyConfigShape> = {},
+  scope?: Scope.Scope,
+  udp?: Layer.Layer<UdpSocket, unknown, ProxyConfig>
+) =>
   Effect.gen(function*() {
-    const layer = relayLayer(overrides)
+    const layer = relayLayer(overrides, udp)
     const context = scope === undefined ? yield* Layer.build(layer) : yield* Layer.buildWithScope(layer, scope)
     return {
       relay: Context.get(context, Relay),
       store: Context.get(context, SessionStore),
       loadBalancer: Context.get(context, LoadBalancer),
-      port: Context.get(context, UdpSocket).address.port
+      port: Context.get(context, UdpSocket).address.port,
+      udp: Context.get(context, UdpSocket)
     }
   })
 

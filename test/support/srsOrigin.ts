@@ -2,13 +2,16 @@
  * A test origin with the HTTP API shape of SRS v7 (WHIP/WHEP, DELETE on the Location, heartbeat),
  * built on werift so end-to-end tests need no SRS binary.
  *
- * Differences from SRS that matter to tests:
- * - werift is a full-ICE agent and opens one UDP port per session (SRS: ICE-lite, one port for all).
- *   The heartbeat therefore advertises `"rtc":["udp://8000"]`, a placeholder: the real media port of a
- *   session is the one in its answer's candidate, which is what a proxy must dial.
- * - Because it is full-ICE, the offer it gets must not carry the client's candidates (or it would reach
- *   the client directly) nor `a=end-of-candidates` (werift would give up before relayed checks arrive).
- *   With neither, werift waits indefinitely for checks and learns the peer as peer-reflexive.
+ * Like SRS it is ICE-lite by default: it answers checks and never sends its own, so a client whose
+ * replies come from the wrong address fails ICE here as it does in front of SRS (a full-ICE origin
+ * would send its own checks and let the client find a way round). Differences from SRS that matter:
+ * - werift opens one UDP port per session (SRS: one port for all). The heartbeat therefore
+ *   advertises `"rtc":["udp://8000"]`, a placeholder: the real media port of a session is the one
+ *   in its answer's candidate, which is what a proxy must dial.
+ * - With `iceLite: false` it is a full-ICE agent: the offer it gets must then not carry the client's
+ *   candidates (or it would reach the client directly) nor `a=end-of-candidates` (werift would give
+ *   up before relayed checks arrive). With neither, werift waits for checks and learns the peer as
+ *   peer-reflexive.
  */
 import * as http from "node:http"
 import { randomBytes } from "node:crypto"
@@ -24,6 +27,11 @@ import type { MediaStreamTrack, RTCPeerConnectionConfig, RTCRtpSender, RtpPacket
 
 export interface SrsOriginOptions {
   readonly host?: string
+  /**
+   * ICE-lite, as SRS is (the default): it answers checks and never sends its own. False makes it a
+   * full-ICE agent, which also checks the client's address by itself.
+   */
+  readonly iceLite?: boolean
   readonly apiPort?: number
   readonly heartbeat?: {
     readonly url: string
@@ -98,7 +106,8 @@ const kindsToSend = (sdp: string): Array<MediaKind> => {
   return kinds
 }
 
-const peerConfig = (host: string): RTCPeerConnectionConfig => ({
+const peerConfig = (host: string, iceLite: boolean): RTCPeerConnectionConfig => ({
+  iceLite,
   // No STUN server: werift's default is stun.l.google.com, and tests stay on loopback.
   iceServers: [],
   // werift gathers only non-internal interfaces; turning both families off and adding the host as an
@@ -183,7 +192,7 @@ export const startSrsOrigin = async (options: SrsOriginOptions = {}): Promise<Sr
       return sendJson(res, 400, { code: ERROR_SYSTEM_STREAM_BUSY, desc: `stream ${streamKey} busy` })
     }
 
-    const pc = new RTCPeerConnection(peerConfig(host))
+    const pc = new RTCPeerConnection(peerConfig(host, options.iceLite ?? true))
     const session: Session = {
       id: "",
       token: randomToken(8),

@@ -31,12 +31,14 @@ const closeSocket = (socket: dgram.Socket): Effect.Effect<void> =>
     }
   })
 
-/** Binds a UDP socket on 127.0.0.1 (ephemeral port) for the current scope. */
-export const udpPeer = (options: { readonly echo?: boolean } = {}): Effect.Effect<UdpPeer, never, Scope.Scope> =>
+/** Binds a UDP socket on 127.0.0.1 (or `host`; ephemeral port) for the current scope. */
+export const udpPeer = (
+  options: { readonly echo?: boolean; readonly host?: string } = {}
+): Effect.Effect<UdpPeer, never, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.async<dgram.Socket>((resume) => {
       const socket = dgram.createSocket("udp4")
-      socket.bind(0, "127.0.0.1", () => resume(Effect.succeed(socket)))
+      socket.bind(0, options.host ?? "127.0.0.1", () => resume(Effect.succeed(socket)))
     }),
     closeSocket
   ).pipe(

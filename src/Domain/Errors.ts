@@ -40,6 +40,15 @@ export class RequestTimeout extends Data.TaggedError("RequestTimeout")<{ readonl
   readonly code = "request-timeout"
 }
 
+/**
+ * 409: the request conflicts with what the stream already has (a second publisher: SRS would close
+ * the connection without an answer).
+ */
+export class Conflict extends Data.TaggedError("Conflict")<{ readonly message: string }> {
+  readonly status = 409
+  readonly code = "conflict"
+}
+
 /** 413 */
 export class PayloadTooLarge extends Data.TaggedError("PayloadTooLarge")<{ readonly message: string }> {
   readonly status = 413
@@ -71,7 +80,11 @@ export class ServiceUnavailable extends Data.TaggedError("ServiceUnavailable")<{
 }
 
 /** 502: the origin refused, failed, closed the connection, or answered something unusable. */
-export class OriginFailed extends Data.TaggedError("OriginFailed")<{ readonly message: string }> {
+export class OriginFailed extends Data.TaggedError("OriginFailed")<{
+  readonly message: string
+  /** The origin closed the connection without an HTTP answer (what SRS does to an offer it refuses). */
+  readonly closedWithoutAnswer?: boolean
+}> {
   readonly status = 502
   readonly code = "origin-failed"
 }
@@ -88,6 +101,7 @@ export type HttpFailure =
   | Unauthorized
   | NotFound
   | MethodNotAllowed
+  | Conflict
   | PayloadTooLarge
   | RequestTimeout
   | UnsupportedMediaType

@@ -42,6 +42,8 @@ export interface OriginClientShape {
 /** Longest origin answer read (an SDP answer is a few KiB). */
 const MAX_ANSWER_BYTES = 1024 * 1024
 
+const CLOSED = "closed the connection without answering"
+
 // undici and Node put the useful code (ECONNREFUSED, UND_ERR_SOCKET) a few causes deep.
 const describeCause = (cause: unknown): string => {
   const seen = new Set<unknown>()
@@ -55,7 +57,7 @@ const describeCause = (cause: unknown): string => {
           return "connection refused"
         case "ECONNRESET":
         case "UND_ERR_SOCKET":
-          return "it closed the connection without answering"
+          return CLOSED
         case "EHOSTUNREACH":
         case "ENETUNREACH":
           return "host unreachable"
@@ -77,7 +79,12 @@ export interface OriginAgents {
   readonly https: https.Agent
 }
 
-const failed = (where: string, cause: unknown) => new OriginFailed({ message: `${where}: ${describeCause(cause)}` })
+const failed = (where: string, cause: unknown) => {
+  const description = describeCause(cause)
+  return description === CLOSED
+    ? new OriginFailed({ message: `${where} ${CLOSED}`, closedWithoutAnswer: true })
+    : new OriginFailed({ message: `${where}: ${description}` })
+}
 
 const timedOut = (where: string, timeout: Duration.Duration) =>
   new OriginTimeout({ message: `${where} did not answer within ${Duration.format(timeout)}` })

@@ -16,7 +16,15 @@ import * as Option from "effect/Option"
 import { lookup } from "node:dns/promises"
 import { isIP } from "node:net"
 import { ProxyConfig } from "../Config.js"
-import { BadRequest, NotFound, OriginFailed, ServiceUnavailable, UnsupportedMediaType } from "../Domain/Errors.js"
+import {
+  BadRequest,
+  Conflict,
+  NotFound,
+  OriginFailed,
+  type OriginTimeout,
+  ServiceUnavailable,
+  UnsupportedMediaType
+} from "../Domain/Errors.js"
 import { apiBaseUrl, type Origin, udpRtcPort } from "../Domain/Origin.js"
 import {
   chooseMediaAddress,
@@ -46,6 +54,42 @@ const checkCapacity = Effect.gen(function*() {
     })
   }
 })
+
+/**
+ * A stream takes one publisher, and SRS answers a second one by closing the connection, which reads
+ * like a fault of the proxy. So a publish offer for a stream that has a live publish session in the
+ * store (every session this proxy relays; with Redis, those every proxy relays) is refused here with
+ * 409, and the origin never sees it. Plays are never refused. A store that cannot be read fails the
+ * offer with 503, as it fails every other offer then. Two offers at once for one stream may both pass
+ * (nothing holds the stream between this check and the store's record of the new session): the
+ * origin then refuses one, and its client gets the 502 of `explainHangUp`.
+ */
+const checkNoPublisher = Effect.fn("Signaling.checkNoPublisher")(function*(
+  kind: SessionKind,
+  streamUrl: StreamUrl.StreamUrl
+) {
+  if (kind !== "publish") return
+  const publisher = yield* Effect.flatMap(SessionStore, (store) => store.publisherOf(streamUrl.key))
+  if (Option.isNone(publisher)) return
+  yield* Effect.logInfo(`publish ${streamUrl.key} refused: session ${publisher.value.id} publishes it`)
+  return yield* new Conflict({
+    message:
+      `stream ${streamUrl.key} already has a publisher; end it with DELETE on its session URL, or wait for it to end`
+  })
+})
+
+/**
+ * An origin that hangs up on a publish offer without answering is most likely SRS refusing it: say
+ * so, rather than leave the client to suspect the proxy.
+ */
+const explainHangUp = (kind: SessionKind) => (error: OriginFailed | OriginTimeout): OriginFailed | OriginTimeout =>
+  kind === "publish" && error._tag === "OriginFailed" && error.closedWithoutAnswer === true
+    ? new OriginFailed({
+      message:
+        `${error.message}: the stream may already have a publisher there, or the origin rejected the offer (check its log)`,
+      closedWithoutAnswer: true
+    })
+    : error
 
 /** WHIP publishes, WHEP plays; each has its endpoint path at the proxy and at the origin. */
 export const endpointOf = (kind: SessionKind) => kind === "publish" ? "whip" : "whep"
@@ -241,6 +285,7 @@ export const offer = (kind: SessionKind) =>
       StreamUrl.fromRequest(url.searchParams, request.headers["host"]),
       (message) => new BadRequest({ message })
     )
+    yield* checkNoPublisher(kind, streamUrl)
     yield* checkCapacity
     const origin = yield* balancer.pick(streamUrl.key)
     const base = apiBaseUrl(origin)!
@@ -250,7 +295,7 @@ export const offer = (kind: SessionKind) =>
       url: `${base}/rtc/v1/${endpointOf(kind)}/${url.search}`,
       headers: forwarded,
       body: { contentType: "application/sdp", text: Sdp.stripCandidates(body) }
-    })
+    }).pipe(Effect.mapError(explainHangUp(kind)))
     if (response.status !== 201 && response.status !== 200) return yield* originRefused(origin, response)
     const originLocation = response.headers["location"] === undefined
       ? undefined
@@ -382,6 +427,7 @@ export const legacyOffer = (kind: SessionKind) =>
     }
     const offer = yield* Either.mapLeft(Sdp.validateOffer(body.sdp), (problem) => new BadRequest({ message: OFFER_PROBLEMS[problem] }))
     const streamUrl = yield* Either.mapLeft(StreamUrl.fromWebrtcUrl(body.streamurl), (message) => new BadRequest({ message }))
+    yield* checkNoPublisher(kind, streamUrl)
     yield* checkCapacity
     const origin = yield* balancer.pick(streamUrl.key)
     const path = kind === "publish" ? "publish" : "play"
@@ -394,7 +440,7 @@ export const legacyOffer = (kind: SessionKind) =>
         contentType: "application/json",
         text: JSON.stringify({ ...body, sdp: Sdp.stripCandidates(body.sdp), clientip: body.clientip ?? clientip })
       }
-    })
+    }).pipe(Effect.mapError(explainHangUp(kind)))
     if (response.status !== 200) return yield* originRefused(origin, response)
     const answer = yield* Effect.try({
       try: () => JSON.parse(response.body) as { code?: unknown; sdp?: unknown },

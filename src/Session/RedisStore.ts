@@ -8,7 +8,12 @@
  *   the session yet (the Go proxy's key; its `stream_url` and `ufrag` fields are there too).
  *
  * `srs-proxy-rtc:<stream URL>` gets `{"stream_url","ufrag"}` of the stream's latest session, as the
- * Go proxy writes it. Writes that touch several keys are Lua scripts, so each is atomic.
+ * Go proxy writes it. `rtc-proxy-publisher:<stream URL>` holds the id of the stream's live publish
+ * session: set when a proxy starts relaying one, renewed with its record, deleted when it is removed
+ * or released, and also when the proxy relaying it shuts down (the record stays for a takeover, but a
+ * session nobody relays must not keep a new publisher out; a proxy that takes it over sets the key
+ * again). After a crash it expires with the record. Writes that touch several keys are Lua scripts,
+ * so each is atomic.
  *
  * @since 0.1.0
  */
@@ -27,6 +32,7 @@ import { SessionStore, type SessionStoreShape } from "./SessionStore.js"
 const SESSION = "rtc-proxy-session:"
 const UFRAG = "srs-proxy-ufrag:"
 const RTC = "srs-proxy-rtc:"
+const PUBLISHER = "rtc-proxy-publisher:"
 
 /** How long a record lives without renewal (the Go proxy's 120 s). */
 export const SESSION_TTL = Duration.seconds(120)
@@ -86,8 +92,9 @@ end
 `
 
 /**
- * KEYS: id key, ufrag key, stream key. ARGV: record JSON, TTL ms, ufrag key prefix, stream JSON.
- * A previous ufrag key of the same session goes (unless it is the same key).
+ * KEYS: id key, ufrag key, stream key, publisher key. ARGV: record JSON, TTL ms, ufrag key prefix,
+ * stream JSON, the session id when it publishes ('' when it plays). A previous ufrag key of the same
+ * session goes (unless it is the same key).
  */
 const PUT = script(`${HOLDS}
 local previous = redis.call('GET', KEYS[1])
@@ -101,12 +108,13 @@ end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[2])
+if ARGV[5] ~= '' then redis.call('SET', KEYS[4], ARGV[5], 'PX', ARGV[2]) end
 return 1
 `)
 
 /**
  * KEYS: id key, new ufrag key. ARGV: new ufrag pair, new server ice-pwd, TTL ms, ufrag key prefix,
- * stream key prefix. Returns the new record's JSON, or nil when the session is gone.
+ * stream key prefix, publisher key prefix. Returns the new record's JSON, or nil when the session is gone.
  */
 const REKEY = script(`${HOLDS}
 local raw = redis.call('GET', KEYS[1])
@@ -130,13 +138,17 @@ if type(r.stream_url) == 'string' then
       redis.call('SET', streamKey, cjson.encode({ stream_url = r.stream_url, ufrag = ARGV[1] }), 'PX', ARGV[3])
     end
   end
+  local publisherKey = ARGV[6] .. r.stream_url
+  if r.kind == 'publish' and redis.call('GET', publisherKey) == r.session_id then
+    redis.call('PEXPIRE', publisherKey, ARGV[3])
+  end
 end
 return json
 `)
 
 /**
  * KEYS: id key. ARGV: the proxy instance that must be relaying it ('' for any), ufrag key prefix,
- * stream key prefix. Deletes the record's keys; returns 1 when it did.
+ * stream key prefix, publisher key prefix. Deletes the record's keys; returns 1 when it did.
  */
 const REMOVE = script(`${HOLDS}
 local raw = redis.call('GET', KEYS[1])
@@ -156,8 +168,33 @@ if type(r.stream_url) == 'string' then
     local ok2, s = pcall(cjson.decode, stream)
     if ok2 and type(s) == 'table' and s.ufrag == r.ufrag then redis.call('DEL', streamKey) end
   end
+  local publisherKey = ARGV[4] .. r.stream_url
+  if r.kind == 'publish' and redis.call('GET', publisherKey) == r.session_id then redis.call('DEL', publisherKey) end
 end
 return 1
+`)
+
+/**
+ * KEYS: id key. ARGV: this proxy instance, publisher key prefix. At shutdown: the session stops
+ * counting as its stream's publisher when this proxy is the one relaying it; its record stays.
+ */
+const RETIRE_PUBLISHER = script(`
+local raw = redis.call('GET', KEYS[1])
+if not raw then return 0 end
+local ok, r = pcall(cjson.decode, raw)
+if not ok or type(r) ~= 'table' or r.kind ~= 'publish' or r.relayed_by ~= ARGV[1] then return 0 end
+if type(r.stream_url) ~= 'string' then return 0 end
+local publisherKey = ARGV[2] .. r.stream_url
+if redis.call('GET', publisherKey) ~= r.session_id then return 0 end
+redis.call('DEL', publisherKey)
+return 1
+`)
+
+/** KEYS: publisher key. ARGV: id key prefix. The record of the stream's publisher, or nil. */
+const PUBLISHER_OF = script(`
+local id = redis.call('GET', KEYS[1])
+if not id then return nil end
+return redis.call('GET', ARGV[1] .. id)
 `)
 
 /**
@@ -173,15 +210,22 @@ export const make = (options: { readonly ttl?: Duration.Duration } = {}) =>
     const idKey = (id: string) => redis.key(`${SESSION}${id}`)
     const ufragPrefix = redis.key(UFRAG)
     const streamPrefix = redis.key(RTC)
+    const publisherPrefix = redis.key(PUBLISHER)
     const renewals = renewalSchedule(ttlMillis / 4)
 
     const put = Effect.fn("SessionStore.put")(function*(record: SessionRecord) {
       const now = yield* Clock.currentTimeMillis
-      yield* redis.eval(PUT, [idKey(record.id), `${ufragPrefix}${record.ufragPair}`, `${streamPrefix}${record.streamUrl}`], [
+      yield* redis.eval(PUT, [
+        idKey(record.id),
+        `${ufragPrefix}${record.ufragPair}`,
+        `${streamPrefix}${record.streamUrl}`,
+        `${publisherPrefix}${record.streamUrl}`
+      ], [
         JSON.stringify(toStored(record, instance)),
         ttlMillis,
         ufragPrefix,
-        JSON.stringify({ stream_url: record.streamUrl, ufrag: record.ufragPair })
+        JSON.stringify({ stream_url: record.streamUrl, ufrag: record.ufragPair }),
+        record.kind === "publish" ? record.id : ""
       ]).pipe(orUnavailable)
       renewals.renewed(record.id, now)
     })
@@ -197,6 +241,14 @@ export const make = (options: { readonly ttl?: Duration.Duration } = {}) =>
       return Option.filter(found, (record) => record.ufragPair === ufragPair)
     })
 
+    const publisherOf = Effect.fn("SessionStore.publisherOf")(function*(streamUrl: string) {
+      const json = yield* redis.eval(PUBLISHER_OF, [`${publisherPrefix}${streamUrl}`], [idKey("")]).pipe(orUnavailable)
+      return Option.filter(
+        fromStored(typeof json === "string" ? json : null),
+        (record) => record.kind === "publish" && record.streamUrl === streamUrl
+      )
+    })
+
     const rekey = Effect.fn("SessionStore.rekey")(function*(
       id: string,
       keys: { readonly ufragPair: string; readonly serverPwd: string }
@@ -206,14 +258,15 @@ export const make = (options: { readonly ttl?: Duration.Duration } = {}) =>
         keys.serverPwd,
         ttlMillis,
         ufragPrefix,
-        streamPrefix
+        streamPrefix,
+        publisherPrefix
       ]).pipe(orUnavailable)
       return fromStored(typeof json === "string" ? json : null)
     })
 
     // Removal cannot fail the caller: what Redis missed expires with the TTL.
     const removeIf = (id: string, relayedBy: string) =>
-      redis.eval(REMOVE, [idKey(id)], [relayedBy, ufragPrefix, streamPrefix]).pipe(
+      redis.eval(REMOVE, [idKey(id)], [relayedBy, ufragPrefix, streamPrefix, publisherPrefix]).pipe(
         Effect.tap(() => Effect.sync(() => renewals.forget(id))),
         Effect.catchAll((error) => Effect.logWarning(`session ${id} not removed from Redis (it expires): ${error.message}`)),
         Effect.asVoid
@@ -222,11 +275,17 @@ export const make = (options: { readonly ttl?: Duration.Duration } = {}) =>
     const remove = (id: string) => removeIf(id, "").pipe(Effect.withSpan("SessionStore.remove"))
 
     // After a shutdown the record stays until it expires: a proxy that receives the client's next
-    // binding request (this one restarted, or another) takes the session over. Otherwise it goes,
-    // unless another proxy has taken it over since.
+    // binding request (this one restarted, or another) takes the session over. Until one does, it is
+    // not its stream's publisher. Otherwise it goes, unless another proxy has taken it over since.
     const release = (id: string, reason: SessionEndReason) =>
       reason === "shutdown"
-        ? Effect.sync(() => renewals.forget(id))
+        ? Effect.sync(() => renewals.forget(id)).pipe(
+          Effect.zipRight(redis.eval(RETIRE_PUBLISHER, [idKey(id)], [instance, publisherPrefix])),
+          // What Redis missed expires with the TTL; a shutdown during an outage would log once per session.
+          Effect.catchAll((error) => Effect.logDebug(`session ${id} still counts as a publisher in Redis: ${error.message}`)),
+          Effect.asVoid,
+          Effect.withSpan("SessionStore.release")
+        )
         : removeIf(id, instance).pipe(Effect.withSpan("SessionStore.release"))
 
     const touch = (records: ReadonlyArray<SessionRecord>) =>
@@ -242,6 +301,7 @@ export const make = (options: { readonly ttl?: Duration.Duration } = {}) =>
             pipeline.pexpire(idKey(id), ttlMillis)
             pipeline.pexpire(`${ufragPrefix}${record.ufragPair}`, ttlMillis)
             pipeline.pexpire(`${streamPrefix}${record.streamUrl}`, ttlMillis)
+            if (record.kind === "publish") pipeline.pexpire(`${publisherPrefix}${record.streamUrl}`, ttlMillis)
           }
           return pipeline.exec()
         })
@@ -255,7 +315,7 @@ export const make = (options: { readonly ttl?: Duration.Duration } = {}) =>
       return values.flatMap((value) => Option.toArray(fromStored(value ?? null)))
     }).pipe(orUnavailable, Effect.withSpan("SessionStore.list"))
 
-    return { put, get, findByUfrag, rekey, remove, release, touch, list } satisfies SessionStoreShape
+    return { put, get, findByUfrag, publisherOf, rekey, remove, release, touch, list } satisfies SessionStoreShape
   })
 
 /** The Redis session store on the shared Redis client. */

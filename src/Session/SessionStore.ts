@@ -1,6 +1,7 @@
 /**
  * The session store: every relay session's record, by id (the session URL) and by ufrag pair (the
- * binding request USERNAME). A session's ufrag pair may change while it lives (ICE restart).
+ * binding request USERNAME), and the live publish session of each stream. A session's ufrag pair may
+ * change while it lives (ICE restart).
  *
  * @since 0.1.0
  */
@@ -16,6 +17,11 @@ export interface SessionStoreShape {
   readonly put: (record: SessionRecord) => Effect.Effect<void, ServiceUnavailable>
   readonly get: (id: string) => Effect.Effect<Option.Option<SessionRecord>, ServiceUnavailable>
   readonly findByUfrag: (ufragPair: string) => Effect.Effect<Option.Option<SessionRecord>, ServiceUnavailable>
+  /**
+   * A live publish session of the stream: one that a proxy relays now (and renews). A record kept
+   * only for a takeover after a shutdown does not count until a proxy relays it again.
+   */
+  readonly publisherOf: (streamUrl: string) => Effect.Effect<Option.Option<SessionRecord>, ServiceUnavailable>
   /** Moves a session to a new ufrag pair and server password; none when the session is gone. */
   readonly rekey: (
     id: string,
@@ -42,12 +48,29 @@ export class SessionStore extends Context.Tag("rtc-proxy/SessionStore")<SessionS
 export const makeMemory = (): SessionStoreShape => {
   const byId = new Map<string, SessionRecord>()
   const byUfrag = new Map<string, string>()
+  /** Stream URL to the ids of its publish sessions (normally one; two when both passed the check at once). */
+  const publishers = new Map<string, Set<string>>()
+
+  const unindexPublisher = (record: SessionRecord) => {
+    const ids = publishers.get(record.streamUrl)
+    if (ids === undefined) return
+    ids.delete(record.id)
+    if (ids.size === 0) publishers.delete(record.streamUrl)
+  }
 
   const put = (record: SessionRecord) => {
     const previous = byId.get(record.id)
-    if (previous !== undefined && byUfrag.get(previous.ufragPair) === record.id) byUfrag.delete(previous.ufragPair)
+    if (previous !== undefined) {
+      if (byUfrag.get(previous.ufragPair) === record.id) byUfrag.delete(previous.ufragPair)
+      if (previous.kind === "publish") unindexPublisher(previous)
+    }
     byId.set(record.id, record)
     byUfrag.set(record.ufragPair, record.id)
+    if (record.kind === "publish") {
+      const ids = publishers.get(record.streamUrl)
+      if (ids === undefined) publishers.set(record.streamUrl, new Set([record.id]))
+      else ids.add(record.id)
+    }
   }
 
   const remove = (id: string) => {
@@ -55,6 +78,7 @@ export const makeMemory = (): SessionStoreShape => {
     if (record === undefined) return
     byId.delete(id)
     if (byUfrag.get(record.ufragPair) === id) byUfrag.delete(record.ufragPair)
+    if (record.kind === "publish") unindexPublisher(record)
   }
 
   return {
@@ -64,6 +88,14 @@ export const makeMemory = (): SessionStoreShape => {
       Effect.sync(() => {
         const id = byUfrag.get(ufragPair)
         return Option.fromNullable(id === undefined ? undefined : byId.get(id))
+      }),
+    // Every record here is a session this proxy relays: release forgets it at once.
+    publisherOf: (streamUrl) =>
+      Effect.sync(() => {
+        const ids = publishers.get(streamUrl)
+        if (ids === undefined) return Option.none()
+        const [first] = ids
+        return Option.fromNullable(first === undefined ? undefined : byId.get(first))
       }),
     rekey: (id, keys) =>
       Effect.sync(() => {

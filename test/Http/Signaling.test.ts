@@ -278,13 +278,26 @@ describe("signaling errors: a JSON {code, message}, the right status, nothing le
       yield* assertNoSession(proxy)
     }))
 
-  live("Go bug 6: 502 naming the origin when it hangs up without answering", () =>
+  live("Go bug 6: 502 naming the origin when it hangs up without answering, and for a WHIP the likely causes", () =>
     Effect.gen(function*() {
       const { origin, proxy } = yield* proxyWithOrigin()
       origin.handler = (_request, _res, req) => req.socket.destroy()
-      const error = assertJsonError(yield* post(proxy, "whip", "s"), 502)
-      assert.include(error.message, `origin 127.0.0.1:${origin.apiPort}`)
-      assert.match(error.message, /closed the connection|reset/)
+      const publish = assertJsonError(yield* post(proxy, "whip", "s"), 502)
+      assert.strictEqual(publish.code, "origin-failed")
+      assert.strictEqual(
+        publish.message,
+        `origin 127.0.0.1:${origin.apiPort} closed the connection without answering: the stream may already have a ` +
+          "publisher there, or the origin rejected the offer (check its log)"
+      )
+      const legacy = yield* httpRequest(`${proxy.mediaUrl}/rtc/v1/publish/`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ streamurl: "webrtc://127.0.0.1/live/s", sdp: OFFER })
+      })
+      assert.strictEqual(assertJsonError(legacy, 502).message, publish.message)
+      // A play has no publisher to clash with: the plain account.
+      const play = assertJsonError(yield* post(proxy, "whep", "s"), 502)
+      assert.strictEqual(play.message, `origin 127.0.0.1:${origin.apiPort} closed the connection without answering`)
       yield* assertNoSession(proxy)
     }))
 
@@ -414,6 +427,62 @@ describe("signaling errors: a JSON {code, message}, the right status, nothing le
     }))
 })
 
+describe("one publisher per stream", () => {
+  const CONFLICT =
+    "stream __defaultVhost__/live/s already has a publisher; end it with DELETE on its session URL, or wait for it to end"
+  const legacyPublish = (proxy: TestProxy, stream: string) =>
+    httpRequest(`${proxy.mediaUrl}/rtc/v1/publish/`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ streamurl: `webrtc://127.0.0.1/live/${stream}`, sdp: OFFER })
+    })
+
+  live("a second WHIP (or legacy publish) for a published stream is a 409 that the origin never sees", () =>
+    Effect.gen(function*() {
+      const { origin, proxy } = yield* proxyWithOrigin()
+      const first = yield* post(proxy, "whip", "s")
+      assert.strictEqual(first.status, 201, first.body)
+
+      const second = assertJsonError(yield* post(proxy, "whip", "s"), 409)
+      assert.deepStrictEqual(second, { code: "conflict", message: CONFLICT })
+      assert.deepStrictEqual(assertJsonError(yield* legacyPublish(proxy, "s"), 409), second)
+      assert.strictEqual(posts(origin).length, 1, "only the first offer reached the origin")
+      assert.strictEqual((yield* proxy.relay.stats).sessions, 1)
+
+      // Other streams are not concerned.
+      assert.strictEqual((yield* post(proxy, "whip", "other")).status, 201)
+    }))
+
+  live("players join a published stream as usual", () =>
+    Effect.gen(function*() {
+      const { origin, proxy } = yield* proxyWithOrigin()
+      assert.strictEqual((yield* post(proxy, "whip", "s")).status, 201)
+      for (let i = 0; i < 2; i++) {
+        const played = yield* post(proxy, "whep", "s")
+        assert.strictEqual(played.status, 201, played.body)
+      }
+      assert.strictEqual(posts(origin).length, 3)
+      assert.strictEqual((yield* proxy.relay.stats).sessions, 3)
+    }))
+
+  live("once the publisher is deleted, or its relay session ends, a new WHIP is accepted", () =>
+    Effect.gen(function*() {
+      const { origin, proxy } = yield* proxyWithOrigin()
+      const first = yield* post(proxy, "whip", "s")
+      assert.strictEqual(first.status, 201, first.body)
+      const deleted = yield* httpRequest(new URL(first.headers.location!, proxy.mediaUrl).href, { method: "DELETE" })
+      assert.strictEqual(deleted.status, 200, deleted.body)
+
+      const second = yield* post(proxy, "whip", "s")
+      assert.strictEqual(second.status, 201, second.body)
+      assertJsonError(yield* post(proxy, "whip", "s"), 409)
+      // Idle (the client went away without DELETE): the same.
+      assert.isTrue(yield* proxy.relay.close(sessionIdOf(second, proxy, "whip"), "idle"))
+      assert.strictEqual((yield* post(proxy, "whip", "s")).status, 201)
+      assert.strictEqual(posts(origin).length, 3)
+    }))
+})
+
 describe("origin registration (system API)", () => {
   // The example heartbeat of srs.md, as SRS posts it.
   const SRS_HEARTBEAT =
@@ -478,9 +547,10 @@ describe("sticky origin per stream", () => {
       assert.isAbove(posts(a).length, 0, "origin a got streams")
       assert.isAbove(posts(b).length, 0, "origin b got streams")
 
+      // Players: a second publisher of a stream would be refused (409) before any origin sees it.
       for (const stream of streams.slice(0, 4)) {
         const [owner] = servedBy([a, b], stream)
-        for (let i = 0; i < 3; i++) assert.strictEqual((yield* post(proxy, i % 2 === 0 ? "whep" : "whip", stream)).status, 201)
+        for (let i = 0; i < 3; i++) assert.strictEqual((yield* post(proxy, "whep", stream)).status, 201)
         assert.deepStrictEqual(servedBy([a, b], stream), [owner!], `${stream} stays on one origin`)
         assert.strictEqual(posts(owner!).filter((r) => r.url.includes(`stream=${stream}&`) || r.url.endsWith(`stream=${stream}`)).length, 4)
       }

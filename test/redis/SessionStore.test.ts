@@ -76,7 +76,7 @@ describe.skipIf(REDIS_SERVER === undefined)("Redis session store (real redis-ser
         )
       }))
 
-    it.scoped("the keys: ours by id, the Go proxy's by ufrag pair and by stream, each with the 120 s TTL", () =>
+    it.scoped("the keys: ours by id and of the stream's publisher, the Go proxy's by ufrag pair and by stream, each with the 120 s TTL", () =>
       Effect.gen(function*() {
         const server = yield* TestRedis
         const keyPrefix = prefix()
@@ -93,12 +93,23 @@ describe.skipIf(REDIS_SERVER === undefined)("Redis session store (real redis-ser
           stream_url: r.streamUrl,
           ufrag: r.ufragPair
         })
-        for (const key of [`rtc-proxy-session:${r.id}`, `srs-proxy-ufrag:${r.ufragPair}`, `srs-proxy-rtc:${r.streamUrl}`]) {
+        assert.strictEqual(yield* server.command("GET", `${keyPrefix}:rtc-proxy-publisher:${r.streamUrl}`), r.id)
+        for (
+          const key of [
+            `rtc-proxy-session:${r.id}`,
+            `srs-proxy-ufrag:${r.ufragPair}`,
+            `srs-proxy-rtc:${r.streamUrl}`,
+            `rtc-proxy-publisher:${r.streamUrl}`
+          ]
+        ) {
           const pttl = (yield* server.command("PTTL", `${keyPrefix}:${key}`)) as number
           assert.isAbove(pttl, 115_000, key)
           assert.isAtMost(pttl, 120_000, key)
         }
-        assert.strictEqual(((yield* server.command("KEYS", `${keyPrefix}:*`)) as Array<string>).length, 3)
+        assert.strictEqual(((yield* server.command("KEYS", `${keyPrefix}:*`)) as Array<string>).length, 4)
+        // A player has no publisher key.
+        yield* a.put(record({ kind: "play", streamUrl: "__defaultVhost__/live/played" }))
+        assert.strictEqual(yield* server.command("EXISTS", `${keyPrefix}:rtc-proxy-publisher:__defaultVhost__/live/played`), 0)
       }))
 
     it.scoped("a record the Go proxy wrote under a ufrag key (no ice-pwd) is not relayed", () =>
@@ -191,6 +202,62 @@ describe.skipIf(REDIS_SERVER === undefined)("Redis session store (real redis-ser
         assert.strictEqual(yield* keys(), 0)
       }))
 
+    it.scoped("publisherOf: a publish session another proxy relays; gone with remove and release, not with a player", () =>
+      Effect.gen(function*() {
+        const server = yield* TestRedis
+        const keyPrefix = prefix()
+        const a = yield* store(server, { keyPrefix })
+        const b = yield* store(server, { keyPrefix })
+        const stream = "__defaultVhost__/live/s"
+        const publisherKey = `${keyPrefix}:rtc-proxy-publisher:${stream}`
+
+        const deleted = record()
+        yield* a.put(deleted)
+        yield* a.put(record({ kind: "play" }))
+        assert.deepStrictEqual(yield* b.publisherOf(stream), Option.some(deleted))
+        assert.isTrue(Option.isNone(yield* b.publisherOf("__defaultVhost__/live/other")))
+        const restarted = yield* b.rekey(deleted.id, { ufragPair: "restarted:cli9", serverPwd: "newServerPassword0123456" })
+        assert.deepStrictEqual(yield* a.publisherOf(stream), restarted)
+        yield* b.remove(deleted.id)
+        assert.isTrue(Option.isNone(yield* a.publisherOf(stream)))
+        assert.strictEqual(yield* server.command("EXISTS", publisherKey), 0)
+
+        const idle = record()
+        yield* a.put(idle)
+        yield* a.release(idle.id, "idle")
+        assert.isTrue(Option.isNone(yield* b.publisherOf(stream)))
+
+        // Both passed the check at once: the older one going leaves the newer one's key.
+        const older = record()
+        const newer = record()
+        yield* a.put(older)
+        yield* b.put(newer)
+        yield* a.remove(older.id)
+        assert.strictEqual(Option.getOrUndefined(yield* a.publisherOf(stream))?.id, newer.id)
+        yield* b.remove(newer.id)
+      }))
+
+    it.scoped("publisherOf after a shutdown: a record kept for a takeover does not count until a proxy relays it again", () =>
+      Effect.gen(function*() {
+        const server = yield* TestRedis
+        const keyPrefix = prefix()
+        const a = yield* store(server, { keyPrefix })
+        const b = yield* store(server, { keyPrefix })
+        const stream = "__defaultVhost__/live/s"
+
+        const orphan = record()
+        yield* a.put(orphan)
+        yield* a.release(orphan.id, "shutdown")
+        assert.isTrue(Option.isNone(yield* b.publisherOf(stream)))
+        assert.deepStrictEqual(yield* b.findByUfrag(orphan.ufragPair), Option.some(orphan), "kept for a takeover")
+        yield* b.put(orphan) // B takes it over (the client's next binding request reached it)
+        assert.deepStrictEqual(yield* a.publisherOf(stream), Option.some(orphan))
+
+        // B relays it now: A shutting down with its own (stale) copy changes nothing.
+        yield* a.release(orphan.id, "shutdown")
+        assert.deepStrictEqual(yield* a.publisherOf(stream), Option.some(orphan))
+      }))
+
     it.scoped("records expire after their TTL unless the relaying proxy renews them with touch", () =>
       Effect.gen(function*() {
         const server = yield* TestRedis
@@ -212,6 +279,9 @@ describe.skipIf(REDIS_SERVER === undefined)("Redis session store (real redis-ser
         assert.isTrue(Option.isNone(yield* b.get(abandoned.id)))
         assert.isTrue(Option.isNone(yield* b.findByUfrag(abandoned.ufragPair)))
         assert.strictEqual(yield* server.command("EXISTS", `${keyPrefix}:srs-proxy-rtc:${abandoned.streamUrl}`), 0)
+        assert.deepStrictEqual(yield* b.publisherOf(alive.streamUrl), Option.some(alive))
+        assert.isTrue(Option.isNone(yield* b.publisherOf(abandoned.streamUrl)))
+        assert.strictEqual(yield* server.command("EXISTS", `${keyPrefix}:rtc-proxy-publisher:${abandoned.streamUrl}`), 0)
       }))
 
     it.scoped("touch renews at most every quarter TTL, not at every sweep", () =>
@@ -241,6 +311,7 @@ describe.skipIf(REDIS_SERVER === undefined)("Redis session store (real redis-ser
         Effect.flip(a.put(record())),
         Effect.flip(a.get(r.id)),
         Effect.flip(a.findByUfrag(r.ufragPair)),
+        Effect.flip(a.publisherOf(r.streamUrl)),
         Effect.flip(a.rekey(r.id, { ufragPair: "n:m", serverPwd: "p" })),
         Effect.flip(a.list)
       ])
@@ -252,6 +323,7 @@ describe.skipIf(REDIS_SERVER === undefined)("Redis session store (real redis-ser
       const started = Date.now()
       yield* a.remove(r.id)
       yield* a.release(r.id, "idle")
+      yield* a.release(r.id, "shutdown")
       yield* a.touch([r])
       assert.isBelow(Date.now() - started, 2000)
       // The client gets the short answer; the log gets the details.

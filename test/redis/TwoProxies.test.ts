@@ -5,7 +5,7 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import { eventually } from "../support/eventually.ts"
 import { type FakeSrsApi, fakeSrsApi, httpRequest, srsAnswer } from "../support/fakeSrsApi.ts"
 import { startProxy, type TestProxy } from "../support/proxy.ts"
@@ -172,6 +172,61 @@ describe.skipIf(REDIS_SERVER === undefined)("two proxies sharing one Redis (real
       assert.strictEqual((yield* b.relay.stats).ended.replaced, 0)
       const stored = yield* b.store.findByUfrag(newPair)
       assert.strictEqual(Option.getOrUndefined(stored)?.id, session.id)
+    }), 20_000)
+
+  it.scopedLive("a WHIP through proxy B for a stream published through proxy A is a 409; after DELETE it is accepted", () =>
+    Effect.gen(function*() {
+      const server = yield* redisServer()
+      const [a, b] = yield* twoProxies(server, "conflict")
+      const { origin } = yield* echoOrigin(a)
+      const first = yield* publish(a, "once", "cli1")
+
+      const refused = yield* httpRequest(b.endpoint("whip", "once"), {
+        method: "POST",
+        headers: { "content-type": "application/sdp" },
+        body: minimalOffer("cli2")
+      })
+      assert.strictEqual(refused.status, 409, refused.body)
+      assert.deepStrictEqual(JSON.parse(refused.body), {
+        code: "conflict",
+        message:
+          "stream __defaultVhost__/live/once already has a publisher; end it with DELETE on its session URL, or wait for it to end"
+      })
+      assert.strictEqual(origin.requests.filter((r) => r.method === "POST").length, 1, "the origin saw one offer")
+      assert.deepStrictEqual(yield* b.relay.sessions, [])
+
+      // A player is welcome through either proxy.
+      const played = yield* httpRequest(b.endpoint("whep", "once"), {
+        method: "POST",
+        headers: { "content-type": "application/sdp" },
+        body: minimalOffer("cli3")
+      })
+      assert.strictEqual(played.status, 201, played.body)
+
+      const deleted = yield* httpRequest(`${b.mediaUrl}${first.location}`, { method: "DELETE" })
+      assert.strictEqual(deleted.status, 200, deleted.body)
+      const again = yield* publish(b, "once", "cli4")
+      assert.match(again.location, /^\/rtc\/v1\/whip\/sessions\//)
+    }), 20_000)
+
+  it.scopedLive("after the proxy relaying a publisher shuts down, its kept record does not refuse a new WHIP", () =>
+    Effect.gen(function*() {
+      const server = yield* redisServer()
+      const scopeA = yield* Scope.make()
+      const a = yield* Effect.provideService(
+        startProxy({ loadBalancer: "redis", redis: server.config("shutdown") }),
+        Scope.Scope,
+        scopeA
+      )
+      const b = yield* startProxy({ loadBalancer: "redis", redis: server.config("shutdown") })
+      yield* echoOrigin(a)
+      const orphan = yield* publish(a, "orphaned", "cli1")
+      yield* Scope.close(scopeA, Exit.void)
+
+      assert.isTrue(Option.isSome(yield* b.store.get(orphan.id)), "kept for a takeover")
+      assert.isTrue(Option.isNone(yield* b.store.publisherOf("__defaultVhost__/live/orphaned")))
+      const again = yield* publish(b, "orphaned", "cli2")
+      assert.match(again.location, /^\/rtc\/v1\/whip\/sessions\//)
     }), 20_000)
 
   it.scopedLive("Redis dies mid-run: new offers get 503, live relayed sessions carry on, and it recovers", () =>

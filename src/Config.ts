@@ -17,11 +17,17 @@ import * as Option from "effect/Option"
 import { isIP } from "node:net"
 
 export interface ProxyConfigShape {
-  /** Address every listener binds to. */
+  /** Address every listener binds to unless its own variable names a host. */
   readonly listenHost: string
   readonly httpPort: number
+  /** Host of PROXY_HTTP_API (`127.0.0.1:11985`); none: listenHost. */
+  readonly httpHost: Option.Option<string>
   readonly systemPort: number
+  /** Host of PROXY_SYSTEM_API; none: listenHost. */
+  readonly systemHost: Option.Option<string>
   readonly udpPort: number
+  /** Host of PROXY_WEBRTC_SERVER, always an IP literal; none: listenHost. */
+  readonly udpHost: Option.Option<string>
   /** IP written into answers' candidates; none: the hostname of each request's Host, resolved. */
   readonly candidateIp: Option.Option<string>
   /** Port written into answers' candidates, when it differs from the bound UDP port (port forwarding). */
@@ -62,8 +68,11 @@ export interface ProxyConfigShape {
   readonly forceQuitTimeout: Duration.Duration
 }
 
-const GO_DURATION = /^(\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+$/
-const GO_UNIT_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, "µs": 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
+// Go's time.ParseDuration: each amount may be `5`, `5.`, `.5` or `5.5`; µ (micro) and μ (mu) both spell µs.
+const GO_AMOUNT = String.raw`(?:\d+\.?\d*|\.\d+)`
+const GO_DURATION = new RegExp(`^\\+?(${GO_AMOUNT}(?:ns|us|µs|μs|ms|s|m|h))+$`)
+const GO_PART = new RegExp(`(${GO_AMOUNT})(ns|us|µs|μs|ms|s|m|h)`, "g")
+const GO_UNIT_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, "µs": 1e-3, "μs": 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
 
 /**
  * Durations as the Go proxy writes them (`300s`, `1m30s`, `500ms`), as bare seconds (`30`), or in
@@ -74,7 +83,7 @@ export const parseDuration = (text: string): Either.Either<Duration.Duration, st
   if (/^\d+(\.\d+)?$/.test(value)) return Either.right(Duration.seconds(Number(value)))
   if (GO_DURATION.test(value)) {
     let millis = 0
-    for (const [, amount, unit] of value.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)) {
+    for (const [, amount, unit] of value.matchAll(GO_PART)) {
       millis += Number(amount) * GO_UNIT_MS[unit!]!
     }
     return Either.right(Duration.millis(millis))
@@ -109,12 +118,131 @@ const ipLiteral = (name: string) =>
 
 const ConfigErrorInvalid = (name: string, message: string) => ConfigError.InvalidData([name], message)
 
+/** Where one listener binds: its own host (none: PROXY_LISTEN_HOST) and its port. */
+export interface ListenAddress {
+  readonly host: Option.Option<string>
+  readonly port: number
+}
+
+const LISTEN_FORMS = "accepted: 11985, :11985, 127.0.0.1:11985, [::1]:11985, 0.0.0.0:11985, localhost:11985"
+const HOSTNAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/i
+
+/**
+ * A listen variable in the SRS Go proxy's forms: a port (`11985`, `:11985`) or host and port
+ * (`127.0.0.1:11985`, `[::1]:11985`, `0.0.0.0:11985`, `media.internal:11985`: the Go proxy hands the
+ * string to net.Listen, which resolves names). `localhost` is 127.0.0.1, the address Go binds for it
+ * (Node's resolver may answer ::1 first). With `hostnames: false` a host must be an IP literal.
+ */
+export const parseListenAddress = (
+  text: string,
+  options: { readonly hostnames: boolean }
+): Either.Either<ListenAddress, string> => {
+  const fail = (why: string) => Either.left(`${why}, got ${JSON.stringify(text)} (${LISTEN_FORMS})`)
+  const value = text.trim()
+  const match = /^(?:(\[[^\]]*\]|[^:[\]]*):)?(\d+)$/.exec(value)
+  if (match === null) {
+    const lastColon = value.lastIndexOf(":")
+    return lastColon > 0 && isIP(value.slice(0, lastColon)) === 6
+      ? fail("an IPv6 host needs brackets")
+      : fail("expected a port or host:port")
+  }
+  const [, rawHost, digits] = match
+  const port = Number(digits)
+  if (port > 65535) return fail("expected a port from 0 to 65535")
+  if (rawHost === undefined || rawHost === "") return Either.right({ host: Option.none(), port })
+  if (rawHost.startsWith("[")) {
+    const v6 = rawHost.slice(1, -1)
+    return isIP(v6) === 6 ? Either.right({ host: Option.some(v6), port }) : fail(`${rawHost} is not an IPv6 address`)
+  }
+  if (rawHost.toLowerCase() === "localhost") return Either.right({ host: Option.some("127.0.0.1"), port })
+  if (isIP(rawHost) === 4) return Either.right({ host: Option.some(rawHost), port })
+  if (/^[\d.]+$/.test(rawHost)) return fail(`${rawHost} is not an IPv4 address`)
+  if (!options.hostnames) return fail(`the host must be an IP address, not a name like ${rawHost}`)
+  return HOSTNAME.test(rawHost) ? Either.right({ host: Option.some(rawHost), port }) : fail(`${rawHost} is neither an IP address nor a host name`)
+}
+
+// mapOrFail after withDefault, as in `duration`: wrapped the other way, the error's path names the variable twice.
+const listen = (name: string, fallbackPort: number, options: { readonly hostnames: boolean }) =>
+  Config.string(name).pipe(
+    Config.withDefault(String(fallbackPort)),
+    Config.mapOrFail((text) => Either.mapLeft(parseListenAddress(text, options), (message) => ConfigErrorInvalid(name, message)))
+  )
+
+const ON = new Set(["on", "true", "yes", "1"])
+const OFF = new Set(["off", "false", "no", "0"])
+
+/**
+ * `on`/`off` as the SRS Go proxy writes them, and true/false, yes/no, 1/0, in any case. (The Go proxy
+ * takes exactly `on` as on and anything else as off; a value that is neither here is an error.)
+ */
+const onOff = (name: string, fallback: boolean) =>
+  Config.string(name).pipe(Config.withDefault(fallback ? "on" : "off"), Config.mapOrFail((text) => {
+    const value = text.trim().toLowerCase()
+    return ON.has(value)
+      ? Either.right(true)
+      : OFF.has(value)
+      ? Either.right(false)
+      : Either.left(ConfigErrorInvalid(name, `expected on or off (or true/false, yes/no, 1/0), got ${JSON.stringify(text)}`))
+  }))
+
+/**
+ * The SRS Go proxy's variables for what rtc-proxy does not serve (RTMP, HTTP-FLV/HLS, SRT, static
+ * files, Go's pprof) or does its own way (the session cache TTL: rtc-proxy renews live sessions'
+ * records). Accepted and ignored, so a Go proxy's environment starts this proxy unchanged.
+ */
+export const GO_PROXY_IGNORED_VARIABLES: ReadonlyArray<string> = [
+  "GO_PPROF",
+  "PROXY_RTMP_SERVER",
+  "PROXY_HTTP_SERVER",
+  "PROXY_SRT_SERVER",
+  "PROXY_STATIC_FILES",
+  "PROXY_DEFAULT_BACKEND_RTMP",
+  "PROXY_DEFAULT_BACKEND_HTTP",
+  "PROXY_DEFAULT_BACKEND_SRT",
+  "PROXY_HLS_ALIVE_DURATION",
+  "PROXY_RTC_ALIVE_DURATION",
+  // Inert unless PROXY_HTTP_API_AUTH_ENABLED is on, which stops start-up (see below).
+  "PROXY_HTTP_API_AUTH_ENABLED",
+  "PROXY_HTTP_API_AUTH_TYPE",
+  "PROXY_HTTP_API_AUTH_TOKEN"
+]
+
+/** Which of the Go proxy's ignored variables are set (non-empty) in `env`, in the list's order. */
+export const ignoredGoProxyVariables = (env: ReadonlyMap<string, string>): ReadonlyArray<string> =>
+  GO_PROXY_IGNORED_VARIABLES.filter((name) => (env.get(name) ?? "") !== "")
+
+// Newer Go proxies protect their APIs with PROXY_HTTP_API_AUTH_*. Ignoring it would open what the
+// user meant to close, so it stops start-up and names this proxy's own token variables.
+const goProxyAuthRefused = onOff("PROXY_HTTP_API_AUTH_ENABLED", false).pipe(
+  Config.mapOrFail((enabled) =>
+    enabled
+      ? Either.left(ConfigErrorInvalid(
+        "PROXY_HTTP_API_AUTH_ENABLED",
+        "rtc-proxy does not read the SRS Go proxy's PROXY_HTTP_API_AUTH_*: set PROXY_SYSTEM_API_TOKEN (origin registration) " +
+          "and PROXY_HTTP_API_TOKEN (WHIP/WHEP) instead, and unset PROXY_HTTP_API_AUTH_ENABLED"
+      ))
+      : Either.right(undefined)
+  )
+)
+
+// PROXY_ORIGIN_SERVER_TTL is the Go proxy's name since SRS 8; some 2025 builds read PROXY_SERVER_ALIVE_DURATION.
+const originTtl = Config.all({
+  ttl: Config.option(Config.string("PROXY_ORIGIN_SERVER_TTL")),
+  alias: Config.option(Config.string("PROXY_SERVER_ALIVE_DURATION"))
+}).pipe(Config.mapOrFail(({ alias, ttl }) =>
+  Option.isSome(ttl)
+    ? parseDurationOf("PROXY_ORIGIN_SERVER_TTL")(ttl.value)
+    : parseDurationOf("PROXY_SERVER_ALIVE_DURATION")(Option.getOrElse(alias, () => "300s"))
+))
+
 /** The whole configuration, as an effect/Config. */
 export const config: Config.Config<ProxyConfigShape> = Config.all({
   listenHost: ipLiteral("PROXY_LISTEN_HOST").pipe(Config.withDefault("0.0.0.0")),
-  httpPort: port("PROXY_HTTP_API", 11985),
-  systemPort: port("PROXY_SYSTEM_API", 12025),
-  udpPort: port("PROXY_WEBRTC_SERVER", 18000),
+  http: listen("PROXY_HTTP_API", 11985, { hostnames: true }),
+  system: listen("PROXY_SYSTEM_API", 12025, { hostnames: true }),
+  // The shared UDP socket binds and sends without DNS lookups: its host must be an IP literal.
+  udp: listen("PROXY_WEBRTC_SERVER", 18000, { hostnames: false }),
+  goProxyAuthRefused,
   candidateIp: Config.option(ipLiteral("PROXY_CANDIDATE_IP")),
   candidatePort: Config.option(Config.integer("PROXY_CANDIDATE_PORT").pipe(
     Config.validate({ message: "expected a port from 1 to 65535", validation: (n) => n >= 1 && n <= 65535 })
@@ -127,16 +255,24 @@ export const config: Config.Config<ProxyConfigShape> = Config.all({
     db: Config.integer("PROXY_REDIS_DB").pipe(Config.withDefault(0)),
     keyPrefix: Config.string("PROXY_REDIS_KEY_PREFIX").pipe(Config.withDefault(""))
   }),
-  originTtl: duration("PROXY_ORIGIN_SERVER_TTL", "300s"),
+  originTtl,
   // Live sessions renew their mappings about once a second: a shorter TTL could lapse between renewals.
-  streamMappingTtl: Config.option(Config.string("PROXY_STREAM_MAPPING_TTL").pipe(
-    Config.mapOrFail(parseDurationOf("PROXY_STREAM_MAPPING_TTL", {
-      valid: (ttl) => Duration.toMillis(ttl) === 0 || Duration.toMillis(ttl) >= 10_000,
-      message: "expected 0 (never expire) or at least 10s"
-    }))
-  )),
+  streamMappingTtl: Config.string("PROXY_STREAM_MAPPING_TTL").pipe(
+    Config.withDefault(""),
+    Config.mapOrFail((text) =>
+      text === ""
+        ? Either.right(Option.none())
+        : Either.map(
+          parseDurationOf("PROXY_STREAM_MAPPING_TTL", {
+            valid: (ttl) => Duration.toMillis(ttl) === 0 || Duration.toMillis(ttl) >= 10_000,
+            message: "expected 0 (never expire) or at least 10s"
+          })(text),
+          Option.some
+        )
+    )
+  ),
   defaultBackend: Config.all({
-    enabled: Config.boolean("PROXY_DEFAULT_BACKEND_ENABLED").pipe(Config.withDefault(false)),
+    enabled: onOff("PROXY_DEFAULT_BACKEND_ENABLED", false),
     ip: Config.string("PROXY_DEFAULT_BACKEND_IP").pipe(Config.withDefault("127.0.0.1")),
     apiPort: port("PROXY_DEFAULT_BACKEND_API", 1985),
     rtcPort: port("PROXY_DEFAULT_BACKEND_RTC", 8000)
@@ -170,7 +306,15 @@ export const config: Config.Config<ProxyConfigShape> = Config.all({
   ),
   graceQuitTimeout: duration("PROXY_GRACE_QUIT_TIMEOUT", "20s"),
   forceQuitTimeout: duration("PROXY_FORCE_QUIT_TIMEOUT", "30s")
-})
+}).pipe(Config.map(({ goProxyAuthRefused: _, http, system, udp, ...rest }) => ({
+  ...rest,
+  httpPort: http.port,
+  httpHost: http.host,
+  systemPort: system.port,
+  systemHost: system.host,
+  udpPort: udp.port,
+  udpHost: udp.host
+})))
 
 /** The proxy's configuration as a service. */
 export class ProxyConfig extends Context.Tag("rtc-proxy/ProxyConfig")<ProxyConfig, ProxyConfigShape>() {
@@ -214,11 +358,15 @@ export const parseDotEnv = (text: string): Map<string, string> => {
  * The environment over `.env` (as godotenv does for the Go proxy: the environment wins), with empty
  * values treated as unset.
  */
-export const providerFrom = (env: Record<string, string | undefined>, dotEnv: Map<string, string>) => {
+export const mergeEnv = (env: Record<string, string | undefined>, dotEnv: ReadonlyMap<string, string>): Map<string, string> => {
   const merged = new Map<string, string>()
   for (const [key, value] of dotEnv) if (value !== "") merged.set(key, value)
   for (const [key, value] of Object.entries(env)) {
     if (value !== undefined && value !== "") merged.set(key, value)
   }
-  return ConfigProvider.fromMap(merged)
+  return merged
 }
+
+/** A ConfigProvider over {@link mergeEnv}. */
+export const providerFrom = (env: Record<string, string | undefined>, dotEnv: ReadonlyMap<string, string>) =>
+  ConfigProvider.fromMap(mergeEnv(env, dotEnv))

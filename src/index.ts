@@ -4,7 +4,17 @@
  *
  * @since 0.1.0
  */
-export { config, parseDotEnv, parseDuration, ProxyConfig, type ProxyConfigShape, providerFrom } from "./Config.js"
+export {
+  config,
+  ignoredGoProxyVariables,
+  type ListenAddress,
+  parseDotEnv,
+  parseDuration,
+  parseListenAddress,
+  ProxyConfig,
+  type ProxyConfigShape,
+  providerFrom
+} from "./Config.js"
 export * from "./Domain/Errors.js"
 export * as Origin from "./Domain/Origin.js"
 export * as Session from "./Domain/Session.js"

@@ -4,11 +4,12 @@
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Cause from "effect/Cause"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { existsSync, readFileSync } from "node:fs"
-import { parseDotEnv, ProxyConfig, providerFrom } from "./Config.js"
+import { ignoredGoProxyVariables, mergeEnv, parseDotEnv, ProxyConfig } from "./Config.js"
 import * as Logging from "./Logging.js"
 import { ProxyLive } from "./Proxy.js"
 
@@ -28,10 +29,20 @@ const forceQuitAfterSignal = Effect.gen(function*() {
   process.once("SIGTERM", onSignal)
 })
 
-const configFromEnv = Layer.setConfigProvider(providerFrom(process.env, dotEnv))
+const env = mergeEnv(process.env, dotEnv)
+const configFromEnv = Layer.setConfigProvider(ConfigProvider.fromMap(env))
+
+// A Go proxy's environment starts this proxy: its settings for other protocols are named once, not refused.
+const announceIgnored = Layer.effectDiscard(Effect.suspend(() => {
+  const ignored = ignoredGoProxyVariables(env)
+  return ignored.length === 0
+    ? Effect.void
+    : Effect.logInfo(`ignoring the SRS Go proxy's ${ignored.join(", ")}: rtc-proxy serves WebRTC only (WHIP/WHEP and one UDP port)`)
+}))
 
 const MainLive = ProxyLive.pipe(
   Layer.merge(Layer.effectDiscard(forceQuitAfterSignal)),
+  Layer.merge(announceIgnored),
   Layer.provideMerge(ProxyConfig.layer),
   Layer.provide(configFromEnv),
   Layer.provide(Logging.layer(process.stdout.isTTY === true).pipe(Layer.provide(configFromEnv)))

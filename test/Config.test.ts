@@ -5,7 +5,17 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
-import { config, parseDotEnv, parseDuration, providerFrom } from "../src/Config.ts"
+import {
+  config,
+  GO_PROXY_IGNORED_VARIABLES,
+  ignoredGoProxyVariables,
+  type ListenAddress,
+  mergeEnv,
+  parseDotEnv,
+  parseDuration,
+  parseListenAddress,
+  providerFrom
+} from "../src/Config.ts"
 
 const load = (entries: Record<string, string>) =>
   Effect.withConfigProvider(config, ConfigProvider.fromMap(new Map(Object.entries(entries))))
@@ -32,6 +42,13 @@ describe("parseDuration", () => {
     assert.strictEqual(millis("0"), 0)
   })
 
+  it("Go's other amount forms: .5s, 5.s, a leading +, μs spelt with mu", () => {
+    assert.strictEqual(millis(".5s"), 500)
+    assert.strictEqual(millis("5.s"), 5000)
+    assert.strictEqual(millis("+20s"), 20_000)
+    assert.strictEqual(millis("1500μs"), 1.5)
+  })
+
   it("Effect's form", () => {
     assert.strictEqual(millis("30 seconds"), 30_000)
     assert.strictEqual(millis("2 minutes"), 120_000)
@@ -42,7 +59,7 @@ describe("parseDuration", () => {
   })
 
   it("junk is refused with a message quoting it", () => {
-    for (const junk of ["soon", "", "30x", "1m30", "s", "30 sec", "1,5s", "-5s"]) {
+    for (const junk of ["soon", "", "30x", "1m30", "s", "30 sec", "1,5s", "-5s", ".s", "+"]) {
       const result = parseDuration(junk)
       assert.isTrue(Either.isLeft(result), JSON.stringify(junk))
       if (Either.isLeft(result)) assert.include(result.left, JSON.stringify(junk))
@@ -123,6 +140,167 @@ describe("providerFrom", () => {
       assert.strictEqual(loaded.systemPort, 12025)
       assert.strictEqual(loaded.udpPort, 18000)
       assert.isTrue(Option.isNone(loaded.redis.password))
+    }))
+})
+
+describe("parseListenAddress", () => {
+  const parsed = (text: string, hostnames = true): ListenAddress => {
+    const result = parseListenAddress(text, { hostnames })
+    if (Either.isLeft(result)) return assert.fail(`${text}: ${result.left}`)
+    return result.right
+  }
+  const refused = (text: string, hostnames = true): string => {
+    const result = parseListenAddress(text, { hostnames })
+    if (Either.isRight(result)) return assert.fail(`${text} was accepted`)
+    // Every refusal quotes the value and lists the accepted forms.
+    assert.include(result.left, JSON.stringify(text))
+    assert.include(result.left, "accepted: 11985, :11985, 127.0.0.1:11985, [::1]:11985")
+    return result.left
+  }
+
+  it("a port alone, bare or after a colon: no host of its own", () => {
+    assert.deepStrictEqual(parsed("11985"), { host: Option.none(), port: 11985 })
+    assert.deepStrictEqual(parsed(":11985"), { host: Option.none(), port: 11985 })
+    assert.deepStrictEqual(parsed(" 0 "), { host: Option.none(), port: 0 })
+    assert.deepStrictEqual(parsed("65535"), { host: Option.none(), port: 65535 })
+  })
+
+  it("IPv4 host and port, the wildcard included", () => {
+    assert.deepStrictEqual(parsed("127.0.0.1:11985"), { host: Option.some("127.0.0.1"), port: 11985 })
+    assert.deepStrictEqual(parsed("0.0.0.0:11985"), { host: Option.some("0.0.0.0"), port: 11985 })
+  })
+
+  it("IPv6 host in brackets", () => {
+    assert.deepStrictEqual(parsed("[::1]:11985"), { host: Option.some("::1"), port: 11985 })
+    assert.deepStrictEqual(parsed("[::]:18000", false), { host: Option.some("::"), port: 18000 })
+  })
+
+  it("localhost is 127.0.0.1, also where host names are not taken", () => {
+    assert.deepStrictEqual(parsed("localhost:11985"), { host: Option.some("127.0.0.1"), port: 11985 })
+    assert.deepStrictEqual(parsed("LocalHost:18000", false), { host: Option.some("127.0.0.1"), port: 18000 })
+  })
+
+  it("host names are bound as given where they are taken", () => {
+    assert.deepStrictEqual(parsed("media-1.internal:11985"), { host: Option.some("media-1.internal"), port: 11985 })
+    assert.include(refused("media-1.internal:18000", false), "must be an IP address")
+  })
+
+  it("a port past 65535", () => {
+    assert.include(refused("70000"), "from 0 to 65535")
+    assert.include(refused("127.0.0.1:65536"), "from 0 to 65535")
+  })
+
+  it("not a port: words, signs, fractions, nothing, a host without port", () => {
+    for (const text of ["eleven", "-1", "1.5", "", ":", "127.0.0.1", "127.0.0.1:", "127.0.0.1:port", "tcp://11985"]) {
+      assert.include(refused(text), "expected a port or host:port")
+    }
+  })
+
+  it("an IPv6 host without brackets", () => {
+    assert.include(refused("::1:11985"), "needs brackets")
+    assert.include(refused("2001:db8::1:80"), "needs brackets")
+  })
+
+  it("brackets around something that is not IPv6", () => {
+    assert.include(refused("[127.0.0.1]:11985"), "is not an IPv6 address")
+    assert.include(refused("[]:11985"), "is not an IPv6 address")
+  })
+
+  it("numbers and dots that are not an IPv4 address", () => {
+    assert.include(refused("999.0.0.1:11985"), "is not an IPv4 address")
+    assert.include(refused("127.0.0:11985"), "is not an IPv4 address")
+  })
+
+  it("a host that is neither an address nor a name", () => {
+    for (const text of ["bad_host:11985", "-lead.example:11985", "a..b:11985", "host name:11985"]) {
+      assert.include(refused(text), "neither an IP address nor a host name")
+    }
+  })
+})
+
+describe("the SRS Go proxy's variables", () => {
+  it("the ones for what rtc-proxy does not serve are named, in the list's order, when set", () => {
+    const env = mergeEnv(
+      { PROXY_SRT_SERVER: "20080", PROXY_RTMP_SERVER: "11935", GO_PPROF: "", PROXY_HTTP_API: "11985" },
+      new Map([["PROXY_STATIC_FILES", "./trunk/research"]])
+    )
+    assert.deepStrictEqual(ignoredGoProxyVariables(env), ["PROXY_RTMP_SERVER", "PROXY_SRT_SERVER", "PROXY_STATIC_FILES"])
+    assert.deepStrictEqual(ignoredGoProxyVariables(new Map()), [])
+  })
+
+  it.effect("every ignored one at once, with the Go proxy's defaults, leaves the configuration as without them", () =>
+    Effect.gen(function*() {
+      const goDefaults: Record<string, string> = {
+        GO_PPROF: "localhost:6060",
+        PROXY_RTMP_SERVER: "11935",
+        PROXY_HTTP_SERVER: "18080",
+        PROXY_SRT_SERVER: "20080",
+        PROXY_STATIC_FILES: "./trunk/research",
+        PROXY_DEFAULT_BACKEND_RTMP: "1935",
+        PROXY_DEFAULT_BACKEND_HTTP: "8080",
+        PROXY_DEFAULT_BACKEND_SRT: "10080",
+        PROXY_HLS_ALIVE_DURATION: "120s",
+        PROXY_RTC_ALIVE_DURATION: "120s",
+        PROXY_HTTP_API_AUTH_ENABLED: "off",
+        PROXY_HTTP_API_AUTH_TYPE: "bearer",
+        PROXY_HTTP_API_AUTH_TOKEN: "t"
+      }
+      assert.sameMembers(Object.keys(goDefaults), [...GO_PROXY_IGNORED_VARIABLES])
+      assert.deepStrictEqual(yield* load(goDefaults), yield* load({}))
+    }))
+
+  it.effect("the shared ones in the Go proxy's own forms", () =>
+    Effect.gen(function*() {
+      const loaded = yield* load({
+        PROXY_HTTP_API: "127.0.0.1:11985",
+        PROXY_SYSTEM_API: ":12025",
+        PROXY_WEBRTC_SERVER: "[::1]:18000",
+        PROXY_FORCE_QUIT_TIMEOUT: "30s",
+        PROXY_GRACE_QUIT_TIMEOUT: "20s",
+        PROXY_ORIGIN_SERVER_TTL: "45s",
+        PROXY_DEFAULT_BACKEND_ENABLED: "on",
+        PROXY_REDIS_PASSWORD: "",
+        PROXY_REDIS_DB: "0"
+      })
+      assert.deepStrictEqual([loaded.httpHost, loaded.httpPort], [Option.some("127.0.0.1"), 11985])
+      assert.deepStrictEqual([loaded.systemHost, loaded.systemPort], [Option.none(), 12025])
+      assert.deepStrictEqual([loaded.udpHost, loaded.udpPort], [Option.some("::1"), 18000])
+      assert.strictEqual(Duration.toMillis(loaded.originTtl), 45_000)
+      assert.isTrue(Option.isSome(loaded.defaultBackend))
+    }))
+
+  it.effect("PROXY_DEFAULT_BACKEND_ENABLED: on/off in any case, and Effect's other spellings", () =>
+    Effect.gen(function*() {
+      for (const on of ["on", "ON", "On", "true", "yes", "1"]) {
+        assert.isTrue(Option.isSome((yield* load({ PROXY_DEFAULT_BACKEND_ENABLED: on })).defaultBackend), on)
+      }
+      for (const off of ["off", "OFF", "false", "no", "0"]) {
+        assert.isTrue(Option.isNone((yield* load({ PROXY_DEFAULT_BACKEND_ENABLED: off })).defaultBackend), off)
+      }
+    }))
+
+  it.effect("PROXY_SERVER_ALIVE_DURATION (an older Go build's origin TTL) counts when PROXY_ORIGIN_SERVER_TTL is unset", () =>
+    Effect.gen(function*() {
+      assert.strictEqual(Duration.toMillis((yield* load({ PROXY_SERVER_ALIVE_DURATION: "60s" })).originTtl), 60_000)
+      const both = yield* load({ PROXY_SERVER_ALIVE_DURATION: "60s", PROXY_ORIGIN_SERVER_TTL: "45s" })
+      assert.strictEqual(Duration.toMillis(both.originTtl), 45_000)
+    }))
+
+  it.effect("PROXY_HTTP_API_AUTH_ENABLED=on stops start-up and names this proxy's token variables", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(load({ PROXY_HTTP_API_AUTH_ENABLED: "on", PROXY_HTTP_API_AUTH_TOKEN: "t" }))
+      assert.include(String(error), "PROXY_HTTP_API_AUTH_ENABLED")
+      assert.include(String(error), "PROXY_SYSTEM_API_TOKEN")
+      assert.include(String(error), "PROXY_HTTP_API_TOKEN")
+    }))
+
+  it.effect("listen hosts: none means PROXY_LISTEN_HOST; a variable's own host is kept apart from it", () =>
+    Effect.gen(function*() {
+      const loaded = yield* load({ PROXY_LISTEN_HOST: "::", PROXY_HTTP_API: "localhost:8080" })
+      assert.strictEqual(loaded.listenHost, "::")
+      assert.deepStrictEqual(loaded.httpHost, Option.some("127.0.0.1"))
+      assert.isTrue(Option.isNone(loaded.systemHost))
+      assert.isTrue(Option.isNone(loaded.udpHost))
     }))
 })
 
@@ -228,6 +406,11 @@ describe("config", () => {
     ["PROXY_HTTP_API", "70000"],
     ["PROXY_SYSTEM_API", "-1"],
     ["PROXY_WEBRTC_SERVER", "1.5"],
+    ["PROXY_HTTP_API", "::1:11985"],
+    ["PROXY_SYSTEM_API", "bad_host:12025"],
+    ["PROXY_WEBRTC_SERVER", "media.internal:18000"],
+    ["PROXY_SERVER_ALIVE_DURATION", "soon"],
+    ["PROXY_HTTP_API_AUTH_ENABLED", "maybe"],
     ["PROXY_REDIS_PORT", "65536"],
     ["PROXY_DEFAULT_BACKEND_API", "99999"],
     ["PROXY_ORIGIN_SERVER_TTL", "soon"],
@@ -249,7 +432,8 @@ describe("config", () => {
       Effect.gen(function*() {
         const error = yield* Effect.flip(load({ [name]: value }))
         assert.isTrue(ConfigError.isConfigError(error))
-        assert.include(String(error), name)
+        // Named once, as the path: "Invalid data at PROXY_HTTP_API: ..."
+        assert.include(String(error), `at ${name}: `)
       }))
   }
 })

@@ -10,6 +10,7 @@ import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import { createServer } from "node:http"
 import { ProxyConfig } from "../Config.js"
 import { LoadBalancer } from "../LoadBalancer/LoadBalancer.js"
@@ -54,9 +55,15 @@ export const layer: Layer.Layer<
   Effect.gen(function*() {
     const config = yield* ProxyConfig
     const udp = yield* UdpSocket
-    const media = yield* NodeHttpServer.make(makeNodeServer, { host: config.listenHost, port: config.httpPort })
+    const media = yield* NodeHttpServer.make(makeNodeServer, {
+      host: Option.getOrElse(config.httpHost, () => config.listenHost),
+      port: config.httpPort
+    })
     yield* media.serve(mediaApp)
-    const system = yield* NodeHttpServer.make(makeNodeServer, { host: config.listenHost, port: config.systemPort })
+    const system = yield* NodeHttpServer.make(makeNodeServer, {
+      host: Option.getOrElse(config.systemHost, () => config.listenHost),
+      port: config.systemPort
+    })
     yield* system.serve(systemApp)
     const addresses = { media: addressOf(media), system: addressOf(system), udp: udp.address }
     yield* Effect.logInfo(

@@ -3,48 +3,12 @@
 // one line naming it.
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import { type ChildProcess, spawn } from "node:child_process"
-import * as dgram from "node:dgram"
-import * as net from "node:net"
 import { binding, SERVER_PWD } from "../support/relay.js"
 import { fakeSrsApi, httpRequest } from "../support/fakeSrsApi.js"
 import { minimalOffer } from "../support/offers.js"
+import { freeTcpPort, freeUdpPort, startMain } from "../support/process.js"
 import { udpPeer } from "../support/udpPeer.js"
 import { waitUntil } from "../support/wait.ts"
-
-const freeTcpPort = () =>
-  new Promise<number>((resolve) => {
-    const server = net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo
-      server.close(() => resolve(port))
-    })
-  })
-const freeUdpPort = () =>
-  new Promise<number>((resolve) => {
-    const socket = dgram.createSocket("udp4").bind(0, "127.0.0.1", () => {
-      const { port } = socket.address()
-      socket.close(() => resolve(port))
-    })
-  })
-
-interface Running {
-  readonly child: ChildProcess
-  readonly output: () => string
-  readonly exited: Promise<number | null>
-}
-
-const startMain = (env: Record<string, string>): Running => {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"]
-  })
-  let output = ""
-  child.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()))
-  child.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()))
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)))
-  return { child, output: () => output, exited }
-}
-
 
 describe("the proxy process", () => {
   it.scopedLive("SIGTERM with live sessions: every session ends, exit code 0, within the grace period", () =>

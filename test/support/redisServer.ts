@@ -11,6 +11,7 @@ import type * as Scope from "effect/Scope"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as net from "node:net"
 import type { ProxyConfigShape } from "../../src/Config.js"
+import { freeTcpPort } from "./process.ts"
 import { systemBinary } from "./systemPackages.ts"
 
 export const REDIS_SERVER = systemBinary("redis-server", "redis-server")
@@ -25,14 +26,6 @@ export interface RedisServer {
   /** Runs a command with a fresh connection (RESP over a plain socket, no client library). */
   readonly command: (...args: ReadonlyArray<string>) => Effect.Effect<unknown>
 }
-
-const freeTcpPort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = net.createServer().on("error", reject).listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo
-      server.close(() => resolve(port))
-    })
-  })
 
 const encode = (args: ReadonlyArray<string>) =>
   `*${args.length}\r\n${args.map((arg) => `$${Buffer.byteLength(arg)}\r\n${arg}\r\n`).join("")}`

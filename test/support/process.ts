@@ -1,0 +1,44 @@
+/**
+ * The proxy as an operator runs it: `npm start`'s entry in a child process, on ports picked free first.
+ */
+import { type ChildProcess, spawn } from "node:child_process"
+import * as dgram from "node:dgram"
+import * as net from "node:net"
+
+/** A TCP port free on 127.0.0.1 a moment ago. */
+export const freeTcpPort = () =>
+  new Promise<number>((resolve, reject) => {
+    const server = net.createServer().on("error", reject).listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo
+      server.close(() => resolve(port))
+    })
+  })
+
+/** A UDP port free on 127.0.0.1 a moment ago. */
+export const freeUdpPort = () =>
+  new Promise<number>((resolve, reject) => {
+    const socket = dgram.createSocket("udp4").on("error", reject).bind(0, "127.0.0.1", () => {
+      const { port } = socket.address()
+      socket.close(() => resolve(port))
+    })
+  })
+
+export interface Running {
+  readonly child: ChildProcess
+  /** Everything written to stdout and stderr so far. */
+  readonly output: () => string
+  readonly exited: Promise<number | null>
+}
+
+/** Starts `node --import tsx src/main.ts` with `env` over this process's environment. */
+export const startMain = (env: Record<string, string>): Running => {
+  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"]
+  })
+  let output = ""
+  child.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()))
+  child.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()))
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)))
+  return { child, output: () => output, exited }
+}

@@ -15,6 +15,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as dgram from "node:dgram"
 import { isIPv6 } from "node:net"
@@ -262,9 +263,12 @@ export class UdpSocket extends Context.Tag("rtc-proxy/UdpSocket")<UdpSocket, Udp
    */
   static readonly layer: Layer.Layer<UdpSocket, UdpSocketError, ProxyConfig> = Layer.scoped(
     UdpSocket,
-    Effect.flatMap(ProxyConfig, (config) => {
-      return UdpSocket.make({ host: config.listenHost, port: config.udpPort, bufferBytes: config.udpBufferBytes })
-    })
+    Effect.flatMap(ProxyConfig, (config) =>
+      UdpSocket.make({
+        host: Option.getOrElse(config.udpHost, () => config.listenHost),
+        port: config.udpPort,
+        bufferBytes: config.udpBufferBytes
+      }))
   )
 
   /**

@@ -117,9 +117,7 @@ describe("the SRS Go proxy's environment", () => {
       assert.isTrue(yield* refusesConnections(ports.httpServer))
     }), { timeout: 60_000 })
 
-  // Until the shared UDP socket binds config.udpHost (the UdpSocket rewrite applies it), the UDP port
-  // binds PROXY_LISTEN_HOST. Remove `.fails` when that lands.
-  it.scopedLive.fails("PROXY_WEBRTC_SERVER=127.0.0.1:<port> binds the UDP port on 127.0.0.1", () =>
+  it.scopedLive("PROXY_WEBRTC_SERVER=127.0.0.1:<port> binds the UDP port on 127.0.0.1", () =>
     Effect.gen(function*() {
       const { ports, running } = yield* startOnGoEnvironment()
       assert.include(running.output(), `WebRTC media on udp://127.0.0.1:${ports.webrtc}`)

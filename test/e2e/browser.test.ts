@@ -3,48 +3,18 @@
 // origin. The player must decode video frames.
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import { mkdtempSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
-import { chromium } from "playwright-core"
+import { chromiumPath, launchBrowser } from "../support/browser.ts"
 import { startProxy } from "../support/proxy.ts"
 import { startSrsOrigin } from "../support/srsOrigin.ts"
-import { systemBinary } from "../support/systemPackages.ts"
 import { waitUntil } from "../support/wait.ts"
 
-const chromiumPath = systemBinary("chromium", "chromium", "/usr/bin/chromium")
-
-const CHROMIUM_FLAGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--use-fake-device-for-media-stream",
-  "--use-fake-ui-for-media-stream",
-  // Without it Chromium gathers no candidate on a host that has only loopback.
-  "--allow-loopback-in-peer-connection"
-]
-
-const launchBrowser = Effect.acquireRelease(
-  Effect.promise(async () => {
-    const profile = mkdtempSync(join(tmpdir(), "rtc-proxy-chromium-"))
-    const browser = await chromium.launchPersistentContext(profile, {
-      executablePath: chromiumPath!,
-      headless: true,
-      args: CHROMIUM_FLAGS
-    })
-    return { browser, profile }
-  }),
-  ({ browser, profile }) =>
-    Effect.promise(async () => {
-      await browser.close()
-      rmSync(profile, { recursive: true, force: true })
-    })
-)
+/** What `window.playerStats()` returns (the fields the test reads). */
+interface PageFigures {
+  readonly bitrateKbps: number | null
+  readonly fps: number | null
+  readonly width: number
+  readonly packetsLost: number | null
+}
 
 describe.skipIf(chromiumPath === undefined)("a browser through the proxy", () => {
   it.scopedLive("Chromium publishes its camera from the proxy's page and another page decodes it", () =>
@@ -88,6 +58,18 @@ describe.skipIf(chromiumPath === undefined)("a browser through the proxy", () =>
         assert.fail(`no decoded frames at the player: ${JSON.stringify(diagnosis)}`)
       }
 
+      // The page shows live figures from getStats on both sides.
+      yield* Effect.promise(() =>
+        waitUntil("the player's figures", async () => {
+          const figures = await player.evaluate<PageFigures | null>("window.playerStats()")
+          return figures !== null && (figures.bitrateKbps ?? 0) > 0 && figures.width > 0 && figures.fps !== null
+        }, 10_000)
+      )
+      const figures = yield* Effect.promise(() => player.evaluate<PageFigures>("window.playerStats()"))
+      assert.isNotNull(figures.packetsLost)
+      assert.match(String(yield* Effect.promise(() => player.textContent("#play-status"))), /connected, playing\n.*kbit\/s.*fps.*\d+x\d+/s)
+      assert.match(String(yield* Effect.promise(() => publisher.textContent("#publish-status"))), /kbit\/s.*fps.*\d+x\d+/)
+
       const sessions = yield* proxy.relay.sessions
       assert.strictEqual(sessions.length, 2)
       for (const session of sessions) assert.isAbove(session.packetsFromOrigin, 0)
@@ -99,5 +81,7 @@ describe.skipIf(chromiumPath === undefined)("a browser through the proxy", () =>
         waitUntil("sessions deleted", async () => (await Effect.runPromise(proxy.relay.stats)).sessions === 0, 5000)
       )
       assert.strictEqual((yield* proxy.relay.stats).ended.deleted, 2)
+      assert.strictEqual(yield* Effect.promise(() => player.textContent("#play-status")), "player: stopped")
+      assert.strictEqual(yield* Effect.promise(() => publisher.textContent("#publish-status")), "publisher: stopped")
     }), { timeout: 60_000 })
 })

@@ -31,7 +31,8 @@ export const TRY_PAGE = `<!doctype html>
   input { font: inherit; width: 10rem; }
   select { font: inherit; max-width: 14rem; }
   button { font: inherit; padding: .3rem .9rem; margin-right: .4rem; }
-  .devices { margin: 0 0 .5rem; }
+  .devices { display: flex; flex-wrap: wrap; gap: .3rem 1rem; margin: 0 0 .5rem; }
+  .devices label { margin: 0; }
   .share { margin: .5rem 0 0; word-break: break-all; }
   .panes { display: grid; grid-template-columns: 1fr 1fr; gap: 1rem; }
   video { width: 100%; background: #111; border-radius: 6px; aspect-ratio: 16 / 9; margin-top: .5rem; }

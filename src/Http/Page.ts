@@ -397,7 +397,12 @@ addEventListener("pagehide", () => { stop("whip"); stop("whep"); });
 
 async function refreshStreams() {
   try {
-    const response = await fetch("/rtc/v1/streams", { cache: "no-store" });
+    const response = await fetch("/rtc/v1/streams", { cache: "no-store", headers: authorization() });
+    if (response.status === 401) {
+      $("streams").replaceChildren();
+      $("streams-status").textContent = "this proxy lists its streams only with its token: enter it above";
+      return;
+    }
     if (!response.ok) throw new Error("the proxy answered " + response.status);
     const { streams } = await response.json();
     const items = streams.map((s) => {
@@ -421,6 +426,7 @@ async function refreshStreams() {
   }
 }
 refreshStreams();
+$("token").addEventListener("change", refreshStreams);
 setInterval(refreshStreams, 3000);
 
 // --- for tests and the curious.

@@ -74,7 +74,10 @@ const rateLimited = (api: "media" | "system", handler: Handler): Handler =>
     return Effect.zipRight(Effect.flatMap(RateLimiter, (limiter) => limiter.take(`${api} ${client}`)), handler)
   })
 
-/** With PROXY_HTTP_API_TOKEN set, signaling needs the bearer token (which still goes on to the origin). */
+/**
+ * With PROXY_HTTP_API_TOKEN set, signaling needs the bearer token (which still goes on to the origin),
+ * and so does the list of live streams, whose names may be what keeps a stream private.
+ */
 const authorized = (handler: Handler): Handler =>
   Effect.gen(function*() {
     const config = yield* ProxyConfig
@@ -103,7 +106,7 @@ const route: Handler = Effect.flatMap(HttpServerRequest.HttpServerRequest, (requ
   match = LEGACY.exec(path)
   if (match !== null) return methods(path, { POST: authorized(Signaling.legacyOffer(kindOf(match[1]!))) })
   if (path === "/api/v1/versions" || path === "/api/v1/versions/") return methods(path, { GET: SystemApi.versions })
-  if (path === "/rtc/v1/streams" || path === "/rtc/v1/streams/") return methods(path, { GET: LiveStreams.list })
+  if (path === "/rtc/v1/streams" || path === "/rtc/v1/streams/") return methods(path, { GET: authorized(LiveStreams.list) })
   if (path === "/" || path === "/index.html") return methods(path, { GET: tryPage })
   if (path === "/favicon.ico") return methods(path, { GET: favicon })
   return notFound(path)

@@ -2,6 +2,7 @@
 // origin behind it.
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import { fromSessions } from "../../src/Http/LiveStreams.js"
 import type { RelaySessionView } from "../../src/Udp/Relay.js"
 import { fakeSrsApi, httpRequest } from "../support/fakeSrsApi.js"
@@ -89,6 +90,18 @@ describe("GET /rtc/v1/streams", () => {
       assert.strictEqual(deleted.status, 200, deleted.body)
       const [cam] = (yield* liveStreams(proxy)).streams
       assert.deepInclude(cam, { stream: "__defaultVhost__/live/cam", publishers: 0, players: 2 })
+    }))
+
+  it.scopedLive("with mediaApiToken, listing the streams needs the bearer token", () =>
+    Effect.gen(function*() {
+      const proxy = yield* startProxy({ mediaApiToken: Option.some("t0ken") })
+      const refused = yield* httpRequest(`${proxy.mediaUrl}/rtc/v1/streams`)
+      assert.strictEqual(refused.status, 401, refused.body)
+      const listed = yield* httpRequest(`${proxy.mediaUrl}/rtc/v1/streams`, { headers: { authorization: "Bearer t0ken" } })
+      assert.strictEqual(listed.status, 200, listed.body)
+      assert.deepStrictEqual(JSON.parse(listed.body), { streams: [] })
+      // The page itself stays open: it is where the token is typed in.
+      assert.strictEqual((yield* httpRequest(`${proxy.mediaUrl}/`)).status, 200)
     }))
 
   it.scopedLive("GET and HEAD only: POST is a 405 with Allow", () =>

@@ -19,8 +19,9 @@ import type { SessionStore } from "../Session/SessionStore.js"
 import type { Relay } from "../Udp/Relay.js"
 import type { UdpSocket } from "../Udp/UdpSocket.js"
 import type { OriginClient } from "./OriginClient.js"
+import * as LiveStreams from "./LiveStreams.js"
 import { RateLimiter } from "./RateLimit.js"
-import { TRY_PAGE } from "./Page.js"
+import { FAVICON_SVG, TRY_PAGE } from "./Page.js"
 import { handle } from "./Respond.js"
 import * as Signaling from "./Signaling.js"
 import * as SystemApi from "./SystemApi.js"
@@ -73,7 +74,10 @@ const rateLimited = (api: "media" | "system", handler: Handler): Handler =>
     return Effect.zipRight(Effect.flatMap(RateLimiter, (limiter) => limiter.take(`${api} ${client}`)), handler)
   })
 
-/** With PROXY_HTTP_API_TOKEN set, signaling needs the bearer token (which still goes on to the origin). */
+/**
+ * With PROXY_HTTP_API_TOKEN set, signaling needs the bearer token (which still goes on to the origin),
+ * and so does the list of live streams, whose names may be what keeps a stream private.
+ */
 const authorized = (handler: Handler): Handler =>
   Effect.gen(function*() {
     const config = yield* ProxyConfig
@@ -102,12 +106,18 @@ const route: Handler = Effect.flatMap(HttpServerRequest.HttpServerRequest, (requ
   match = LEGACY.exec(path)
   if (match !== null) return methods(path, { POST: authorized(Signaling.legacyOffer(kindOf(match[1]!))) })
   if (path === "/api/v1/versions" || path === "/api/v1/versions/") return methods(path, { GET: SystemApi.versions })
+  if (path === "/rtc/v1/streams" || path === "/rtc/v1/streams/") return methods(path, { GET: authorized(LiveStreams.list) })
   if (path === "/" || path === "/index.html") return methods(path, { GET: tryPage })
+  if (path === "/favicon.ico") return methods(path, { GET: favicon })
   return notFound(path)
 })
 
 const tryPage: Handler = Effect.succeed(
   HttpServerResponse.text(TRY_PAGE, { contentType: "text/html; charset=utf-8", headers: { "cache-control": "no-cache" } })
+)
+
+const favicon: Handler = Effect.succeed(
+  HttpServerResponse.text(FAVICON_SVG, { contentType: "image/svg+xml", headers: { "cache-control": "max-age=86400" } })
 )
 
 /** The media API app, with CORS that browsers accept for WHIP/WHEP. */

@@ -8,54 +8,26 @@
 // socket) failed ICE before.
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs"
-import { networkInterfaces, tmpdir } from "node:os"
+import { mkdirSync } from "node:fs"
+import { networkInterfaces } from "node:os"
 import { join } from "node:path"
-import { chromium, type Page } from "playwright-core"
+import type { Page } from "playwright-core"
+import { ALLOW_LOOPBACK, ARTIFACTS, chromiumPath, launchBrowserWith } from "../support/browser.ts"
 import { startProxy, type TestProxy } from "../support/proxy.ts"
 import { startSrsOrigin } from "../support/srsOrigin.ts"
-import { systemBinary } from "../support/systemPackages.ts"
 import { waitUntil } from "../support/wait.ts"
-
-const chromiumPath = systemBinary("chromium", "chromium", "/usr/bin/chromium")
 
 /** The machine's first non-loopback IPv4 address, if it has one. */
 const ownAddress = Object.values(networkInterfaces()).flat().find((entry) => entry?.family === "IPv4" && !entry.internal)
   ?.address
 
-const BASE_FLAGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--use-fake-device-for-media-stream",
-  "--use-fake-ui-for-media-stream"
-]
-
-/** Where screenshots of the page go (not committed). */
-const ARTIFACTS = join(import.meta.dirname, "..", "artifacts")
-
-const launchBrowser = (flags: ReadonlyArray<string>) =>
-  Effect.acquireRelease(
-    Effect.promise(async () => {
-      const profile = mkdtempSync(join(tmpdir(), "rtc-proxy-chromium-"))
-      const browser = await chromium.launchPersistentContext(profile, {
-        executablePath: chromiumPath!,
-        headless: true,
-        args: [...BASE_FLAGS, ...flags]
-      })
-      return { browser, profile }
-    }),
-    ({ browser, profile }) =>
-      Effect.promise(async () => {
-        await browser.close()
-        rmSync(profile, { recursive: true, force: true })
-      })
-  )
+/** What `window.playerStats()` returns (the fields the test reads). */
+interface PageFigures {
+  readonly bitrateKbps: number | null
+  readonly fps: number | null
+  readonly width: number
+  readonly packetsLost: number | null
+}
 
 const textOf = (page: Page, selector: string) => Effect.promise(() => page.textContent(selector))
 
@@ -65,7 +37,7 @@ const textOf = (page: Page, selector: string) => Effect.promise(() => page.textC
  */
 const publishAndPlay = (proxy: TestProxy, pageUrl: string, flags: ReadonlyArray<string>, screenshot: string) =>
   Effect.gen(function*() {
-    const { browser } = yield* launchBrowser(flags)
+    const { browser } = yield* launchBrowserWith(flags)
     const publisher = yield* Effect.promise(() => browser.newPage())
     yield* Effect.promise(() => publisher.goto(pageUrl))
     yield* Effect.promise(() => publisher.click("#publish"))
@@ -101,6 +73,17 @@ const publishAndPlay = (proxy: TestProxy, pageUrl: string, flags: ReadonlyArray<
       }
       assert.fail(`no decoded frames at the player: ${JSON.stringify(diagnosis)}`)
     }
+    // The page shows live figures from getStats on both sides.
+    yield* Effect.promise(() =>
+      waitUntil("the player's figures", async () => {
+        const figures = await player.evaluate<PageFigures | null>("window.playerStats()")
+        return figures !== null && (figures.bitrateKbps ?? 0) > 0 && figures.width > 0 && figures.fps !== null
+      }, 10_000)
+    )
+    const figures = yield* Effect.promise(() => player.evaluate<PageFigures>("window.playerStats()"))
+    assert.isNotNull(figures.packetsLost)
+    assert.match(String(yield* textOf(player, "#play-status")), /connected, playing\n.*kbit\/s.*fps.*\d+x\d+/s)
+    assert.match(String(yield* textOf(publisher, "#publish-status")), /kbit\/s.*fps.*\d+x\d+/)
     mkdirSync(ARTIFACTS, { recursive: true })
     yield* Effect.promise(() => player.screenshot({ path: join(ARTIFACTS, screenshot), fullPage: true }))
 
@@ -116,6 +99,8 @@ const publishAndPlay = (proxy: TestProxy, pageUrl: string, flags: ReadonlyArray<
       waitUntil("sessions deleted", async () => (await Effect.runPromise(proxy.relay.stats)).sessions === 0, 5000)
     )
     assert.strictEqual((yield* proxy.relay.stats).ended.deleted, deletedBefore + 2)
+    assert.strictEqual(yield* textOf(player, "#play-status"), "player: stopped")
+    assert.strictEqual(yield* textOf(publisher, "#publish-status"), "publisher: stopped")
   })
 
 const hosts: ReadonlyArray<{ readonly name: string; readonly host: string | undefined }> = [
@@ -145,7 +130,7 @@ describe.skipIf(chromiumPath === undefined)("a browser through the proxy, on its
           )
           const origin = `http://${host}:${proxy.mediaPort}`
           const flags = [
-            ...(loopback ? ["--allow-loopback-in-peer-connection"] : []),
+            ...(loopback ? [ALLOW_LOOPBACK] : []),
             // Neither localhost nor https: a person would need TLS for the camera; the test trusts the origin instead.
             ...(host === ownAddress ? [`--unsafely-treat-insecure-origin-as-secure=${origin}`] : [])
           ]

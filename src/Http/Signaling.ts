@@ -72,9 +72,10 @@ const checkNoPublisher = Effect.fn("Signaling.checkNoPublisher")(function*(
   const publisher = yield* Effect.flatMap(SessionStore, (store) => store.publisherOf(streamUrl.key))
   if (Option.isNone(publisher)) return
   yield* Effect.logInfo(`publish ${streamUrl.key} refused: session ${publisher.value.id} publishes it`)
+  const { relayIdleTimeout } = yield* ProxyConfig
   return yield* new Conflict({
-    message:
-      `stream ${streamUrl.key} already has a publisher; end it with DELETE on its session URL, or wait for it to end`
+    message: `stream ${streamUrl.key} already has a publisher; end it with DELETE on its session URL, or wait ` +
+      `for it to end (a publisher gone without DELETE ends after ${Duration.format(relayIdleTimeout)} without packets)`
   })
 })
 

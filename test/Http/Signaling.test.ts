@@ -429,7 +429,7 @@ describe("signaling errors: a JSON {code, message}, the right status, nothing le
 
 describe("one publisher per stream", () => {
   const CONFLICT =
-    "stream __defaultVhost__/live/s already has a publisher; end it with DELETE on its session URL, or wait for it to end"
+    "stream __defaultVhost__/live/s already has a publisher; end it with DELETE on its session URL, or wait for it to end (a publisher gone without DELETE ends after 30s without packets)"
   const legacyPublish = (proxy: TestProxy, stream: string) =>
     httpRequest(`${proxy.mediaUrl}/rtc/v1/publish/`, {
       method: "POST",

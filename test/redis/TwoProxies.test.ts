@@ -190,7 +190,7 @@ describe.skipIf(REDIS_SERVER === undefined)("two proxies sharing one Redis (real
       assert.deepStrictEqual(JSON.parse(refused.body), {
         code: "conflict",
         message:
-          "stream __defaultVhost__/live/once already has a publisher; end it with DELETE on its session URL, or wait for it to end"
+          "stream __defaultVhost__/live/once already has a publisher; end it with DELETE on its session URL, or wait for it to end (a publisher gone without DELETE ends after 30s without packets)"
       })
       assert.strictEqual(origin.requests.filter((r) => r.method === "POST").length, 1, "the origin saw one offer")
       assert.deepStrictEqual(yield* b.relay.sessions, [])

@@ -1,28 +1,59 @@
 /**
  * Every error a client of the proxy can see. Each carries its HTTP status and a stable code, and
- * crosses HTTP as `{"code": ..., "message": ...}`: clear, and without internals.
+ * knows its own answer (`HttpServerRespondable`): `{"code": ..., "message": ...}` as JSON, with
+ * Retry-After or Allow where they belong. Clear, and without internals.
  *
  * @since 0.1.0
  */
+import * as HttpServerRespondable from "@effect/platform/HttpServerRespondable"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Data from "effect/Data"
-import type * as Duration from "effect/Duration"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+
+/** The answer an error gives: its status, `{code, message}`, and the headers its fields call for. */
+const answer = (error: {
+  readonly status: number
+  readonly code: string
+  readonly message: string
+  readonly retryAfter?: Duration.Duration
+  readonly allow?: string
+}) => {
+  const headers: Record<string, string> = {}
+  if (error.retryAfter !== undefined) {
+    headers["retry-after"] = String(Math.max(1, Math.ceil(Duration.toSeconds(error.retryAfter))))
+  }
+  if (error.allow !== undefined) headers["allow"] = error.allow
+  return Effect.succeed(
+    HttpServerResponse.unsafeJson({ code: error.code, message: error.message }, { status: error.status, headers })
+  )
+}
 
 /** 400: the request (SDP, query, JSON) cannot be used. */
 export class BadRequest extends Data.TaggedError("BadRequest")<{ readonly message: string }> {
   readonly status = 400
-  readonly code = "bad-request"
+  readonly code = "bad-request";
+  [HttpServerRespondable.symbol]() {
+    return answer(this)
+  }
 }
 
 /** 401: a bearer token was required and not given or wrong. */
 export class Unauthorized extends Data.TaggedError("Unauthorized")<{ readonly message: string }> {
   readonly status = 401
-  readonly code = "unauthorized"
+  readonly code = "unauthorized";
+  [HttpServerRespondable.symbol]() {
+    return answer(this)
+  }
 }
 
 /** 404: no such session (or route). */
 export class NotFound extends Data.TaggedError("NotFound")<{ readonly message: string }> {
   readonly status = 404
-  readonly code = "not-found"
+  readonly code = "not-found";
+  [HttpServerRespondable.symbol]() {
+    return answer(this)
+  }
 }
 
 /** 405 */
@@ -31,13 +62,19 @@ export class MethodNotAllowed extends Data.TaggedError("MethodNotAllowed")<{
   readonly allow: string
 }> {
   readonly status = 405
-  readonly code = "method-not-allowed"
+  readonly code = "method-not-allowed";
+  [HttpServerRespondable.symbol]() {
+    return answer(this)
+  }
 }
 
 /** 408: the client took too long to send its request body. */
 export class RequestTimeout extends Data.TaggedError("RequestTimeout")<{ readonly message: string }> {
   readonly status = 408
-  readonly code = "request-timeout"
+  readonly code = "request-timeout";
+  [HttpServerRespondable.symbol]() {
+    return answer(this)
+  }
 }
 
 /**
@@ -46,19 +83,28 @@ export class RequestTimeout extends Data.TaggedError("RequestTimeout")<{ readonl
  */
 export class Conflict extends Data.TaggedError("Conflict")<{ readonly message: string }> {
   readonly status = 409
-  readonly code = "conflict"
+  readonly code = "conflict";
+  [HttpServerRespondable.symbol]() {
+    return answer(this)
+  }
 }
 
 /** 413 */
 export class PayloadTooLarge extends Data.TaggedError("PayloadTooLarge")<{ readonly message: string }> {
   readonly status = 413
-  readonly code = "payload-too-large"
+  readonly code = "payload-too-large";
+  [HttpServerRespondable.symbol]() {
+    return answer(this)
+  }
 }
 
 /** 415 */
 export class UnsupportedMediaType extends Data.TaggedError("UnsupportedMediaType")<{ readonly message: string }> {
   readonly status = 415
-  readonly code = "unsupported-media-type"
+  readonly code = "unsupported-media-type";
+  [HttpServerRespondable.symbol]() {
+    return answer(this)
+  }
 }
 
 /** 429: this client sent too many state-changing requests; retry later. */
@@ -67,7 +113,10 @@ export class TooManyRequests extends Data.TaggedError("TooManyRequests")<{
   readonly retryAfter: Duration.Duration
 }> {
   readonly status = 429
-  readonly code = "too-many-requests"
+  readonly code = "too-many-requests";
+  [HttpServerRespondable.symbol]() {
+    return answer(this)
+  }
 }
 
 /** 503: no healthy origin can take the stream (or the proxy is full); try again later. */
@@ -76,7 +125,10 @@ export class ServiceUnavailable extends Data.TaggedError("ServiceUnavailable")<{
   readonly retryAfter: Duration.Duration
 }> {
   readonly status = 503
-  readonly code = "unavailable"
+  readonly code = "unavailable";
+  [HttpServerRespondable.symbol]() {
+    return answer(this)
+  }
 }
 
 /** 502: the origin refused, failed, closed the connection, or answered something unusable. */
@@ -86,13 +138,19 @@ export class OriginFailed extends Data.TaggedError("OriginFailed")<{
   readonly closedWithoutAnswer?: boolean
 }> {
   readonly status = 502
-  readonly code = "origin-failed"
+  readonly code = "origin-failed";
+  [HttpServerRespondable.symbol]() {
+    return answer(this)
+  }
 }
 
 /** 504: the origin did not answer within the origin request timeout. */
 export class OriginTimeout extends Data.TaggedError("OriginTimeout")<{ readonly message: string }> {
   readonly status = 504
-  readonly code = "origin-timeout"
+  readonly code = "origin-timeout";
+  [HttpServerRespondable.symbol]() {
+    return answer(this)
+  }
 }
 
 /** Everything that becomes an HTTP error answer. */

@@ -1,42 +1,30 @@
 /**
- * Error answers: every failure a client can see becomes its status with a JSON body
- * `{"code": ..., "message": ...}` (and Retry-After or Allow where they belong).
+ * What happens to a failed request besides its answer: errors know their own answers
+ * (`HttpServerRespondable`, in Domain/Errors.ts); here they are logged (the origin's and the proxy's
+ * own failures, 5xx), and anything unexpected becomes a 500 that says nothing of internals (the
+ * cause goes to the log).
  *
  * @since 0.1.0
  */
+import * as HttpServerRespondable from "@effect/platform/HttpServerRespondable"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Cause from "effect/Cause"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type { HttpFailure } from "../Domain/Errors.js"
 
-export const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>
-  HttpServerResponse.unsafeJson(body, { status, headers })
+const internalError = HttpServerResponse.unsafeJson(
+  { code: "internal", message: "internal error; see the proxy's log" },
+  { status: 500 }
+)
 
-/** The answer for a failure the client should see. */
-export const failure = (error: HttpFailure): HttpServerResponse.HttpServerResponse => {
-  const headers: Record<string, string> = {}
-  if (error._tag === "ServiceUnavailable" || error._tag === "TooManyRequests") {
-    headers["retry-after"] = String(Math.max(1, Math.ceil(Duration.toSeconds(error.retryAfter))))
-  }
-  if (error._tag === "MethodNotAllowed") headers["allow"] = error.allow
-  return json(error.status, { code: error.code, message: error.message }, headers)
-}
-
-/**
- * Turns the typed failures of a handler into answers, and anything unexpected into a 500 that says
- * nothing of internals (the cause goes to the log).
- */
+/** Logs what deserves it and answers every failure, so that no request ends without an answer. */
 export const handle = <R>(
   handler: Effect.Effect<HttpServerResponse.HttpServerResponse, HttpFailure, R>
 ): Effect.Effect<HttpServerResponse.HttpServerResponse, never, R> =>
   handler.pipe(
     Effect.tapError((error) => error.status >= 500 ? Effect.logWarning(error.message) : Effect.void),
-    Effect.catchAll((error) => Effect.succeed(failure(error))),
+    Effect.catchAll(HttpServerRespondable.toResponse),
     Effect.catchAllDefect((defect) =>
-      Effect.as(
-        Effect.logError("unexpected failure while handling a request", Cause.die(defect)),
-        json(500, { code: "internal", message: "internal error; see the proxy's log" })
-      )
+      Effect.as(Effect.logError("unexpected failure while handling a request", Cause.die(defect)), internalError)
     )
   )

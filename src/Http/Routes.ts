@@ -1,15 +1,18 @@
 /**
  * The two HTTP apps: the media API (WHIP, WHEP, session URLs, legacy JSON) and the system API
- * (origin registration). Routing is a plain match on method and path, so that every unknown path
- * gets a JSON 404 and every wrong method a 405 with Allow.
+ * (origin registration), on the platform's HttpRouter. Every unknown path gets a JSON 404 and every
+ * wrong method a 405 with Allow.
  *
  * @since 0.1.0
  */
 import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
+import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Effect from "effect/Effect"
+import { flow } from "effect/Function"
 import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 import type { HttpFailure } from "../Domain/Errors.js"
 import { MethodNotAllowed, NotFound, Unauthorized } from "../Domain/Errors.js"
 import type { SessionKind } from "../Domain/Session.js"
@@ -39,24 +42,9 @@ export type RouteServices =
   | HttpServerRequest.HttpServerRequest
 
 type Handler = Effect.Effect<HttpServerResponse.HttpServerResponse, HttpFailure, RouteServices>
-
-const methods = (path: string, table: Partial<Record<string, Handler>>): Handler =>
-  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
-    const method = request.method === "HEAD" && table["HEAD"] === undefined ? "GET" : request.method
-    const handler = table[method]
-    if (handler !== undefined) return handler
-    const allow = Object.keys(table).join(", ")
-    return Effect.fail(new MethodNotAllowed({ message: `${request.method} is not allowed on ${path}; use ${allow}`, allow }))
-  })
-
-const noContent: Handler = Effect.succeed(HttpServerResponse.empty({ status: 204 }))
-const notFound = (path: string): Handler => Effect.fail(new NotFound({ message: `nothing at ${path}` }))
-
-const ENDPOINT = /^\/rtc\/v1\/(whip|whep)\/?$/
-const SESSION = /^\/rtc\/v1\/(whip|whep)\/sessions\/([A-Za-z0-9_-]{1,64})\/?$/
-const LEGACY = /^\/rtc\/v1\/(publish|play)\/?$/
-
-const kindOf = (endpoint: string): SessionKind => endpoint === "whip" || endpoint === "publish" ? "publish" : "play"
+/** A handler inside the router, which may read the route's path parameters. */
+type RouteHandler = Effect.Effect<HttpServerResponse.HttpServerResponse, HttpFailure, RouteServices | HttpRouter.RouteContext>
+type Router = HttpRouter.HttpRouter<HttpFailure, RouteServices>
 
 /** Headers a browser must be allowed to read from WHIP/WHEP answers. */
 export const EXPOSED_HEADERS = ["Location", "ETag", "Link", "Accept-Patch", "Retry-After", "Content-Type"]
@@ -78,7 +66,9 @@ const rateLimited = (api: "media" | "system", handler: Handler): Handler =>
  * With PROXY_HTTP_API_TOKEN set, signaling needs the bearer token (which still goes on to the origin),
  * and so does the list of live streams, whose names may be what keeps a stream private.
  */
-const authorized = (handler: Handler): Handler =>
+const authorized = <R>(
+  handler: Effect.Effect<HttpServerResponse.HttpServerResponse, HttpFailure, R>
+): Effect.Effect<HttpServerResponse.HttpServerResponse, HttpFailure, R | ProxyConfig | HttpServerRequest.HttpServerRequest> =>
   Effect.gen(function*() {
     const config = yield* ProxyConfig
     const request = yield* HttpServerRequest.HttpServerRequest
@@ -88,29 +78,60 @@ const authorized = (handler: Handler): Handler =>
     return yield* handler
   })
 
-const route: Handler = Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
-  const path = new URL(request.url, "http://proxy").pathname
-  let match = ENDPOINT.exec(path)
-  if (match !== null) {
-    return methods(path, { POST: authorized(Signaling.offer(kindOf(match[1]!))), GET: noContent })
+const noContent: Handler = Effect.succeed(HttpServerResponse.empty({ status: 204 }))
+
+const pathOf = (url: string) => {
+  const query = url.indexOf("?")
+  return query === -1 ? url : url.slice(0, query)
+}
+
+/** Every method a route answers or refuses; others (WebDAV's and such) are a 404 like an unknown path. */
+const KNOWN_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] as const
+type Method = typeof KNOWN_METHODS[number]
+
+/**
+ * A resource: its handlers by method, on its paths (the router takes each with and without a
+ * trailing slash). HEAD falls back to GET (the router does that); every other method gets 405 with Allow.
+ */
+const resource = (paths: ReadonlyArray<HttpRouter.PathInput>, table: Partial<Record<Method, RouteHandler>>) =>
+(router: Router): Router => {
+  const allow = Object.keys(table).join(", ")
+  const refuse: Handler = Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+    Effect.fail(
+      new MethodNotAllowed({ message: `${request.method} is not allowed on ${pathOf(request.url)}; use ${allow}`, allow })
+    ))
+  for (const path of paths) {
+    for (const method of KNOWN_METHODS) {
+      const handler = table[method] ?? (method === "HEAD" && table.GET !== undefined ? undefined : refuse)
+      if (handler !== undefined) router = HttpRouter.route(method)(router, path, handler) as Router
+    }
   }
-  match = SESSION.exec(path)
-  if (match !== null) {
-    const id = match[2]!
-    return methods(path, {
-      DELETE: authorized(Signaling.deleteSession(id)),
-      PATCH: authorized(Signaling.patchSession(id)),
+  return router
+}
+
+/** The session id in a session URL: what the proxy mints (base64url, 128 bits), at most 64 characters. */
+const SessionPath = Schema.Struct({ id: Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9_-]{1,64}$/)) })
+
+/** A handler of the session whose id is in the path; a malformed id is a path that does not exist. */
+const withSessionId = (handler: (id: string) => Handler): RouteHandler =>
+  HttpRouter.schemaPathParams(SessionPath).pipe(
+    Effect.catchTag("ParseError", () =>
+      Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+        Effect.fail(new NotFound({ message: `nothing at ${pathOf(request.url)}` })))),
+    Effect.flatMap(({ id }) => handler(id))
+  )
+
+const endpointRoutes = (endpoint: "whip" | "whep") => {
+  const kind: SessionKind = endpoint === "whip" ? "publish" : "play"
+  return flow(
+    resource([`/rtc/v1/${endpoint}`], { POST: authorized(Signaling.offer(kind)), GET: noContent }),
+    resource([`/rtc/v1/${endpoint}/sessions/:id`], {
+      DELETE: authorized(withSessionId(Signaling.deleteSession)),
+      PATCH: authorized(withSessionId(Signaling.patchSession)),
       GET: noContent
     })
-  }
-  match = LEGACY.exec(path)
-  if (match !== null) return methods(path, { POST: authorized(Signaling.legacyOffer(kindOf(match[1]!))) })
-  if (path === "/api/v1/versions" || path === "/api/v1/versions/") return methods(path, { GET: SystemApi.versions })
-  if (path === "/rtc/v1/streams" || path === "/rtc/v1/streams/") return methods(path, { GET: authorized(LiveStreams.list) })
-  if (path === "/" || path === "/index.html") return methods(path, { GET: tryPage })
-  if (path === "/favicon.ico") return methods(path, { GET: favicon })
-  return notFound(path)
-})
+  )
+}
 
 const tryPage: Handler = Effect.succeed(
   HttpServerResponse.text(TRY_PAGE, { contentType: "text/html; charset=utf-8", headers: { "cache-control": "no-cache" } })
@@ -120,10 +141,24 @@ const favicon: Handler = Effect.succeed(
   HttpServerResponse.text(FAVICON_SVG, { contentType: "image/svg+xml", headers: { "cache-control": "max-age=86400" } })
 )
 
+/** Unknown paths get the same JSON 404 as every other error. */
+const app = (router: Router): Handler =>
+  Effect.catchTag(router, "RouteNotFound", (error) =>
+    Effect.fail(new NotFound({ message: `nothing at ${pathOf(error.request.url)}` })))
+
+const mediaRouter = HttpRouter.empty.pipe(
+  endpointRoutes("whip"),
+  endpointRoutes("whep"),
+  resource(["/rtc/v1/publish"], { POST: authorized(Signaling.legacyOffer("publish")) }),
+  resource(["/rtc/v1/play"], { POST: authorized(Signaling.legacyOffer("play")) }),
+  resource(["/api/v1/versions"], { GET: SystemApi.versions }),
+  resource(["/rtc/v1/streams"], { GET: authorized(LiveStreams.list) }),
+  resource(["/", "/index.html"], { GET: tryPage }),
+  resource(["/favicon.ico"], { GET: favicon })
+)
+
 /** The media API app, with CORS that browsers accept for WHIP/WHEP. */
-// The platform runs an app uninterruptibly; handlers must be interruptible so that the origin and
-// body timeouts can fire and a client that hangs up stops its request.
-export const mediaApp = handle(Effect.interruptible(rateLimited("media", route))).pipe(
+export const mediaApp = handle(rateLimited("media", app(mediaRouter))).pipe(
   HttpMiddleware.cors({
     allowedMethods: ["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"],
     exposedHeaders: EXPOSED_HEADERS,
@@ -131,15 +166,11 @@ export const mediaApp = handle(Effect.interruptible(rateLimited("media", route))
   })
 )
 
-const systemRoute: Handler = Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
-  const path = new URL(request.url, "http://proxy").pathname
-  if (path === "/api/v1/srs/register" || path === "/api/v1/srs/register/") {
-    return methods(path, { POST: SystemApi.register })
-  }
-  if (path === "/api/v1/stats" || path === "/api/v1/stats/") return methods(path, { GET: SystemApi.stats })
-  if (path === "/api/v1/versions" || path === "/api/v1/versions/") return methods(path, { GET: SystemApi.versions })
-  return notFound(path)
-})
+const systemRouter = HttpRouter.empty.pipe(
+  resource(["/api/v1/srs/register"], { POST: SystemApi.register }),
+  resource(["/api/v1/stats"], { GET: SystemApi.stats }),
+  resource(["/api/v1/versions"], { GET: SystemApi.versions })
+)
 
 /** The system API app. */
-export const systemApp = handle(Effect.interruptible(rateLimited("system", systemRoute)))
+export const systemApp = handle(rateLimited("system", app(systemRouter)))

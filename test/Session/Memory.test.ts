@@ -6,7 +6,7 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { SessionRecord, UfragPair } from "../../src/Domain/Session.js"
 import { StreamKey } from "../../src/Domain/StreamUrl.js"
-import { make as makeMemory } from "../../src/Session/Memory.js"
+import * as MemorySessionStore from "../../src/Session/Memory.js"
 
 let counter = 0
 const record = (overrides: Partial<typeof SessionRecord.Encoded> = {}): SessionRecord => {
@@ -30,7 +30,7 @@ const idOf = (found: Option.Option<SessionRecord>) => Option.getOrUndefined(Opti
 describe("memory session store: publisher of a stream", () => {
   it.effect("a publish record is its stream's publisher; a play record and other streams are not", () =>
     Effect.gen(function*() {
-      const store = makeMemory()
+      const store = MemorySessionStore.make()
       const publisher = record()
       yield* store.put(record({ kind: "play" }))
       assert.isTrue(Option.isNone(yield* store.publisherOf(publisher.streamUrl)), "a player is no publisher")
@@ -41,7 +41,7 @@ describe("memory session store: publisher of a stream", () => {
 
   it.effect("remove and release (any reason) end it; a put again of the same session does not count twice", () =>
     Effect.gen(function*() {
-      const store = makeMemory()
+      const store = MemorySessionStore.make()
       const deleted = record()
       yield* store.put(deleted)
       yield* store.put({ ...deleted, originLocation: "http://127.0.0.1:1985/rtc/v1/whip/?session=x" })
@@ -58,7 +58,7 @@ describe("memory session store: publisher of a stream", () => {
 
   it.effect("rekey (ICE restart) keeps the session its stream's publisher, with its new keys", () =>
     Effect.gen(function*() {
-      const store = makeMemory()
+      const store = MemorySessionStore.make()
       const publisher = record()
       yield* store.put(publisher)
       yield* store.rekey(publisher.id, { ufragPair: UfragPair.make("restarted:cli9"), serverPwd: "newServerPassword0123456" })
@@ -71,7 +71,7 @@ describe("memory session store: publisher of a stream", () => {
 
   it.effect("two publishers of one stream (both passed the check at once): the other remains when one goes", () =>
     Effect.gen(function*() {
-      const store = makeMemory()
+      const store = MemorySessionStore.make()
       const first = record()
       const second = record()
       yield* store.put(first)

@@ -12,7 +12,7 @@ import { ProxyConfig } from "../../src/Config.js"
 import { SessionId, SessionRecord, UfragPair } from "../../src/Domain/Session.js"
 import { StreamKey } from "../../src/Domain/StreamUrl.js"
 import { RedisClient } from "../../src/Redis.js"
-import * as RedisStore from "../../src/Session/Redis.js"
+import * as RedisSessionStore from "../../src/Session/Redis.js"
 import { SessionStore, type SessionStoreShape } from "../../src/Session/SessionStore.js"
 import { REDIS_SERVER, type RedisServer, redisServer, TestRedis } from "../support/redisServer.ts"
 
@@ -39,7 +39,7 @@ const record = (overrides: Partial<typeof SessionRecord.Encoded> = {}): SessionR
 const store = (server: RedisServer, options: { readonly keyPrefix: string; readonly ttl?: Duration.Duration }) =>
   Effect.map(
     Layer.build(
-      Layer.effect(SessionStore, RedisStore.make(options.ttl === undefined ? {} : { ttl: options.ttl })).pipe(
+      Layer.effect(SessionStore, RedisSessionStore.make(options.ttl === undefined ? {} : { ttl: options.ttl })).pipe(
         Layer.provide(RedisClient.layer),
         Layer.provide(ProxyConfig.layerWith({ loadBalancer: "redis", redis: server.config(options.keyPrefix) }))
       )

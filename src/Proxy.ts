@@ -16,8 +16,9 @@ import { LoadBalancer } from "./LoadBalancer/LoadBalancer.js"
 import * as MemoryLoadBalancer from "./LoadBalancer/Memory.js"
 import * as RedisLoadBalancer from "./LoadBalancer/Redis.js"
 import { RedisClient, type RedisError } from "./Redis.js"
-import * as RedisStore from "./Session/RedisStore.js"
-import { SessionStore } from "./Session/SessionStore.js"
+import * as MemorySessionStore from "./Session/Memory.js"
+import * as RedisSessionStore from "./Session/Redis.js"
+import type { SessionStore } from "./Session/SessionStore.js"
 import { Relay } from "./Udp/Relay.js"
 import { UdpSocket } from "./Udp/UdpSocket.js"
 
@@ -39,8 +40,8 @@ export const LoadBalancerLive: Layer.Layer<LoadBalancer, RedisError, ProxyConfig
 export const SessionStoreLive: Layer.Layer<SessionStore, RedisError, ProxyConfig> = Layer.unwrapEffect(
   Effect.map(ProxyConfig, (config) =>
     config.loadBalancer === "memory"
-      ? SessionStore.layerMemory
-      : RedisStore.layer.pipe(Layer.provide(RedisClient.layer)))
+      ? MemorySessionStore.layer
+      : RedisSessionStore.layer.pipe(Layer.provide(RedisClient.layer)))
 )
 
 /** Registers the PROXY_DEFAULT_BACKEND_* origin, when enabled. */

@@ -1,7 +1,7 @@
 /**
  * The Redis connection that the Redis load balancer and the Redis session store share: one ioredis
  * client opened in a scope with a connect timeout and closed with a bounded QUIT. Every failure
- * becomes a `RedisError`; at signaling time the services turn it into a 503.
+ * becomes a `RedisError`; the services on it turn that into what their callers see (a 503).
  *
  * @since 0.1.0
  */
@@ -16,10 +16,9 @@ import type * as Scope from "effect/Scope"
 import { Redis as IORedis } from "ioredis"
 import { createHash } from "node:crypto"
 import { ProxyConfig, type ProxyConfigShape } from "./Config.js"
-import { ServiceUnavailable } from "./Domain/Errors.js"
 
 export class RedisError extends Data.TaggedError("RedisError")<{
-  readonly reason: "Connect" | "Command" | "Decode"
+  readonly reason: "Connect" | "Command"
   readonly message: string
   readonly cause?: unknown
 }> {}
@@ -62,70 +61,6 @@ export interface RedisOptions {
 
 const messageOf = (cause: unknown): string =>
   cause instanceof Error ? cause.message : typeof cause === "string" ? cause : JSON.stringify(cause)
-
-/** A Redis failure as a client sees it: 503, try again shortly (the details are for the log only). */
-export const unavailable = (_error: RedisError): ServiceUnavailable =>
-  new ServiceUnavailable({
-    message: "the proxies' shared state (Redis) is unavailable; try again shortly",
-    retryAfter: Duration.seconds(5)
-  })
-
-/**
- * When each live key (a session, a stream mapping) was last renewed in Redis, so that renewals go out
- * once per `every` ms and not at every sweep, and a renewal that fails is logged once per outage.
- */
-export interface RenewalSchedule {
-  /** The keys of `live` that are due (never renewed, or `every` ms ago); keys no longer live are forgotten. */
-  readonly due: (live: { keys(): Iterable<string>; has(key: string): boolean }, now: number) => Array<string>
-  /** A key just written with a fresh expiry. */
-  readonly renewed: (key: string, now: number) => void
-  readonly forget: (key: string) => void
-  /**
-   * Runs the renewal of `keys`: on success they are renewed as of `now`; a failure is logged once per
-   * outage (the next sweep tries again) and never fails the caller.
-   */
-  readonly run: (
-    keys: ReadonlyArray<string>,
-    now: number,
-    renew: Effect.Effect<unknown, RedisError>,
-    describe: (error: RedisError) => string
-  ) => Effect.Effect<void>
-}
-
-export const renewalSchedule = (every: number): RenewalSchedule => {
-  const renewedAt = new Map<string, number>()
-  let failing = false
-  return {
-    due: (live, now) => {
-      const due: Array<string> = []
-      for (const key of live.keys()) if (now - (renewedAt.get(key) ?? 0) >= every) due.push(key)
-      for (const key of renewedAt.keys()) if (!live.has(key)) renewedAt.delete(key)
-      return due
-    },
-    renewed: (key, now) => void renewedAt.set(key, now),
-    forget: (key) => void renewedAt.delete(key),
-    run: (keys, now, renew, describe) =>
-      Effect.matchEffect(renew, {
-        onSuccess: () =>
-          Effect.sync(() => {
-            for (const key of keys) renewedAt.set(key, now)
-            failing = false
-          }),
-        onFailure: (error) => {
-          if (failing) return Effect.void
-          failing = true
-          return Effect.logWarning(describe(error))
-        }
-      })
-  }
-}
-
-/** Logs a Redis failure with its details and fails with the 503 a client sees. */
-export const orUnavailable = <A, R>(effect: Effect.Effect<A, RedisError, R>): Effect.Effect<A, ServiceUnavailable, R> =>
-  effect.pipe(
-    Effect.tapError((error) => Effect.logWarning(error.message)),
-    Effect.mapError(unavailable)
-  )
 
 /**
  * Opens a client in the current scope. Start-up fails with one line naming the setting to check

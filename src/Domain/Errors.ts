@@ -131,6 +131,25 @@ export class ServiceUnavailable extends Data.TaggedError("ServiceUnavailable")<{
   }
 }
 
+/** 503: the proxies' shared state cannot be used now (the details are for the log only). */
+export const sharedStateUnavailable = (): ServiceUnavailable =>
+  new ServiceUnavailable({
+    message: "the proxies' shared state (Redis) is unavailable; try again shortly",
+    retryAfter: Duration.seconds(5)
+  })
+
+/**
+ * At the boundary of a service on shared state (Redis): its failure is logged with the details and
+ * becomes the 503 a client sees, which says nothing of internals.
+ */
+export const orSharedStateUnavailable = <A, E extends { readonly message: string }, R>(
+  effect: Effect.Effect<A, E, R>
+): Effect.Effect<A, ServiceUnavailable, R> =>
+  effect.pipe(
+    Effect.tapError((error) => Effect.logWarning(error.message)),
+    Effect.mapError(sharedStateUnavailable)
+  )
+
 /** 502: the origin refused, failed, closed the connection, or answered something unusable. */
 export class OriginFailed extends Data.TaggedError("OriginFailed")<{
   readonly message: string

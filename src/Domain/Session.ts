@@ -3,46 +3,55 @@
  *
  * @since 0.1.0
  */
+import * as Schema from "effect/Schema"
 import { randomBytes } from "node:crypto"
 import { isIP } from "node:net"
+import { OriginId } from "./Origin.js"
+import { StreamKey } from "./StreamUrl.js"
 
-export type SessionKind = "publish" | "play"
+/** Unguessable: it is the capability in the session URL. */
+export const SessionId = Schema.String.pipe(Schema.brand("SessionId"))
+export type SessionId = typeof SessionId.Type
+
+/** `<server ufrag>:<client ufrag>`, the USERNAME of the client's binding requests. */
+export const UfragPair = Schema.String.pipe(Schema.brand("UfragPair"))
+export type UfragPair = typeof UfragPair.Type
+
+export const SessionKind = Schema.Literal("publish", "play")
+export type SessionKind = typeof SessionKind.Type
 
 /** Where the origin receives this session's media (from its answer, or its registered RTC port). */
-export interface MediaAddress {
-  readonly host: string
-  readonly port: number
-}
+export const MediaAddress = Schema.Struct({ host: Schema.String, port: Schema.Number })
+export interface MediaAddress extends Schema.Schema.Type<typeof MediaAddress> {}
 
 /**
  * What any proxy needs to relay a session, and what signaling needs to end it. Kept in the session
- * store (memory now, shared later), keyed by `id` and by `ufragPair`, which may change while the
- * session lives (ICE restart).
+ * store, keyed by `id` and by `ufragPair`, which may change while the session lives (ICE restart).
  */
-export interface SessionRecord {
-  /** Unguessable: it is the capability in the session URL. */
-  readonly id: string
-  readonly kind: SessionKind
-  readonly streamUrl: string
-  readonly originId: string
+export const SessionRecord = Schema.Struct({
+  id: SessionId,
+  kind: SessionKind,
+  streamUrl: StreamKey,
+  originId: OriginId,
   /** The origin's session resource (absolute URL) for DELETE and PATCH, when it gave one. */
-  readonly originLocation: string | undefined
-  /** `<server ufrag>:<client ufrag>`, the USERNAME of the client's binding requests. */
-  readonly ufragPair: string
+  originLocation: Schema.UndefinedOr(Schema.String),
+  ufragPair: UfragPair,
   /** The server's ice-pwd from the answer: the MESSAGE-INTEGRITY key of the client's checks. */
-  readonly serverPwd: string
-  readonly originMedia: MediaAddress
+  serverPwd: Schema.String,
+  originMedia: MediaAddress,
   /** Epoch milliseconds. */
-  readonly createdAt: number
-}
+  createdAt: Schema.Number
+})
+export interface SessionRecord extends Schema.Schema.Type<typeof SessionRecord> {}
 
 /** Why a relay session ended; each one is counted. */
 export type SessionEndReason = "deleted" | "idle" | "shutdown" | "replaced" | "socket-error"
 
-export const ufragPair = (serverUfrag: string, clientUfrag: string): string => `${serverUfrag}:${clientUfrag}`
+export const ufragPair = (serverUfrag: string, clientUfrag: string): UfragPair =>
+  UfragPair.make(`${serverUfrag}:${clientUfrag}`)
 
 /** 128 random bits, URL-safe. */
-export const newSessionId = (): string => randomBytes(16).toString("base64url")
+export const newSessionId = (): SessionId => SessionId.make(randomBytes(16).toString("base64url"))
 
 /**
  * Where the origin receives a session's media, chosen at signaling: a UDP candidate of its answer at

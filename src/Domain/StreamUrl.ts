@@ -5,18 +5,22 @@
  * @since 0.1.0
  */
 import * as Either from "effect/Either"
+import * as Schema from "effect/Schema"
 import { isIP } from "node:net"
 
 export const DEFAULT_VHOST = "__defaultVhost__"
 export const DEFAULT_APP = "live"
 export const DEFAULT_STREAM = "livestream"
 
+/** `<vhost>/<app>/<stream>`: the key of a stream in the load balancer and the session store. */
+export const StreamKey = Schema.String.pipe(Schema.brand("StreamKey"))
+export type StreamKey = typeof StreamKey.Type
+
 export interface StreamUrl {
   readonly vhost: string
   readonly app: string
   readonly stream: string
-  /** `<vhost>/<app>/<stream>` */
-  readonly key: string
+  readonly key: StreamKey
 }
 
 // Printable, no white space, nothing that would break a URL, a Redis key or a log line.
@@ -61,7 +65,7 @@ export const make = (parts: {
     const vhost = yield* checkName("vhost", parts.vhost)
     const app = yield* checkName("app", parts.app)
     const stream = yield* checkName("stream", parts.stream)
-    return { vhost, app, stream, key: `${vhost}/${app}/${stream}` }
+    return { vhost, app, stream, key: StreamKey.make(`${vhost}/${app}/${stream}`) }
   })
 
 const nonEmpty = (value: string | null): string | undefined =>

@@ -25,10 +25,12 @@ import {
   ServiceUnavailable,
   UnsupportedMediaType
 } from "../Domain/Errors.js"
+import * as LegacyApi from "../Domain/LegacyApi.js"
 import { apiBaseUrl, type Origin, udpRtcPort } from "../Domain/Origin.js"
 import {
   chooseMediaAddress,
   newSessionId,
+  SessionId,
   type SessionKind,
   type SessionRecord,
   ufragPair
@@ -311,7 +313,7 @@ export const offer = (kind: SessionKind) =>
   }).pipe(Effect.withSpan(`Signaling.${endpointOf(kind)}`))
 
 const findSession = (id: string) =>
-  Effect.flatMap(SessionStore, (store) => store.get(id)).pipe(
+  Effect.flatMap(SessionStore, (store) => store.get(SessionId.make(id))).pipe(
     Effect.flatMap(Option.match({
       onNone: () => Effect.fail(new NotFound({ message: "no such session (it ended, or never existed)" })),
       onSome: Effect.succeed
@@ -400,17 +402,6 @@ export const patchSession = (id: string) =>
     })
   }).pipe(Effect.withSpan("Signaling.patch"))
 
-/** SRS's legacy JSON body for `/rtc/v1/publish/` and `/rtc/v1/play/`. */
-interface LegacyRequest {
-  readonly streamurl: string
-  readonly sdp: string
-  readonly [key: string]: unknown
-}
-
-const isLegacyRequest = (body: unknown): body is LegacyRequest =>
-  typeof body === "object" && body !== null &&
-  typeof (body as LegacyRequest).streamurl === "string" && typeof (body as LegacyRequest).sdp === "string"
-
 /** POST /rtc/v1/publish/ and /rtc/v1/play/ (SRS's JSON API before WHIP): answered 200 with JSON. */
 export const legacyOffer = (kind: SessionKind) =>
   Effect.gen(function*() {
@@ -418,14 +409,7 @@ export const legacyOffer = (kind: SessionKind) =>
     const config = yield* ProxyConfig
     const balancer = yield* LoadBalancer
     const client = yield* OriginClient
-    const text = yield* readText(config)
-    const body = yield* Effect.try({
-      try: () => JSON.parse(text) as unknown,
-      catch: () => new BadRequest({ message: "the body is not JSON" })
-    })
-    if (!isLegacyRequest(body)) {
-      return yield* new BadRequest({ message: "the body needs \"streamurl\" and \"sdp\" strings" })
-    }
+    const body = yield* Either.mapLeft(LegacyApi.decodeOffer(yield* readText(config)), (message) => new BadRequest({ message }))
     const offer = yield* Either.mapLeft(Sdp.validateOffer(body.sdp), (problem) => new BadRequest({ message: OFFER_PROBLEMS[problem] }))
     const streamUrl = yield* Either.mapLeft(StreamUrl.fromWebrtcUrl(body.streamurl), (message) => new BadRequest({ message }))
     yield* checkNoPublisher(kind, streamUrl)
@@ -439,24 +423,24 @@ export const legacyOffer = (kind: SessionKind) =>
       headers: headersForOrigin(request),
       body: {
         contentType: "application/json",
-        text: JSON.stringify({ ...body, sdp: Sdp.stripCandidates(body.sdp), clientip: body.clientip ?? clientip })
+        text: LegacyApi.encodeOffer({ ...body, sdp: Sdp.stripCandidates(body.sdp), clientip: body.clientip ?? clientip })
       }
     }).pipe(Effect.mapError(explainHangUp(kind)))
     if (response.status !== 200) return yield* originRefused(origin, response)
-    const answer = yield* Effect.try({
-      try: () => JSON.parse(response.body) as { code?: unknown; sdp?: unknown },
-      catch: () => new OriginFailed({ message: `origin ${origin.id} answered the legacy API with something other than JSON` })
-    })
+    const answer = yield* Either.mapLeft(
+      LegacyApi.decodeAnswer(response.body),
+      () => new OriginFailed({ message: `origin ${origin.id} answered the legacy API with something other than JSON` })
+    )
     // SRS reports its own errors as 200 with a non-zero code: the client reads them the same way.
-    if (answer.code !== 0 || typeof answer.sdp !== "string") return HttpServerResponse.unsafeJson(answer)
+    if (Either.isLeft(answer)) return HttpServerResponse.unsafeJson(answer.left)
     const negotiated = yield* startSession({
       kind,
       request,
       streamUrl,
       origin,
       offer,
-      answer: answer.sdp,
+      answer: answer.right.sdp,
       originLocation: undefined
     })
-    return HttpServerResponse.unsafeJson({ ...answer, sdp: negotiated.answer })
+    return HttpServerResponse.unsafeJson(LegacyApi.encodeAnswer({ ...answer.right, sdp: negotiated.answer }))
   }).pipe(Effect.withSpan(`Signaling.legacy.${kind}`))

@@ -51,13 +51,7 @@ export const register = Effect.gen(function*() {
   const config = yield* ProxyConfig
   const balancer = yield* LoadBalancer
   yield* requireSystemToken
-  // The body must be JSON whatever its Content-Type: hand-written heartbeats (curl -d) send a form type.
-  const text = yield* readText(config)
-  const body = yield* Effect.try({
-    try: () => JSON.parse(text) as unknown,
-    catch: () => new BadRequest({ message: "the heartbeat is not JSON" })
-  })
-  const origin = yield* Either.mapLeft(Origin.fromRegistration(body), (reason) => new BadRequest({ message: `invalid heartbeat: ${reason}` }))
+  const origin = yield* Either.mapLeft(Origin.fromHeartbeatText(yield* readText(config)), (message) => new BadRequest({ message }))
   const known = Option.isSome(yield* balancer.find(origin.id))
   yield* balancer.register(origin)
   if (!known) {

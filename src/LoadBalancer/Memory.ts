@@ -10,15 +10,15 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
 import { ProxyConfig } from "../Config.js"
-import { ServiceUnavailable } from "../Domain/Errors.js"
-import type { Origin } from "../Domain/Origin.js"
-import { LoadBalancer, type LoadBalancerShape, type OriginStatus } from "./LoadBalancer.js"
+import { canServeWebRtc, type Origin, type OriginId } from "../Domain/Origin.js"
+import type { StreamKey } from "../Domain/StreamUrl.js"
+import { LoadBalancer, type LoadBalancerShape, logMoved, noHealthyOrigin, type OriginStatus } from "./LoadBalancer.js"
 
 /** How long a stream's mapping outlives its last session when the configuration does not say. */
 export const DEFAULT_STREAM_MAPPING_TTL = Duration.hours(1)
 
 interface StreamEntry {
-  originId: string
+  originId: OriginId
   /** Epoch milliseconds of the last pick or the last time a session of the stream was seen alive. */
   lastUsed: number
 }
@@ -34,8 +34,8 @@ export const make = (
   Effect.sync(() => {
     const ttlMillis = Duration.toMillis(originTtl)
     const streamTtlMillis = Duration.toMillis(streamMappingTtl)
-    const origins = new Map<string, { origin: Origin; lastSeen: number }>()
-    const streams = new Map<string, StreamEntry>()
+    const origins = new Map<OriginId, { origin: Origin; lastSeen: number }>()
+    const streams = new Map<StreamKey, StreamEntry>()
     // Pruning walks every mapping: at most every tenth of the stream TTL (and every minute).
     const pruneEvery = Math.min(60_000, streamTtlMillis / 10)
     let prunedAt = 0
@@ -43,9 +43,7 @@ export const make = (
     const isHealthy = (entry: { origin: Origin; lastSeen: number }, now: number) =>
       entry.origin.fixed || now - entry.lastSeen < ttlMillis
 
-    const canServeWebRtc = (origin: Origin) => origin.apiPort !== undefined
-
-    const pick = Effect.fn("LoadBalancer.pick")(function*(streamUrl: string) {
+    const pick = Effect.fn("LoadBalancer.pick")(function*(streamUrl: StreamKey) {
       const now = yield* Clock.currentTimeMillis
       const mapped = streams.get(streamUrl)
       if (mapped !== undefined) {
@@ -56,17 +54,10 @@ export const make = (
         }
       }
       const candidates = [...origins.values()].filter((entry) => isHealthy(entry, now) && canServeWebRtc(entry.origin))
-      if (candidates.length === 0) {
-        return yield* new ServiceUnavailable({
-          message: "no healthy origin is registered for WebRTC; check the origins' heartbeat settings",
-          retryAfter: Duration.seconds(10)
-        })
-      }
+      if (candidates.length === 0) return yield* noHealthyOrigin()
       const chosen = candidates[yield* Random.nextIntBetween(0, candidates.length)]!.origin
       streams.set(streamUrl, { originId: chosen.id, lastUsed: now })
-      if (mapped !== undefined) {
-        yield* Effect.logInfo(`stream ${streamUrl} moved from expired origin ${mapped.originId} to ${chosen.id}`)
-      }
+      if (mapped !== undefined) yield* logMoved(streamUrl, mapped.originId, chosen.id)
       return chosen
     })
 
@@ -87,7 +78,7 @@ export const make = (
       }
     }
 
-    const keepStreams = (live: ReadonlyMap<string, string>) =>
+    const keepStreams = (live: ReadonlyMap<StreamKey, OriginId>) =>
       Effect.map(Clock.currentTimeMillis, (now) => {
         for (const [streamUrl, originId] of live) {
           const entry = streams.get(streamUrl)

@@ -20,7 +20,9 @@ import * as Option from "effect/Option"
 import { isIPv6 } from "node:net"
 import { ProxyConfig } from "../Config.js"
 import { OriginFailed, type ServiceUnavailable } from "../Domain/Errors.js"
-import type { SessionEndReason, SessionRecord } from "../Domain/Session.js"
+import type { OriginId } from "../Domain/Origin.js"
+import { type SessionEndReason, type SessionId, type SessionRecord, UfragPair } from "../Domain/Session.js"
+import type { StreamKey } from "../Domain/StreamUrl.js"
 import { LoadBalancer } from "../LoadBalancer/LoadBalancer.js"
 import { SessionStore } from "../Session/SessionStore.js"
 import { type DropReason, LiveSession, Router } from "./Router.js"
@@ -67,8 +69,8 @@ export interface RelayShape {
    * cannot be written.
    */
   readonly rekey: (
-    id: string,
-    keys: { readonly ufragPair: string; readonly serverPwd: string }
+    id: SessionId,
+    keys: { readonly ufragPair: UfragPair; readonly serverPwd: string }
   ) => Effect.Effect<boolean, ServiceUnavailable>
   readonly sessions: Effect.Effect<ReadonlyArray<RelaySessionView>>
   readonly stats: Effect.Effect<RelayStats>
@@ -112,7 +114,7 @@ const make = Effect.gen(function*() {
     }
     pendingLookups.add(ufragPair)
     runFork(
-      store.findByUfrag(ufragPair).pipe(
+      store.findByUfrag(UfragPair.make(ufragPair)).pipe(
         Effect.flatMap(Option.match({
           onNone: () => Effect.void,
           onSome: (record) => {
@@ -131,7 +133,7 @@ const make = Effect.gen(function*() {
 
   const router: Router = new Router(onUnknownUfrag)
 
-  const learnKeys = (live: LiveSession, keys: { readonly ufragPair: string; readonly serverPwd: string }) =>
+  const learnKeys = (live: LiveSession, keys: { readonly ufragPair: UfragPair; readonly serverPwd: string }) =>
     Effect.suspend(() => {
       if (live.ufragPairs.get(keys.ufragPair) === keys.serverPwd) return Effect.void
       router.addUfrag(live, keys.ufragPair, keys.serverPwd)
@@ -227,7 +229,7 @@ const make = Effect.gen(function*() {
   // The store is told even when this proxy does not relay the session: the proxy that does learns
   // the new pair from it when the client's first check with that pair arrives. When this proxy relays
   // it, a store failure only costs the other proxies the news; otherwise the store is the only way.
-  const rekey = (id: string, keys: { readonly ufragPair: string; readonly serverPwd: string }) =>
+  const rekey = (id: SessionId, keys: { readonly ufragPair: UfragPair; readonly serverPwd: string }) =>
     Effect.gen(function*() {
       const live = router.byId.get(id)
       if (live === undefined) return Option.isSome(yield* store.rekey(id, keys))
@@ -247,7 +249,7 @@ const make = Effect.gen(function*() {
     const now = yield* Clock.currentTimeMillis
     const idle: Array<string> = []
     const alive: Array<SessionRecord> = []
-    const streams = new Map<string, string>()
+    const streams = new Map<StreamKey, OriginId>()
     for (const live of router.byId.values()) {
       streams.set(live.record.streamUrl, live.record.originId)
       if (live.idleMark !== live.packetsFromClient) {

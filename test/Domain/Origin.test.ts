@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Either from "effect/Either"
-import { apiBaseUrl, fixed, fromRegistration, parseListen, udpRtcPort } from "../../src/Domain/Origin.ts"
+import { apiBaseUrl, fixed, fromRegistration, OriginId, parseListen, udpRtcPort } from "../../src/Domain/Origin.ts"
 import type { ListenEndpoint, Origin } from "../../src/Domain/Origin.ts"
 
 const listen = (value: string): ListenEndpoint => {
@@ -35,7 +35,7 @@ const SRS_HEARTBEAT = {
 }
 
 const origin = (overrides: Partial<Origin>): Origin => ({
-  id: "o",
+  id: OriginId.make("o"),
   ip: "10.0.0.7",
   deviceId: undefined,
   server: "s",
@@ -95,7 +95,7 @@ describe("parseListen", () => {
 describe("fromRegistration", () => {
   it("SRS's example heartbeat", () => {
     assert.deepStrictEqual(registered(SRS_HEARTBEAT), {
-      id: "vid-46p14mm-z2s3w865-42583",
+      id: OriginId.make("vid-46p14mm-z2s3w865-42583"),
       ip: "10.0.0.7",
       deviceId: "origin2",
       server: "vid-46p14mm",
@@ -214,7 +214,7 @@ describe("fixed", () => {
   it("the configured default backend: UDP RTC port, never expires", () => {
     const origin = fixed({ ip: "127.0.0.1", apiPort: 1985, rtcPort: 8000 })
     assert.deepStrictEqual(origin, {
-      id: "default-127.0.0.1-1985",
+      id: OriginId.make("default-127.0.0.1-1985"),
       ip: "127.0.0.1",
       deviceId: undefined,
       server: "default",

@@ -11,6 +11,7 @@ import {
   vhostFromHost
 } from "../../src/Domain/StreamUrl.ts"
 import type { StreamUrl } from "../../src/Domain/StreamUrl.ts"
+import { StreamKey } from "../../src/Domain/StreamUrl.ts"
 
 const right = (result: Either.Either<StreamUrl, string>): StreamUrl => {
   if (Either.isLeft(result)) return assert.fail(`expected a stream URL, got: ${result.left}`)
@@ -147,7 +148,7 @@ describe("make", () => {
   it("says which part is unusable", () => {
     assert.deepStrictEqual(
       make({ vhost: "v.example", app: "live", stream: "s" }),
-      Either.right({ vhost: "v.example", app: "live", stream: "s", key: "v.example/live/s" })
+      Either.right({ vhost: "v.example", app: "live", stream: "s", key: StreamKey.make("v.example/live/s") })
     )
     assert.match(left(make({ vhost: "v.example", app: "", stream: "s" })), /^app /)
   })

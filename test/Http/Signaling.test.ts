@@ -10,6 +10,9 @@ import type * as Scope from "effect/Scope"
 import { eventually } from "../support/eventually.js"
 import { fakeSrsApi, type FakeSrsApi, type HttpResult, httpRequest, type SeenRequest } from "../support/fakeSrsApi.js"
 import { startProxy, type TestProxy } from "../support/proxy.js"
+import { OriginId } from "../../src/Domain/Origin.js"
+import { SessionId } from "../../src/Domain/Session.js"
+import { StreamKey } from "../../src/Domain/StreamUrl.js"
 
 const OFFER = [
   "v=0",
@@ -140,7 +143,7 @@ describe("WHIP and WHEP through the proxy", () => {
       assert.strictEqual(view?.streamUrl, "__defaultVhost__/live/s")
       assert.strictEqual(view?.originMedia, `127.0.0.1:${origin.mediaPort}`)
       assert.deepStrictEqual(view?.ufragPairs, ["srv1:cli1"])
-      const record = yield* proxy.store.get(id)
+      const record = yield* proxy.store.get(SessionId.make(id))
       assert.strictEqual(
         Option.getOrUndefined(record)?.originLocation,
         `${origin.apiUrl}/rtc/v1/whip/?action=delete&token=T&app=live&stream=s&session=srv1:cli1`
@@ -227,7 +230,7 @@ describe("WHIP and WHEP through the proxy", () => {
       assert.strictEqual(originDelete[0]!.headers["authorization"], "Bearer pub-token")
       yield* assertNoSession(proxy)
       assert.strictEqual((yield* proxy.relay.stats).ended.deleted, 1)
-      assert.isTrue(Option.isNone(yield* proxy.store.get(id)))
+      assert.isTrue(Option.isNone(yield* proxy.store.get(SessionId.make(id))))
 
       const again = yield* httpRequest(sessionUrl, { method: "DELETE" })
       assertJsonError(again, 404)
@@ -500,7 +503,7 @@ describe("origin registration (system API)", () => {
       const response = yield* register(proxy, SRS_HEARTBEAT)
       assert.strictEqual(response.status, 200, response.body)
       assert.deepStrictEqual(JSON.parse(response.body), { code: 0, pid: String(process.pid) })
-      const origin = Option.getOrUndefined(yield* proxy.balancer.find("vid-46p14mm-z2s3w865-42583"))
+      const origin = Option.getOrUndefined(yield* proxy.balancer.find(OriginId.make("vid-46p14mm-z2s3w865-42583")))
       assert.strictEqual(origin?.ip, "10.0.0.7")
       assert.strictEqual(origin?.apiPort, 19853)
       assert.deepStrictEqual(origin?.rtc, [{ protocol: "udp", host: undefined, port: 8001 }])
@@ -580,7 +583,7 @@ describe("sticky origin per stream", () => {
       assert.strictEqual(posts(b).length, 1, "moved to b")
       assert.strictEqual(posts(a).length, 2)
       assert.deepStrictEqual(yield* proxy.balancer.streams, [
-        { streamUrl: "__defaultVhost__/live/moving", originId: "srv-b-svc1-4242" }
+        { streamUrl: StreamKey.make("__defaultVhost__/live/moving"), originId: OriginId.make("srv-b-svc1-4242") }
       ])
     }))
 })

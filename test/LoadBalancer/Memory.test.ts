@@ -5,10 +5,11 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as TestClock from "effect/TestClock"
-import { fixed } from "../../src/Domain/Origin.js"
+import { fixed, OriginId } from "../../src/Domain/Origin.js"
 import type { LoadBalancerShape } from "../../src/LoadBalancer/LoadBalancer.js"
 import * as MemoryLoadBalancer from "../../src/LoadBalancer/Memory.js"
 import { heartbeatOrigin } from "../support/origins.js"
+import { StreamKey } from "../../src/Domain/StreamUrl.js"
 
 const origin = heartbeatOrigin
 
@@ -18,11 +19,11 @@ describe("memory load balancer", () => {
   it.effect("no origin, or none with an HTTP API: 503 with Retry-After", () =>
     Effect.gen(function*() {
       const lb = yield* MemoryLoadBalancer.make(Duration.seconds(30))
-      const none = yield* Effect.flip(lb.pick("v/live/s"))
+      const none = yield* Effect.flip(lb.pick(StreamKey.make("v/live/s")))
       assert.strictEqual(none._tag, "ServiceUnavailable")
       assert.strictEqual(Duration.toMillis(none.retryAfter!), 10_000)
       yield* lb.register(origin({ apiPort: undefined }))
-      assert.strictEqual((yield* Effect.flip(lb.pick("v/live/s")))._tag, "ServiceUnavailable")
+      assert.strictEqual((yield* Effect.flip(lb.pick(StreamKey.make("v/live/s"))))._tag, "ServiceUnavailable")
     }))
 
   it.effect("sticky per stream; a stream whose origin stopped its heartbeat moves to a live one", () =>
@@ -30,15 +31,15 @@ describe("memory load balancer", () => {
       const lb = yield* MemoryLoadBalancer.make(Duration.seconds(30))
       const first = origin()
       yield* lb.register(first)
-      assert.strictEqual((yield* lb.pick("v/live/s")).id, first.id)
+      assert.strictEqual((yield* lb.pick(StreamKey.make("v/live/s"))).id, first.id)
       const second = origin()
       yield* lb.register(second)
-      for (let i = 0; i < 10; i++) assert.strictEqual((yield* lb.pick("v/live/s")).id, first.id)
+      for (let i = 0; i < 10; i++) assert.strictEqual((yield* lb.pick(StreamKey.make("v/live/s"))).id, first.id)
 
       yield* TestClock.adjust(Duration.seconds(20))
       yield* lb.register(second)
       yield* TestClock.adjust(Duration.seconds(15))
-      assert.strictEqual((yield* lb.pick("v/live/s")).id, second.id)
+      assert.strictEqual((yield* lb.pick(StreamKey.make("v/live/s"))).id, second.id)
       const views = yield* lb.origins
       assert.deepStrictEqual(views.map((v) => [v.origin.id, v.healthy]), [[first.id, false], [second.id, true]])
       // Three TTLs after its last heartbeat an origin is gone from the admin view too.
@@ -53,10 +54,13 @@ describe("memory load balancer", () => {
       const lb = yield* MemoryLoadBalancer.make(Duration.minutes(5), Duration.minutes(10))
       const configured = fixed({ ip: "127.0.0.1", apiPort: 1985, rtcPort: 8000 })
       yield* lb.register(configured)
-      yield* lb.pick("v/live/watched")
-      yield* lb.pick("v/live/once")
+      yield* lb.pick(StreamKey.make("v/live/watched"))
+      yield* lb.pick(StreamKey.make("v/live/once"))
       // What the relay's sweep passes, about once a second: every live session's stream and origin.
-      const live = new Map([["v/live/watched", configured.id], ["v/live/gone-origin", "no-such-origin"]])
+      const live = new Map([
+        [StreamKey.make("v/live/watched"), configured.id],
+        [StreamKey.make("v/live/gone-origin"), OriginId.make("no-such-origin")]
+      ])
       for (let minute = 1; minute <= 30; minute++) {
         yield* TestClock.adjust(Duration.minutes(1))
         yield* lb.keepStreams(live)
@@ -77,8 +81,8 @@ describe("memory load balancer", () => {
       yield* lb.register(configured)
       yield* forever.register(configured)
       for (let minute = 0; minute < 30; minute++) {
-        yield* lb.pick("v/live/s")
-        yield* forever.pick(`v/live/s${minute}`)
+        yield* lb.pick(StreamKey.make("v/live/s"))
+        yield* forever.pick(StreamKey.make(`v/live/s${minute}`))
         yield* TestClock.adjust(Duration.minutes(1))
         yield* lb.keepStreams(new Map())
         yield* forever.keepStreams(new Map())
@@ -93,8 +97,8 @@ describe("memory load balancer", () => {
       const [first, second] = [heartbeatOrigin(), heartbeatOrigin()]
       yield* lb.register(first)
       yield* lb.register(second)
-      yield* lb.keepStreams(new Map([["v/live/adopted", second.id]]))
-      assert.deepStrictEqual(yield* lb.streams, [{ streamUrl: "v/live/adopted", originId: second.id }])
-      for (let i = 0; i < 10; i++) assert.strictEqual((yield* lb.pick("v/live/adopted")).id, second.id)
+      yield* lb.keepStreams(new Map([[StreamKey.make("v/live/adopted"), second.id]]))
+      assert.deepStrictEqual(yield* lb.streams, [{ streamUrl: StreamKey.make("v/live/adopted"), originId: second.id }])
+      for (let i = 0; i < 10; i++) assert.strictEqual((yield* lb.pick(StreamKey.make("v/live/adopted"))).id, second.id)
     }))
 })

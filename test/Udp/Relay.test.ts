@@ -8,6 +8,8 @@ import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import * as Origin from "../../src/Domain/Origin.js"
+import { SessionId, UfragPair } from "../../src/Domain/Session.js"
+import { StreamKey } from "../../src/Domain/StreamUrl.js"
 import { MAGIC_COOKIE } from "../../src/Stun.js"
 import type { RelayStats } from "../../src/Udp/Relay.js"
 import type { DropReason } from "../../src/Udp/Router.js"
@@ -50,7 +52,7 @@ describe("Relay (real UDP on 127.0.0.1)", () => {
       client.send(binding(PAIR, SERVER_PWD), port)
       yield* eventually(() => assert.strictEqual(client.received.length, 1))
 
-      const restarted = { ufragPair: "srvNew:cliNew", serverPwd: "newServerPassword0123456" }
+      const restarted = { ufragPair: UfragPair.make("srvNew:cliNew"), serverPwd: "newServerPassword0123456" }
       assert.isTrue(yield* relay.rekey(record.id, restarted))
       assert.deepStrictEqual((yield* relay.sessions)[0]?.ufragPairs, [PAIR, restarted.ufragPair])
       client.send(binding(restarted.ufragPair, restarted.serverPwd), port)
@@ -67,7 +69,7 @@ describe("Relay (real UDP on 127.0.0.1)", () => {
       yield* eventually(Effect.map(relay.stats, (stats) => assert.strictEqual(stats.drops["unknown-ufrag"], 2)))
       assert.strictEqual(client.received.length, 2)
       assert.deepStrictEqual((yield* relay.sessions)[0]?.ufragPairs, [restarted.ufragPair])
-      assert.isFalse(yield* relay.rekey("no-such-session", restarted))
+      assert.isFalse(yield* relay.rekey(SessionId.make("no-such-session"), restarted))
     }))
 
   live("the streams of live sessions keep their origin mappings; a stream without sessions loses its mapping after the TTL", () =>
@@ -78,8 +80,8 @@ describe("Relay (real UDP on 127.0.0.1)", () => {
       })
       const origin = yield* udpPeer({ echo: true })
       yield* loadBalancer.register(Origin.fixed({ ip: "127.0.0.1", apiPort: 1985, rtcPort: origin.port }))
-      yield* loadBalancer.pick("v/live/watched")
-      yield* loadBalancer.pick("v/live/nobody")
+      yield* loadBalancer.pick(StreamKey.make("v/live/watched"))
+      yield* loadBalancer.pick(StreamKey.make("v/live/nobody"))
       const record = makeRecord(origin, { streamUrl: "v/live/watched" })
       yield* relay.open(record)
       const mapped = Effect.map(loadBalancer.streams, (all) => all.map((m) => m.streamUrl))

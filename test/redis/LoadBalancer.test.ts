@@ -11,7 +11,8 @@ import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import { ProxyConfig } from "../../src/Config.js"
-import { fixed } from "../../src/Domain/Origin.js"
+import { fixed, OriginId } from "../../src/Domain/Origin.js"
+import { StreamKey } from "../../src/Domain/StreamUrl.js"
 import { LoadBalancer, type LoadBalancerShape } from "../../src/LoadBalancer/LoadBalancer.js"
 import * as RedisLoadBalancer from "../../src/LoadBalancer/Redis.js"
 import { RedisClient } from "../../src/Redis.js"
@@ -58,7 +59,7 @@ describe.skipIf(REDIS_SERVER === undefined)("Redis load balancer (real redis-ser
         const o = origin()
         yield* a.register(o)
 
-        const picked = yield* b.pick("__defaultVhost__/live/s")
+        const picked = yield* b.pick(StreamKey.make("__defaultVhost__/live/s"))
         assert.deepStrictEqual(picked, o)
         assert.deepStrictEqual(Option.getOrUndefined(yield* b.find(o.id)), o)
 
@@ -88,7 +89,7 @@ describe.skipIf(REDIS_SERVER === undefined)("Redis load balancer (real redis-ser
 
         const views = yield* a.origins
         assert.deepStrictEqual(views.map((v) => [v.origin.id, v.healthy]), [[o.id, true]])
-        assert.deepStrictEqual(yield* a.streams, [{ streamUrl: "__defaultVhost__/live/s", originId: o.id }])
+        assert.deepStrictEqual(yield* a.streams, [{ streamUrl: StreamKey.make("__defaultVhost__/live/s"), originId: o.id }])
       }))
 
     it.scoped("sticky: every later pick of a stream, through any proxy, gets the same origin", () =>
@@ -101,7 +102,7 @@ describe.skipIf(REDIS_SERVER === undefined)("Redis load balancer (real redis-ser
         const chosen = new Set<string>()
         for (let stream = 0; stream < 12; stream++) {
           const picks = yield* Effect.forEach(Array.from({ length: 6 }, (_, i) => proxies[i % 2]!), (lb) =>
-            Effect.map(lb.pick(`v/live/s${stream}`), (o) => o.id))
+            Effect.map(lb.pick(StreamKey.make(`v/live/s${stream}`)), (o) => o.id))
           assert.strictEqual(new Set(picks).size, 1, `stream ${stream}: ${picks.join(", ")}`)
           chosen.add(picks[0]!)
         }
@@ -115,7 +116,7 @@ describe.skipIf(REDIS_SERVER === undefined)("Redis load balancer (real redis-ser
         const proxies = yield* Effect.all(Array.from({ length: 4 }, () => balancer(server, { keyPrefix })))
         for (let i = 0; i < 8; i++) yield* proxies[0]!.register(origin())
         for (let stream = 0; stream < 25; stream++) {
-          const picks = yield* Effect.all(proxies.map((lb) => lb.pick(`v/race/s${stream}`)), { concurrency: "unbounded" })
+          const picks = yield* Effect.all(proxies.map((lb) => lb.pick(StreamKey.make(`v/race/s${stream}`))), { concurrency: "unbounded" })
           assert.strictEqual(new Set(picks.map((o) => o.id)).size, 1, `stream ${stream} was split`)
         }
       }))
@@ -144,7 +145,7 @@ describe.skipIf(REDIS_SERVER === undefined)("Redis load balancer (real redis-ser
         const b = yield* balancer(server, { keyPrefix, ttl })
         const dying = origin()
         yield* a.register(dying)
-        assert.strictEqual((yield* a.pick("v/live/moving")).id, dying.id)
+        assert.strictEqual((yield* a.pick(StreamKey.make("v/live/moving"))).id, dying.id)
 
         // A second origin keeps beating while the first one's TTL runs out.
         const living = origin()
@@ -153,7 +154,7 @@ describe.skipIf(REDIS_SERVER === undefined)("Redis load balancer (real redis-ser
         yield* Effect.sleep(600)
         assert.isTrue(Option.isNone(yield* a.find(dying.id)))
 
-        const picks = yield* Effect.all([a.pick("v/live/moving"), b.pick("v/live/moving"), a.pick("v/live/moving")], {
+        const picks = yield* Effect.all([a.pick(StreamKey.make("v/live/moving")), b.pick(StreamKey.make("v/live/moving")), a.pick(StreamKey.make("v/live/moving"))], {
           concurrency: "unbounded"
         })
         assert.deepStrictEqual(picks.map((o) => o.id), [living.id, living.id, living.id])
@@ -173,11 +174,11 @@ describe.skipIf(REDIS_SERVER === undefined)("Redis load balancer (real redis-ser
       Effect.gen(function*() {
         const server = yield* TestRedis
         const lb = yield* balancer(server, { keyPrefix: prefix() })
-        const none = yield* Effect.flip(lb.pick("v/live/s"))
+        const none = yield* Effect.flip(lb.pick(StreamKey.make("v/live/s")))
         assert.strictEqual(none._tag, "ServiceUnavailable")
         assert.strictEqual(none.status, 503)
         yield* lb.register(origin({ apiPort: undefined }))
-        const noApi = yield* Effect.flip(lb.pick("v/live/s"))
+        const noApi = yield* Effect.flip(lb.pick(StreamKey.make("v/live/s")))
         assert.strictEqual(noApi._tag, "ServiceUnavailable")
         assert.match(noApi.message, /no healthy origin/)
       }))
@@ -190,7 +191,7 @@ describe.skipIf(REDIS_SERVER === undefined)("Redis load balancer (real redis-ser
         const other = yield* balancer(server, { keyPrefix: `${keyPrefix}-other` })
         const o = origin()
         yield* lb.register(o)
-        yield* lb.pick("v/app/prefixed")
+        yield* lb.pick(StreamKey.make("v/app/prefixed"))
         const keys = (yield* server.command("KEYS", `${keyPrefix}:*`)) as Array<string>
         assert.deepStrictEqual([...keys].sort(), [
           `${keyPrefix}:srs-proxy-all-servers`,
@@ -198,7 +199,7 @@ describe.skipIf(REDIS_SERVER === undefined)("Redis load balancer (real redis-ser
           `${keyPrefix}:srs-proxy-url:v/app/prefixed`
         ])
         assert.isTrue(Option.isNone(yield* other.find(o.id)))
-        assert.strictEqual((yield* Effect.flip(other.pick("v/app/prefixed")))._tag, "ServiceUnavailable")
+        assert.strictEqual((yield* Effect.flip(other.pick(StreamKey.make("v/app/prefixed"))))._tag, "ServiceUnavailable")
         assert.deepStrictEqual(yield* other.origins, [])
       }))
 
@@ -229,9 +230,9 @@ describe.skipIf(REDIS_SERVER === undefined)("Redis load balancer (real redis-ser
         yield* server.command("SET", "srs-proxy-all-servers", JSON.stringify([goKey]))
         const lb = yield* balancer(server)
 
-        const picked = yield* lb.pick("__defaultVhost__/live/go")
+        const picked = yield* lb.pick(StreamKey.make("__defaultVhost__/live/go"))
         assert.deepStrictEqual(picked, {
-          id: "vid-go-z2s3w865-42583",
+          id: OriginId.make("vid-go-z2s3w865-42583"),
           ip: "10.0.0.7",
           deviceId: "origin2",
           server: "vid-go",
@@ -249,7 +250,7 @@ describe.skipIf(REDIS_SERVER === undefined)("Redis load balancer (real redis-ser
         yield* lb.register(origin())
         yield* server.command("SET", "srs-proxy-url:__defaultVhost__/live/mapped-by-go", goKey)
         for (let i = 0; i < 5; i++) {
-          assert.strictEqual((yield* lb.pick("__defaultVhost__/live/mapped-by-go")).id, "vid-go-z2s3w865-42583")
+          assert.strictEqual((yield* lb.pick(StreamKey.make("__defaultVhost__/live/mapped-by-go"))).id, "vid-go-z2s3w865-42583")
         }
         // What we write, the Go proxy reads: its list holds both keys, each a JSON it can decode.
         const list = json(yield* server.command("GET", "srs-proxy-all-servers")) as Array<string>
@@ -268,17 +269,21 @@ describe.skipIf(REDIS_SERVER === undefined)("Redis load balancer (real redis-ser
         const o = origin()
         yield* lb.register(o)
 
-        yield* lb.pick("v/live/kept")
-        yield* lb.pick("v/live/left")
-        yield* lb.pick("v/live/picked")
+        yield* lb.pick(StreamKey.make("v/live/kept"))
+        yield* lb.pick(StreamKey.make("v/live/left"))
+        yield* lb.pick(StreamKey.make("v/live/picked"))
         assert.isAbove(yield* pttl("kept"), 500)
         assert.isAtMost(yield* pttl("kept"), 800)
         // A kept stream is renewed once a quarter of the TTL has passed since; a pick renews too.
-        const live = new Map([["v/live/kept", o.id], ["v/live/lapsed", o.id], ["v/live/dead-origin", "srv-gone"]])
+        const live = new Map([
+          [StreamKey.make("v/live/kept"), o.id],
+          [StreamKey.make("v/live/lapsed"), o.id],
+          [StreamKey.make("v/live/dead-origin"), OriginId.make("srv-gone")]
+        ])
         for (let i = 0; i < 6; i++) {
           yield* Effect.sleep(250)
           yield* lb.keepStreams(live)
-          yield* lb.pick("v/live/picked")
+          yield* lb.pick(StreamKey.make("v/live/picked"))
         }
         assert.isAbove(yield* pttl("kept"), 0, "renewed while its session lives")
         assert.isAbove(yield* pttl("picked"), 500, "renewed by each pick")
@@ -291,14 +296,14 @@ describe.skipIf(REDIS_SERVER === undefined)("Redis load balancer (real redis-ser
 
         // A mapping without TTL (a Go proxy's, or from before the TTL was set) stays without.
         yield* server.command("SET", streamKey("go"), `${keyPrefix}:srs-proxy-server:${o.id}`)
-        assert.strictEqual((yield* lb.pick("v/live/go")).id, o.id)
-        yield* lb.keepStreams(new Map([["v/live/go", o.id]]))
+        assert.strictEqual((yield* lb.pick(StreamKey.make("v/live/go"))).id, o.id)
+        yield* lb.keepStreams(new Map([[StreamKey.make("v/live/go"), o.id]]))
         assert.strictEqual(yield* pttl("go"), -1)
 
         // Without the setting (the default in Redis mode), mappings never expire, as the Go proxies expect.
         const forever = yield* balancer(server, { keyPrefix })
-        yield* forever.pick("v/live/forever")
-        yield* forever.keepStreams(new Map([["v/live/forever", o.id]]))
+        yield* forever.pick(StreamKey.make("v/live/forever"))
+        yield* forever.keepStreams(new Map([[StreamKey.make("v/live/forever"), o.id]]))
         assert.strictEqual(yield* pttl("forever"), -1)
       }), 10_000)
 
@@ -315,7 +320,7 @@ describe.skipIf(REDIS_SERVER === undefined)("Redis load balancer (real redis-ser
         assert.deepStrictEqual(Option.getOrUndefined(yield* lb.find(configured.id)), configured)
         assert.isTrue(Option.isNone(yield* lb.find(heartbeat.id)))
         assert.isAbove((yield* server.command("PTTL", `${keyPrefix}:srs-proxy-server:${configured.id}`)) as number, 0)
-        assert.strictEqual((yield* lb.pick("v/live/default")).id, configured.id)
+        assert.strictEqual((yield* lb.pick(StreamKey.make("v/live/default"))).id, configured.id)
       }), 10_000)
 
     it.scoped("the whole proxy with PROXY_LOAD_BALANCER_TYPE=redis shares one connection between balancer and store", () =>
@@ -354,11 +359,11 @@ describe.skipIf(REDIS_SERVER === undefined)("Redis load balancer (real redis-ser
       const server = yield* redisServer()
       const lb = yield* balancer(server, { keyPrefix: "gone", streamMappingTtl: Duration.millis(400) })
       yield* lb.register(origin())
-      yield* lb.pick("v/live/s")
+      yield* lb.pick(StreamKey.make("v/live/s"))
       yield* server.kill
       for (let i = 0; i < 3; i++) {
         yield* Effect.sleep(150)
-        yield* lb.keepStreams(new Map([["v/live/s", "srv-1"]]))
+        yield* lb.keepStreams(new Map([[StreamKey.make("v/live/s"), OriginId.make("srv-1")]]))
       }
       assert.lengthOf(logged.filter((line) => line.startsWith("cannot renew 1 stream mappings in Redis")), 1, logged.join("\n"))
     }).pipe(Effect.provide(capture))

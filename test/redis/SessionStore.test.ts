@@ -7,19 +7,21 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 import { ProxyConfig } from "../../src/Config.js"
-import type { SessionRecord } from "../../src/Domain/Session.js"
+import { SessionId, SessionRecord, UfragPair } from "../../src/Domain/Session.js"
+import { StreamKey } from "../../src/Domain/StreamUrl.js"
 import { RedisClient } from "../../src/Redis.js"
-import * as RedisStore from "../../src/Session/RedisStore.js"
+import * as RedisSessionStore from "../../src/Session/Redis.js"
 import { SessionStore, type SessionStoreShape } from "../../src/Session/SessionStore.js"
 import { REDIS_SERVER, type RedisServer, redisServer, TestRedis } from "../support/redisServer.ts"
 
 let counter = 0
 const prefix = () => `s${++counter}`
 
-const record = (overrides: Partial<SessionRecord> = {}): SessionRecord => {
+const record = (overrides: Partial<typeof SessionRecord.Encoded> = {}): SessionRecord => {
   const n = ++counter
-  return {
+  return Schema.decodeSync(SessionRecord)({
     id: `session-${n}-${Math.random().toString(36).slice(2)}`,
     kind: "publish",
     streamUrl: "__defaultVhost__/live/s",
@@ -30,14 +32,14 @@ const record = (overrides: Partial<SessionRecord> = {}): SessionRecord => {
     originMedia: { host: "127.0.0.1", port: 8000 },
     createdAt: 1_750_000_000_123 + n,
     ...overrides
-  }
+  })
 }
 
 /** One proxy's session store (its own Redis connection) on the server. */
 const store = (server: RedisServer, options: { readonly keyPrefix: string; readonly ttl?: Duration.Duration }) =>
   Effect.map(
     Layer.build(
-      Layer.effect(SessionStore, RedisStore.make(options.ttl === undefined ? {} : { ttl: options.ttl })).pipe(
+      Layer.effect(SessionStore, RedisSessionStore.make(options.ttl === undefined ? {} : { ttl: options.ttl })).pipe(
         Layer.provide(RedisClient.layer),
         Layer.provide(ProxyConfig.layerWith({ loadBalancer: "redis", redis: server.config(options.keyPrefix) }))
       )
@@ -68,8 +70,8 @@ describe.skipIf(REDIS_SERVER === undefined)("Redis session store (real redis-ser
         assert.deepStrictEqual(yield* b.get(r.id), Option.some(r))
         assert.deepStrictEqual(yield* b.findByUfrag(r.ufragPair), Option.some(r))
         assert.deepStrictEqual(yield* b.get(withoutLocation.id), Option.some(withoutLocation))
-        assert.isTrue(Option.isNone(yield* b.get("no-such-session")))
-        assert.isTrue(Option.isNone(yield* b.findByUfrag("no:such")))
+        assert.isTrue(Option.isNone(yield* b.get(SessionId.make("no-such-session"))))
+        assert.isTrue(Option.isNone(yield* b.findByUfrag(UfragPair.make("no:such"))))
         assert.deepStrictEqual(
           [...(yield* b.list)].sort((x, y) => x.id.localeCompare(y.id)),
           [r, withoutLocation].sort((x, y) => x.id.localeCompare(y.id))
@@ -122,7 +124,7 @@ describe.skipIf(REDIS_SERVER === undefined)("Redis session store (real redis-ser
           `${keyPrefix}:srs-proxy-ufrag:go1:cli1`,
           JSON.stringify({ stream_url: "__defaultVhost__/live/s", ufrag: "go1:cli1" })
         )
-        assert.isTrue(Option.isNone(yield* a.findByUfrag("go1:cli1")))
+        assert.isTrue(Option.isNone(yield* a.findByUfrag(UfragPair.make("go1:cli1"))))
       }))
 
     it.scoped("rekey (ICE restart) moves the ufrag key atomically; the old pair finds nothing", () =>
@@ -133,23 +135,23 @@ describe.skipIf(REDIS_SERVER === undefined)("Redis session store (real redis-ser
         const b = yield* store(server, { keyPrefix })
         const r = record()
         yield* a.put(r)
-        const moved = yield* a.rekey(r.id, { ufragPair: "restarted:cli9", serverPwd: "newServerPassword0123456" })
-        const expected = { ...r, ufragPair: "restarted:cli9", serverPwd: "newServerPassword0123456" }
+        const moved = yield* a.rekey(r.id, { ufragPair: UfragPair.make("restarted:cli9"), serverPwd: "newServerPassword0123456" })
+        const expected = { ...r, ufragPair: UfragPair.make("restarted:cli9"), serverPwd: "newServerPassword0123456" }
         assert.deepStrictEqual(moved, Option.some(expected))
         assert.deepStrictEqual(yield* b.get(r.id), Option.some(expected))
-        assert.deepStrictEqual(yield* b.findByUfrag("restarted:cli9"), Option.some(expected))
+        assert.deepStrictEqual(yield* b.findByUfrag(UfragPair.make("restarted:cli9")), Option.some(expected))
         assert.isTrue(Option.isNone(yield* b.findByUfrag(r.ufragPair)))
         assert.strictEqual(yield* server.command("EXISTS", `${keyPrefix}:srs-proxy-ufrag:${r.ufragPair}`), 0)
         const byStream = json(yield* server.command("GET", `${keyPrefix}:srs-proxy-rtc:${r.streamUrl}`))
         assert.strictEqual(byStream.ufrag, "restarted:cli9")
         assert.isAbove((yield* server.command("PTTL", `${keyPrefix}:srs-proxy-ufrag:restarted:cli9`)) as number, 100_000)
-        assert.isTrue(Option.isNone(yield* a.rekey("no-such-session", { ufragPair: "x:y", serverPwd: "p" })))
+        assert.isTrue(Option.isNone(yield* a.rekey(SessionId.make("no-such-session"), { ufragPair: UfragPair.make("x:y"), serverPwd: "p" })))
         assert.strictEqual(yield* server.command("EXISTS", `${keyPrefix}:srs-proxy-ufrag:x:y`), 0)
 
         // Put again under another pair (what the memory store does for an updated record): same move.
-        yield* a.put({ ...expected, ufragPair: "third:cli9" })
-        assert.isTrue(Option.isNone(yield* b.findByUfrag("restarted:cli9")))
-        assert.strictEqual((yield* b.findByUfrag("third:cli9")).pipe(Option.map((x) => x.id), Option.getOrUndefined), r.id)
+        yield* a.put({ ...expected, ufragPair: UfragPair.make("third:cli9") })
+        assert.isTrue(Option.isNone(yield* b.findByUfrag(UfragPair.make("restarted:cli9"))))
+        assert.strictEqual((yield* b.findByUfrag(UfragPair.make("third:cli9"))).pipe(Option.map((x) => x.id), Option.getOrUndefined), r.id)
       }))
 
     it.scoped("a session put with a ufrag pair another session holds takes that key; removing the first leaves it", () =>
@@ -208,15 +210,15 @@ describe.skipIf(REDIS_SERVER === undefined)("Redis session store (real redis-ser
         const keyPrefix = prefix()
         const a = yield* store(server, { keyPrefix })
         const b = yield* store(server, { keyPrefix })
-        const stream = "__defaultVhost__/live/s"
+        const stream = StreamKey.make("__defaultVhost__/live/s")
         const publisherKey = `${keyPrefix}:rtc-proxy-publisher:${stream}`
 
         const deleted = record()
         yield* a.put(deleted)
         yield* a.put(record({ kind: "play" }))
         assert.deepStrictEqual(yield* b.publisherOf(stream), Option.some(deleted))
-        assert.isTrue(Option.isNone(yield* b.publisherOf("__defaultVhost__/live/other")))
-        const restarted = yield* b.rekey(deleted.id, { ufragPair: "restarted:cli9", serverPwd: "newServerPassword0123456" })
+        assert.isTrue(Option.isNone(yield* b.publisherOf(StreamKey.make("__defaultVhost__/live/other"))))
+        const restarted = yield* b.rekey(deleted.id, { ufragPair: UfragPair.make("restarted:cli9"), serverPwd: "newServerPassword0123456" })
         assert.deepStrictEqual(yield* a.publisherOf(stream), restarted)
         yield* b.remove(deleted.id)
         assert.isTrue(Option.isNone(yield* a.publisherOf(stream)))
@@ -243,7 +245,7 @@ describe.skipIf(REDIS_SERVER === undefined)("Redis session store (real redis-ser
         const keyPrefix = prefix()
         const a = yield* store(server, { keyPrefix })
         const b = yield* store(server, { keyPrefix })
-        const stream = "__defaultVhost__/live/s"
+        const stream = StreamKey.make("__defaultVhost__/live/s")
 
         const orphan = record()
         yield* a.put(orphan)
@@ -312,7 +314,7 @@ describe.skipIf(REDIS_SERVER === undefined)("Redis session store (real redis-ser
         Effect.flip(a.get(r.id)),
         Effect.flip(a.findByUfrag(r.ufragPair)),
         Effect.flip(a.publisherOf(r.streamUrl)),
-        Effect.flip(a.rekey(r.id, { ufragPair: "n:m", serverPwd: "p" })),
+        Effect.flip(a.rekey(r.id, { ufragPair: UfragPair.make("n:m"), serverPwd: "p" })),
         Effect.flip(a.list)
       ])
       for (const failure of failures) {

@@ -6,6 +6,9 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
+import { OriginId } from "../../src/Domain/Origin.ts"
+import { SessionId, UfragPair } from "../../src/Domain/Session.ts"
+import { StreamKey } from "../../src/Domain/StreamUrl.ts"
 import { eventually } from "../support/eventually.ts"
 import { type FakeSrsApi, fakeSrsApi, httpRequest, srsAnswer } from "../support/fakeSrsApi.ts"
 import { startProxy, type TestProxy } from "../support/proxy.ts"
@@ -100,7 +103,7 @@ describe.skipIf(REDIS_SERVER === undefined)("two proxies sharing one Redis (real
       const server = yield* redisServer()
       const [a, b] = yield* twoProxies(server, "e2e")
       const { media, origin, originId } = yield* echoOrigin(a)
-      assert.isTrue(Option.isSome(yield* b.balancer.find(originId)), "B knows the origin through Redis only")
+      assert.isTrue(Option.isSome(yield* b.balancer.find(OriginId.make(originId))), "B knows the origin through Redis only")
 
       const session = yield* publish(a, "shared", "cli1")
       const client = yield* udpPeer()
@@ -132,7 +135,7 @@ describe.skipIf(REDIS_SERVER === undefined)("two proxies sharing one Redis (real
       assert.strictEqual(deleted.status, 200, deleted.body)
       assert.isTrue(origin.requests.some((r) => r.method === "DELETE" && r.url.includes(`session=${session.pair}`)))
       assert.deepStrictEqual(yield* b.relay.sessions, [])
-      assert.isTrue(Option.isNone(yield* a.store.get(session.id)))
+      assert.isTrue(Option.isNone(yield* a.store.get(SessionId.make(session.id))))
       const again = yield* httpRequest(`${a.mediaUrl}${session.location}`, { method: "DELETE" })
       assert.strictEqual(again.status, 404)
     }), 20_000)
@@ -149,7 +152,7 @@ describe.skipIf(REDIS_SERVER === undefined)("two proxies sharing one Redis (real
       // A signaled the session but never saw the client: its own copy ends (as it would, idle), and
       // the record stays, since B relays it now.
       assert.isTrue(yield* a.relay.close(session.id, "idle"))
-      assert.isTrue(Option.isSome(yield* a.store.get(session.id)))
+      assert.isTrue(Option.isSome(yield* a.store.get(SessionId.make(session.id))))
 
       // The client restarts ICE through A, which forwards it to the origin and stores the new pair.
       const restart = yield* httpRequest(`${a.mediaUrl}${session.location}`, {
@@ -170,7 +173,7 @@ describe.skipIf(REDIS_SERVER === undefined)("two proxies sharing one Redis (real
       assert.strictEqual(view?.id, session.id)
       assert.deepStrictEqual(view?.ufragPairs, [newPair])
       assert.strictEqual((yield* b.relay.stats).ended.replaced, 0)
-      const stored = yield* b.store.findByUfrag(newPair)
+      const stored = yield* b.store.findByUfrag(UfragPair.make(newPair))
       assert.strictEqual(Option.getOrUndefined(stored)?.id, session.id)
     }), 20_000)
 
@@ -223,8 +226,8 @@ describe.skipIf(REDIS_SERVER === undefined)("two proxies sharing one Redis (real
       const orphan = yield* publish(a, "orphaned", "cli1")
       yield* Scope.close(scopeA, Exit.void)
 
-      assert.isTrue(Option.isSome(yield* b.store.get(orphan.id)), "kept for a takeover")
-      assert.isTrue(Option.isNone(yield* b.store.publisherOf("__defaultVhost__/live/orphaned")))
+      assert.isTrue(Option.isSome(yield* b.store.get(SessionId.make(orphan.id))), "kept for a takeover")
+      assert.isTrue(Option.isNone(yield* b.store.publisherOf(StreamKey.make("__defaultVhost__/live/orphaned"))))
       const again = yield* publish(b, "orphaned", "cli2")
       assert.match(again.location, /^\/rtc\/v1\/whip\/sessions\//)
     }), 20_000)
@@ -289,7 +292,7 @@ describe.skipIf(REDIS_SERVER === undefined)("two proxies sharing one Redis (real
       yield* eventually(
         Effect.gen(function*() {
           assert.strictEqual((yield* origin.register(a.systemUrl)).status, 200)
-          assert.isTrue(Option.isSome(yield* b.balancer.find(originId)))
+          assert.isTrue(Option.isSome(yield* b.balancer.find(OriginId.make(originId))))
         }),
         10_000,
         200

@@ -1,13 +1,14 @@
 /**
  * Origins as the load balancers hold them, for tests.
  */
-import type { Origin } from "../../src/Domain/Origin.js"
+import * as Schema from "effect/Schema"
+import { Origin } from "../../src/Domain/Origin.js"
 
 let counter = 0
 /** A registered origin as a heartbeat makes it; unique per call. */
-export const heartbeatOrigin = (overrides: Partial<Origin> = {}): Origin => {
+export const heartbeatOrigin = (overrides: Partial<typeof Origin.Encoded> = {}): Origin => {
   const n = ++counter
-  return {
+  return Schema.decodeSync(Origin)({
     id: `srv-${n}-svc-${n}-${4000 + n}`,
     ip: "127.0.0.1",
     deviceId: `origin-${n}`,
@@ -18,5 +19,5 @@ export const heartbeatOrigin = (overrides: Partial<Origin> = {}): Origin => {
     rtc: [{ protocol: "udp", host: undefined, port: 8000 + n }],
     fixed: false,
     ...overrides
-  }
+  })
 }

@@ -5,18 +5,20 @@
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import { ProxyConfig, type ProxyConfigShape } from "../../src/Config.js"
-import type { SessionRecord } from "../../src/Domain/Session.js"
+import { SessionRecord, UfragPair } from "../../src/Domain/Session.js"
 import { LoadBalancer } from "../../src/LoadBalancer/LoadBalancer.js"
 import * as MemoryLoadBalancer from "../../src/LoadBalancer/Memory.js"
+import * as MemorySessionStore from "../../src/Session/Memory.js"
 import { SessionStore } from "../../src/Session/SessionStore.js"
 import { encodeBindingRequest } from "../../src/Stun.js"
 import { Relay } from "../../src/Udp/Relay.js"
 import { UdpSocket } from "../../src/Udp/UdpSocket.js"
 import type { UdpPeer } from "./udpPeer.js"
 
-export const PAIR = "srvUfrag:cliUfrag"
+export const PAIR = UfragPair.make("srvUfrag:cliUfrag")
 export const SERVER_PWD = "srvPassword0123456789abcd"
 
 /**
@@ -25,7 +27,7 @@ export const SERVER_PWD = "srvPassword0123456789abcd"
  */
 export const relayLayer = (overrides: Partial<ProxyConfigShape> = {}, udp: Layer.Layer<UdpSocket, unknown, ProxyConfig> = UdpSocket.layer) =>
   Relay.layer.pipe(
-    Layer.provideMerge(Layer.mergeAll(udp, SessionStore.layerMemory, MemoryLoadBalancer.layer)),
+    Layer.provideMerge(Layer.mergeAll(udp, MemorySessionStore.layer, MemoryLoadBalancer.layer)),
     Layer.provideMerge(ProxyConfig.layerWith({ listenHost: "127.0.0.1", udpPort: 0, ...overrides }))
   )
 
@@ -52,18 +54,20 @@ export const startRelay = (
   })
 
 let sessionCounter = 0
-export const makeRecord = (origin: UdpPeer, overrides: Partial<SessionRecord> = {}): SessionRecord => ({
-  id: `relay-test-session-${++sessionCounter}-${Math.random().toString(36).slice(2)}`,
-  kind: "publish",
-  streamUrl: "__defaultVhost__/live/s",
-  originId: "origin-1",
-  originLocation: undefined,
-  ufragPair: PAIR,
-  serverPwd: SERVER_PWD,
-  originMedia: { host: "127.0.0.1", port: origin.port },
-  createdAt: Date.now(),
-  ...overrides
-})
+/** A record; ids in `overrides` are plain strings. */
+export const makeRecord = (origin: UdpPeer, overrides: Partial<typeof SessionRecord.Encoded> = {}): SessionRecord =>
+  Schema.decodeSync(SessionRecord)({
+    id: `relay-test-session-${++sessionCounter}-${Math.random().toString(36).slice(2)}`,
+    kind: "publish",
+    streamUrl: "__defaultVhost__/live/s",
+    originId: "origin-1",
+    originLocation: undefined,
+    ufragPair: PAIR,
+    serverPwd: SERVER_PWD,
+    originMedia: { host: "127.0.0.1", port: origin.port },
+    createdAt: Date.now(),
+    ...overrides
+  })
 
 export const binding = (username: string, password: string | undefined) =>
   encodeBindingRequest({

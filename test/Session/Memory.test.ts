@@ -3,13 +3,15 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import type { SessionRecord } from "../../src/Domain/Session.js"
-import { makeMemory } from "../../src/Session/SessionStore.js"
+import * as Schema from "effect/Schema"
+import { SessionRecord, UfragPair } from "../../src/Domain/Session.js"
+import { StreamKey } from "../../src/Domain/StreamUrl.js"
+import * as MemorySessionStore from "../../src/Session/Memory.js"
 
 let counter = 0
-const record = (overrides: Partial<SessionRecord> = {}): SessionRecord => {
+const record = (overrides: Partial<typeof SessionRecord.Encoded> = {}): SessionRecord => {
   const n = ++counter
-  return {
+  return Schema.decodeSync(SessionRecord)({
     id: `session-${n}`,
     kind: "publish",
     streamUrl: "__defaultVhost__/live/s",
@@ -20,7 +22,7 @@ const record = (overrides: Partial<SessionRecord> = {}): SessionRecord => {
     originMedia: { host: "127.0.0.1", port: 8000 },
     createdAt: 1_750_000_000_000 + n,
     ...overrides
-  }
+  })
 }
 
 const idOf = (found: Option.Option<SessionRecord>) => Option.getOrUndefined(Option.map(found, (r) => r.id))
@@ -28,18 +30,18 @@ const idOf = (found: Option.Option<SessionRecord>) => Option.getOrUndefined(Opti
 describe("memory session store: publisher of a stream", () => {
   it.effect("a publish record is its stream's publisher; a play record and other streams are not", () =>
     Effect.gen(function*() {
-      const store = makeMemory()
+      const store = MemorySessionStore.make()
       const publisher = record()
       yield* store.put(record({ kind: "play" }))
       assert.isTrue(Option.isNone(yield* store.publisherOf(publisher.streamUrl)), "a player is no publisher")
       yield* store.put(publisher)
       assert.deepStrictEqual(yield* store.publisherOf(publisher.streamUrl), Option.some(publisher))
-      assert.isTrue(Option.isNone(yield* store.publisherOf("__defaultVhost__/live/other")))
+      assert.isTrue(Option.isNone(yield* store.publisherOf(StreamKey.make("__defaultVhost__/live/other"))))
     }))
 
   it.effect("remove and release (any reason) end it; a put again of the same session does not count twice", () =>
     Effect.gen(function*() {
-      const store = makeMemory()
+      const store = MemorySessionStore.make()
       const deleted = record()
       yield* store.put(deleted)
       yield* store.put({ ...deleted, originLocation: "http://127.0.0.1:1985/rtc/v1/whip/?session=x" })
@@ -56,10 +58,10 @@ describe("memory session store: publisher of a stream", () => {
 
   it.effect("rekey (ICE restart) keeps the session its stream's publisher, with its new keys", () =>
     Effect.gen(function*() {
-      const store = makeMemory()
+      const store = MemorySessionStore.make()
       const publisher = record()
       yield* store.put(publisher)
-      yield* store.rekey(publisher.id, { ufragPair: "restarted:cli9", serverPwd: "newServerPassword0123456" })
+      yield* store.rekey(publisher.id, { ufragPair: UfragPair.make("restarted:cli9"), serverPwd: "newServerPassword0123456" })
       const found = yield* store.publisherOf(publisher.streamUrl)
       assert.strictEqual(Option.getOrUndefined(found)?.ufragPair, "restarted:cli9")
       assert.strictEqual(idOf(found), publisher.id)
@@ -69,7 +71,7 @@ describe("memory session store: publisher of a stream", () => {
 
   it.effect("two publishers of one stream (both passed the check at once): the other remains when one goes", () =>
     Effect.gen(function*() {
-      const store = makeMemory()
+      const store = MemorySessionStore.make()
       const first = record()
       const second = record()
       yield* store.put(first)

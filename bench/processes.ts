@@ -8,7 +8,7 @@ import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs"
 import * as path from "node:path"
 import { performance } from "node:perf_hooks"
 import { httpRequestPromise } from "../test/support/http.js"
-import { freeTcpPort, freeUdpPort } from "../test/support/process.js"
+import { defaultBackendEnv, freeTcpPort, freeUdpPort } from "../test/support/process.js"
 import { waitUntil } from "../test/support/wait.js"
 import { config, root } from "./config.js"
 import { log } from "./format.js"
@@ -155,15 +155,7 @@ const retryOnTakenPort = async <A>(what: string, start: () => Promise<A>): Promi
 const startProxyOnce = async (origin: OriginPorts, workDir: string): Promise<ProxyProcess> => {
   const [httpPort, systemPort, udpPort] = [await freeTcpPort(), await freeTcpPort(), await freeUdpPort()]
   const env = cleanEnv()
-  Object.assign(env, {
-    PROXY_LISTEN_HOST: "127.0.0.1",
-    PROXY_HTTP_API: String(httpPort),
-    PROXY_SYSTEM_API: String(systemPort),
-    PROXY_WEBRTC_SERVER: String(udpPort),
-    PROXY_DEFAULT_BACKEND_ENABLED: "on",
-    PROXY_DEFAULT_BACKEND_IP: "127.0.0.1",
-    PROXY_DEFAULT_BACKEND_API: String(origin.apiPort),
-    PROXY_DEFAULT_BACKEND_RTC: String(origin.udpPort),
+  Object.assign(env, defaultBackendEnv({ http: httpPort, system: systemPort, udp: udpPort }, { apiPort: origin.apiPort, mediaPort: origin.udpPort }), {
     PROXY_RTC_IDLE_TIMEOUT: "3600s",
     // One load generator on one address opens every session: the per-client limit on signaling
     // (20/s, burst 50 by default) would turn the churn into a rate-limit test. 0 turns it off.

@@ -1,10 +1,8 @@
 // The UDP relay on real sockets (127.0.0.1): clients and fake ICE-lite origins are plain dgram sockets.
-import { assert, describe, it } from "@effect/vitest"
+import { assert, describe } from "@effect/vitest"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import * as Logger from "effect/Logger"
-import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import * as Origin from "../../src/Domain/Origin.js"
@@ -14,6 +12,7 @@ import type { DropReason } from "../../src/Udp/Router.js"
 import { eventually, openUdpHandles, settledUdpHandles } from "../support/eventually.js"
 import { binding, makeRecord, PAIR, SERVER_PWD, startRelay } from "../support/relay.js"
 import { type UdpPeer, udpPeer } from "../support/udpPeer.js"
+import { live } from "../support/live.js"
 
 const dtls = (tag: string) => Buffer.concat([Buffer.from([22, 0xfe, 0xfd]), Buffer.from(tag)])
 const rtp = (tag: string) => Buffer.concat([Buffer.from([0x80, 96, 0, 1]), Buffer.from(tag)])
@@ -29,11 +28,6 @@ const nonZeroDrops = (stats: RelayStats): Partial<Record<DropReason, number>> =>
 
 /** A short pause for "nothing arrives" checks, after a positive sentinel has already arrived. */
 const settle = Effect.sleep(Duration.millis(30))
-
-/** it.scopedLive without the relay's info logs. */
-const live = (name: string, body: () => Effect.Effect<void, unknown, Scope.Scope>, timeout?: number) =>
-  it.scopedLive(name, () => body().pipe(Logger.withMinimumLogLevel(LogLevel.Warning)), timeout)
-
 
 /** A record whose origin media address cannot be dialed (the name does not resolve). */
 const unreachable = (origin: UdpPeer) =>

@@ -39,6 +39,9 @@ export interface Report {
   durationSeconds: number
 }
 
+/** µs as ms: signaling latency is milliseconds. */
+const fmtLatency = (micros: number | undefined) => fmtMs(micros === undefined ? undefined : micros / 1000)
+
 type AnyRecord = Record<string, any> // eslint-disable-line @typescript-eslint/no-explicit-any
 
 export const targetsOf = (report: Report): Report["targets"] => {
@@ -376,10 +379,10 @@ export const toMarkdown = (report: Report): string => {
           label,
           String(level.concurrency),
           fmtInt(level.sessionsPerSecond),
-          fmtUs(level.post?.p50Micros),
-          fmtUs(level.post?.p99Micros),
-          fmtUs(level.delete?.p50Micros),
-          fmtUs(level.delete?.p99Micros),
+          fmtLatency(level.post?.p50Micros),
+          fmtLatency(level.post?.p99Micros),
+          fmtLatency(level.delete?.p50Micros),
+          fmtLatency(level.delete?.p99Micros),
           fmtMs(level.proxyCpuMsPerSession),
           fmtCores(level.cores?.[label === "proxy" ? "proxy" : "go"]),
           fmtCores(level.cores?.origin),

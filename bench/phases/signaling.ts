@@ -9,7 +9,7 @@ import * as http from "node:http"
 import { performance } from "node:perf_hooks"
 import type { Bench } from "../bench.js"
 import { config } from "../config.js"
-import { fmtCores, fmtInt, fmtMs, fmtUs, log } from "../format.js"
+import { fmtCores, fmtInt, fmtMs, log } from "../format.js"
 import { mapLimit, postAndDelete, type RttSummary, summarize } from "../load.js"
 import type { ProxyProcess } from "../processes.js"
 import { cpuMillis, cpuWatch } from "../procStats.js"
@@ -83,6 +83,8 @@ const run = async (
   }
 }
 
+const ms = (micros: number | undefined) => fmtMs(micros === undefined ? undefined : micros / 1000)
+
 /** Every concurrency in turn against `target`, after a warm-up; a disturbed run is repeated (twice at most). */
 const measureProxy = async (bench: Bench, name: string, target: ProxyProcess, watched: Record<string, number>) => {
   const levels: Array<SignalingLevel> = []
@@ -95,8 +97,8 @@ const measureProxy = async (bench: Bench, name: string, target: ProxyProcess, wa
       const level = { ...(await run(target, watched, concurrency, streams)), attempt }
       const disturbed = level.otherProcessesCores !== undefined && level.otherProcessesCores > config.foreignTolerance
       log(
-        `${name} x${concurrency}: ${fmtInt(level.sessionsPerSecond)} sessions/s, POST p50 ${fmtUs(level.post?.p50Micros)} ` +
-          `p99 ${fmtUs(level.post?.p99Micros)}, DELETE p50 ${fmtUs(level.delete?.p50Micros)} p99 ${fmtUs(level.delete?.p99Micros)}, ` +
+        `${name} x${concurrency}: ${fmtInt(level.sessionsPerSecond)} sessions/s, POST p50 ${ms(level.post?.p50Micros)} ` +
+          `p99 ${ms(level.post?.p99Micros)}, DELETE p50 ${ms(level.delete?.p50Micros)} p99 ${ms(level.delete?.p99Micros)}, ` +
           `CPU ${fmtMs(level.proxyCpuMsPerSession)} per session, other processes ${fmtCores(level.otherProcessesCores)} cores` +
           `${Object.keys(level.errors).length === 0 ? "" : `, errors ${JSON.stringify(level.errors)}`}` +
           `${disturbed && attempt < 3 ? " (other processes busy: again)" : ""}`

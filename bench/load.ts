@@ -21,6 +21,8 @@ import * as dgram from "node:dgram"
 import * as http from "node:http"
 import { performance } from "node:perf_hooks"
 import { encodeBindingRequest } from "../src/Stun.js"
+import { type HttpResult, httpRequestPromise } from "../test/support/http.js"
+import { iceString, minimalOffer } from "../test/support/offers.js"
 
 export type PathKind = "proxy" | "bare" | "direct"
 
@@ -96,77 +98,42 @@ export interface StepOptions {
   readonly keepRtts?: boolean
 }
 
-// ICE characters (RFC 8839): letters, digits, '+' and '/'; base64 without '=' is exactly that.
-export const iceString = (length: number) =>
-  randomBytes(length).toString("base64").replace(/[=]/g, "").slice(0, length)
-
-/** A minimal valid offer as a browser-like client would send it (one video m= section). */
-export const minimalOffer = (ufrag: string, pwd: string) =>
-  [
-    "v=0",
-    `o=- ${Date.now()} 2 IN IP4 127.0.0.1`,
-    "s=-",
-    "t=0 0",
-    "a=group:BUNDLE 0",
-    "a=msid-semantic: WMS",
-    "m=video 9 UDP/TLS/RTP/SAVPF 96",
-    "c=IN IP4 0.0.0.0",
-    "a=rtcp:9 IN IP4 0.0.0.0",
-    `a=ice-ufrag:${ufrag}`,
-    `a=ice-pwd:${pwd}`,
-    "a=ice-options:trickle",
-    "a=fingerprint:sha-256 9E:C4:25:0D:1C:5A:66:23:B4:08:19:8C:2A:4D:7F:C7:8C:0E:3D:55:2B:A1:43:0B:4C:9D:E5:AB:91:7F:11:60",
-    "a=setup:actpass",
-    "a=mid:0",
-    "a=sendonly",
-    "a=rtcp-mux",
-    "a=rtcp-rsize",
-    "a=rtpmap:96 H264/90000",
-    "a=ssrc:1 cname:bench",
-    ""
-  ].join("\r\n")
-
-export interface HttpResult {
-  readonly status: number
-  readonly headers: http.IncomingHttpHeaders
-  readonly body: string
-}
-
-interface HttpOptions {
-  readonly method?: string
-  readonly headers?: Record<string, string>
-  readonly body?: string
-  /** false or absent: a new connection. */
-  readonly agent?: http.Agent | false
+/** The time a session's POST and its DELETE each took, from the request's start to the answer's end. */
+export interface SignaledSession {
+  readonly postMicros: number
+  readonly deleteMicros: number
 }
 
 /**
- * One HTTP request. A keep-alive connection that the server closed (idle timeout) just as it was
- * reused fails before the request reached the server: that request is sent once more on a new
- * connection, as Node's documentation advises (`request.reusedSocket`).
+ * One session signaled and ended as a client does: WHIP POST with a minimal offer to
+ * `<httpBase>/rtc/v1/whip/?app=<app>&stream=<stream>`, then DELETE on the answer's Location. A wrong
+ * status or a failed request comes back as `error`, in a few words.
  */
-export const httpRequest = (url: string, options: HttpOptions = {}): Promise<HttpResult> =>
-  httpRequestOnce(url, options).catch((error: Error & { reusedSocket?: boolean; code?: string }) =>
-    error.reusedSocket === true && (error.code === "ECONNRESET" || /socket hang up/.test(error.message))
-      ? httpRequestOnce(url, { ...options, agent: false })
-      : Promise.reject(error)
-  )
-
-const httpRequestOnce = (url: string, options: HttpOptions): Promise<HttpResult> =>
-  new Promise((resolve, reject) => {
-    const headers: Record<string, string> = { ...options.headers }
-    if (options.body !== undefined) headers["content-length"] = String(Buffer.byteLength(options.body))
-    const req = http.request(url, { method: options.method ?? "GET", headers, agent: options.agent ?? false })
-    req.setTimeout(15_000, () => req.destroy(new Error(`${options.method ?? "GET"} ${url}: no answer in 15 s`)))
-    req.on("error", (error) => reject(Object.assign(error, { reusedSocket: req.reusedSocket })))
-    req.on("response", (res) => {
-      const chunks: Array<Buffer> = []
-      res.on("data", (chunk: Buffer) => chunks.push(chunk))
-      res.on("error", reject)
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString("utf8") }))
+export const postAndDelete = async (
+  httpBase: string,
+  app: string,
+  stream: string,
+  agent: http.Agent
+): Promise<SignaledSession | { readonly error: string }> => {
+  try {
+    const posted = performance.now()
+    const created = await httpRequestPromise(`${httpBase}/rtc/v1/whip/?app=${app}&stream=${stream}`, {
+      method: "POST",
+      headers: { "content-type": "application/sdp" },
+      body: minimalOffer(iceString(8), iceString(24)),
+      agent,
+      timeoutMs: 15_000
     })
-    req.end(options.body)
-  })
+    const answered = performance.now()
+    const location = created.headers["location"]
+    if (created.status !== 201 || location === undefined) return { error: `POST ${created.status}` }
+    const deleted = await httpRequestPromise(new URL(location, `${httpBase}/`).toString(), { method: "DELETE", agent, timeoutMs: 15_000 })
+    if (deleted.status !== 200) return { error: `DELETE ${deleted.status}` }
+    return { postMicros: (answered - posted) * 1000, deleteMicros: (performance.now() - answered) * 1000 }
+  } catch (error) {
+    return { error: (error as Error).message.slice(0, 80) }
+  }
+}
 
 /** Runs `fn` over `items` with at most `limit` running at once; the first failure rejects. */
 export const mapLimit = async <A, B>(items: ReadonlyArray<A>, limit: number, fn: (item: A, index: number) => Promise<B>) => {
@@ -324,11 +291,12 @@ export class SessionGroup {
       const url = `${this.target.httpBase}/rtc/v1/whip/?app=bench&stream=${label}-${index}-${iceString(6).replace(/[+/]/g, "x")}`
       let response: HttpResult
       for (let attempt = 1; ; attempt++) {
-        response = await httpRequest(url, {
+        response = await httpRequestPromise(url, {
           method: "POST",
           headers: { "content-type": "application/sdp" },
           body: minimalOffer(ufrag, pwd),
-          agent: this.agent
+          agent: this.agent,
+          timeoutMs: 15_000
         })
         // Rate limited or full: wait as told (a few times), as a polite client would.
         if ((response.status !== 429 && response.status !== 503) || attempt >= 5) break
@@ -494,7 +462,7 @@ export class SessionGroup {
     await mapLimit(sessions, this.options.signalingConcurrency, async (session) => {
       if (session.location !== undefined) {
         try {
-          const response = await httpRequest(session.location, { method: "DELETE", agent: this.agent })
+          const response = await httpRequestPromise(session.location, { method: "DELETE", agent: this.agent, timeoutMs: 15_000 })
           if (response.status !== 200) this.options.log(`DELETE ${session.location} answered ${response.status}`)
         } catch (error) {
           this.options.log(`DELETE ${session.location}: ${(error as Error).message}`)

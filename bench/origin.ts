@@ -7,10 +7,10 @@
  * bound, and exits when its parent goes away. Also runnable by hand:
  * `node --import tsx bench/origin.ts [--host 127.0.0.1] [--api-port 0] [--udp-port 0]`.
  */
-import { randomBytes } from "node:crypto"
 import * as dgram from "node:dgram"
 import * as http from "node:http"
 import { parseArgs } from "node:util"
+import { iceString } from "../test/support/offers.js"
 
 const { values: args } = parseArgs({
   options: {
@@ -23,8 +23,6 @@ const { values: args } = parseArgs({
 const host = args.host!
 const bufferBytes = Number(args["buffer-bytes"])
 
-// ICE characters (RFC 8839): letters, digits, '+' and '/'; base64 without '=' is exactly that.
-const iceString = (length: number) => randomBytes(length).toString("base64").replace(/=/g, "").slice(0, length)
 
 let active = 0
 let created = 0

@@ -12,10 +12,10 @@ import { type ChildProcess, fork, spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import * as dgram from "node:dgram"
 import { readdirSync, readFileSync, readlinkSync } from "node:fs"
-import * as net from "node:net"
 import { parseArgs } from "node:util"
 import { encodeBindingRequest } from "../src/Stun.js"
 import { minimalOffer } from "../test/support/offers.js"
+import { defaultBackendEnv, freeTcpPort, freeUdpPort } from "../test/support/process.js"
 import { npmStartNodeFlags } from "./npmStart.js"
 
 const { values: args } = parseArgs({
@@ -32,21 +32,6 @@ const RATE = Number(args.rate)
 
 const log = (line: string) => process.stderr.write(`${line}\n`)
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-
-const freePort = (kind: "tcp" | "udp") =>
-  new Promise<number>((resolve) => {
-    if (kind === "tcp") {
-      const server = net.createServer().listen(0, "127.0.0.1", () => {
-        const { port } = server.address() as net.AddressInfo
-        server.close(() => resolve(port))
-      })
-    } else {
-      const socket = dgram.createSocket("udp4").bind(0, "127.0.0.1", () => {
-        const { port } = socket.address()
-        socket.close(() => resolve(port))
-      })
-    }
-  })
 
 const rssMb = (pid: number) => {
   const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))
@@ -97,18 +82,11 @@ const junkDatagram = (valid: Buffer): Buffer => {
 
 const main = async () => {
   const origin = await startOrigin()
-  const [http, system, udp] = await Promise.all([freePort("tcp"), freePort("tcp"), freePort("udp")])
+  const [http, system, udp] = await Promise.all([freeTcpPort(), freeTcpPort(), freeUdpPort()])
   const proxy = spawn(process.execPath, [...npmStartNodeFlags(process.cwd()), "src/main.ts"], {
     env: {
       ...process.env,
-      PROXY_LISTEN_HOST: "127.0.0.1",
-      PROXY_HTTP_API: String(http),
-      PROXY_SYSTEM_API: String(system),
-      PROXY_WEBRTC_SERVER: String(udp),
-      PROXY_DEFAULT_BACKEND_ENABLED: "on",
-      PROXY_DEFAULT_BACKEND_IP: "127.0.0.1",
-      PROXY_DEFAULT_BACKEND_API: String(origin.apiPort),
-      PROXY_DEFAULT_BACKEND_RTC: String(origin.udpPort),
+      ...defaultBackendEnv({ http, system, udp }, { apiPort: origin.apiPort, mediaPort: origin.udpPort }),
       PROXY_RATE_LIMIT: "0"
     },
     stdio: ["ignore", "ignore", "inherit"]

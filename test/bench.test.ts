@@ -68,7 +68,7 @@ describe("relay benchmark", () => {
     expect(existsSync(file)).toBe(true)
     expect(existsSync(join(outDir, "latest.md"))).toBe(true)
     const report = JSON.parse(readFileSync(file, "utf8"))
-    for (const key of ["machine", "config", "processes", "throughput", "latency", "cpuMemory", "scaling", "churn", "targets", "notes"]) {
+    for (const key of ["machine", "config", "processes", "throughput", "latency", "cpuMemory", "scaling", "churn", "signaling", "targets", "notes"]) {
       expect(report).toHaveProperty(key)
     }
     for (const key of ["cpuModel", "cores", "node", "date"]) expect(report.machine).toHaveProperty(key)
@@ -81,6 +81,10 @@ describe("relay benchmark", () => {
     }
     expect(report.scaling.length).toBeGreaterThan(0)
     for (const key of ["sessions", "seconds", "before", "after", "udpSocketsLeft"]) expect(report.churn).toHaveProperty(key)
+    expect(report.signaling.proxy.levels.map((level: { concurrency: number }) => level.concurrency)).toEqual([16, 64])
+    for (const level of report.signaling.proxy.levels) {
+      for (const key of ["sessionsPerSecond", "post", "delete", "proxyCpuMsPerSession"]) expect(level).toHaveProperty(key)
+    }
 
     // Packets went through both relays and came back.
     const echoed = (steps: ReadonlyArray<Step>) => steps.reduce((sum, step) => sum + step.received, 0)
@@ -88,5 +92,7 @@ describe("relay benchmark", () => {
     expect(echoed(report.throughput.bare.steps)).toBeGreaterThan(0)
     expect(report.cpuMemory.proxy.received).toBeGreaterThan(0)
     expect(report.cpuMemory.bare.received).toBeGreaterThan(0)
+    // Sessions were signaled and ended at both concurrencies.
+    for (const level of report.signaling.proxy.levels) expect(level.completed).toBeGreaterThan(0)
   }, 120_000)
 })

@@ -7,7 +7,9 @@ import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import { LoadBalancer, Origin, ProxyAddresses, ProxyConfig, ProxyCore, Relay } from "../src/index.js"
-import { fakeSrsApi, httpRequest } from "./support/fakeSrsApi.js"
+import { fakeSrsApi } from "./support/fakeSrsApi.js"
+import { httpRequest } from "./support/http.js"
+import { minimalOffer } from "./support/offers.js"
 
 describe("package entry", () => {
   it.scopedLive("ProxyCore takes a load balancer from the app that embeds it", () =>
@@ -39,17 +41,7 @@ describe("package entry", () => {
       const response = yield* httpRequest(`http://127.0.0.1:${media.port}/rtc/v1/whip/?app=app&stream=embedded`, {
         method: "POST",
         headers: { "content-type": "application/sdp" },
-        body: [
-          "v=0",
-          "o=- 1 2 IN IP4 127.0.0.1",
-          "s=-",
-          "t=0 0",
-          "m=video 9 UDP/TLS/RTP/SAVPF 96",
-          "a=ice-ufrag:cli1",
-          "a=ice-pwd:clientIcePassword012345678",
-          "a=mid:0",
-          ""
-        ].join("\r\n")
+        body: minimalOffer()
       })
       assert.strictEqual(response.status, 201, response.body)
       assert.deepStrictEqual(picked, ["__defaultVhost__/app/embedded"])

@@ -1,20 +1,16 @@
 // HTTP abuse: slow bodies, floods, too many sessions, missing tokens. Each gets the right 4xx/503 with
 // a clear JSON message, and none leaves a session or record behind.
-import { assert, describe, it } from "@effect/vitest"
+import { assert, describe } from "@effect/vitest"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Logger from "effect/Logger"
-import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
-import type * as Scope from "effect/Scope"
 import * as net from "node:net"
-import { fakeSrsApi, httpRequest } from "../support/fakeSrsApi.js"
+import { fakeSrsApi } from "../support/fakeSrsApi.js"
+import { httpRequest } from "../support/http.js"
 import { minimalOffer } from "../support/offers.js"
 import { startProxy } from "../support/proxy.js"
+import { live } from "../support/live.js"
 
-
-const live = (name: string, body: () => Effect.Effect<void, unknown, Scope.Scope>) =>
-  it.scopedLive(name, () => body().pipe(Logger.withMinimumLogLevel(LogLevel.Error)))
 
 const proxyWithOrigin = (overrides: Parameters<typeof startProxy>[0] = {}) =>
   Effect.gen(function*() {

@@ -1,18 +1,17 @@
 // WHIP/WHEP signaling, session URLs, errors and origin registration through the whole proxy, in front
 // of a fake SRS HTTP API (node:http on 127.0.0.1).
-import { assert, describe, it } from "@effect/vitest"
+import { assert, describe } from "@effect/vitest"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Logger from "effect/Logger"
-import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
-import type * as Scope from "effect/Scope"
 import { eventually } from "../support/eventually.js"
-import { fakeSrsApi, type FakeSrsApi, type HttpResult, httpRequest, type SeenRequest } from "../support/fakeSrsApi.js"
+import { fakeSrsApi, type FakeSrsApi, type SeenRequest } from "../support/fakeSrsApi.js"
+import { type HttpResult, httpRequest } from "../support/http.js"
 import { startProxy, type TestProxy } from "../support/proxy.js"
 import { OriginId } from "../../src/Domain/Origin.js"
 import { SessionId } from "../../src/Domain/Session.js"
 import { StreamKey } from "../../src/Domain/StreamUrl.js"
+import { live } from "../support/live.js"
 
 const OFFER = [
   "v=0",
@@ -45,11 +44,6 @@ const OFFER_WITHOUT_CANDIDATES = OFFER.split("\r\n").filter((line) => !/^a=(cand
   .join("\r\n")
 
 const SDP = { "content-type": "application/sdp" }
-
-/** it.scopedLive without the proxy's info logs. */
-const live = (name: string, body: () => Effect.Effect<void, unknown, Scope.Scope>) =>
-  it.scopedLive(name, () => body().pipe(Logger.withMinimumLogLevel(LogLevel.Error)))
-
 
 /** A proxy with one registered fake origin. */
 const proxyWithOrigin = (overrides: Parameters<typeof startProxy>[0] = {}) =>

@@ -1,12 +1,13 @@
 // The UDP relay on real sockets (127.0.0.1): clients and fake ICE-lite origins are plain dgram sockets.
-import { assert, describe, it } from "@effect/vitest"
+import { assert, describe } from "@effect/vitest"
+import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import * as Logger from "effect/Logger"
-import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
+import * as TestClock from "effect/TestClock"
+import * as TestServices from "effect/TestServices"
 import * as Origin from "../../src/Domain/Origin.js"
 import { SessionId, UfragPair } from "../../src/Domain/Session.js"
 import { StreamKey } from "../../src/Domain/StreamUrl.js"
@@ -16,6 +17,7 @@ import type { DropReason } from "../../src/Udp/Router.js"
 import { eventually, openUdpHandles, settledUdpHandles } from "../support/eventually.js"
 import { binding, makeRecord, PAIR, SERVER_PWD, startRelay } from "../support/relay.js"
 import { type UdpPeer, udpPeer } from "../support/udpPeer.js"
+import { live, scoped } from "../support/live.js"
 
 const dtls = (tag: string) => Buffer.concat([Buffer.from([22, 0xfe, 0xfd]), Buffer.from(tag)])
 const rtp = (tag: string) => Buffer.concat([Buffer.from([0x80, 96, 0, 1]), Buffer.from(tag)])
@@ -31,11 +33,6 @@ const nonZeroDrops = (stats: RelayStats): Partial<Record<DropReason, number>> =>
 
 /** A short pause for "nothing arrives" checks, after a positive sentinel has already arrived. */
 const settle = Effect.sleep(Duration.millis(30))
-
-/** it.scopedLive without the relay's info logs. */
-const live = (name: string, body: () => Effect.Effect<void, unknown, Scope.Scope>, timeout?: number) =>
-  it.scopedLive(name, () => body().pipe(Logger.withMinimumLogLevel(LogLevel.Warning)), timeout)
-
 
 /** A record whose origin media address cannot be dialed (the name does not resolve). */
 const unreachable = (origin: UdpPeer) =>
@@ -276,22 +273,24 @@ describe("Relay (real UDP on 127.0.0.1)", () => {
       assert.strictEqual((yield* relay.stats).drops["unknown-address"], 0)
     }))
 
-  live("an address without a binding request for the idle timeout loses its consent (RFC 7675)", () =>
+  scoped("an address without a binding request for the idle timeout loses its consent (RFC 7675)", () =>
     Effect.gen(function*() {
       const { port, relay } = yield* startRelay({ relayIdleTimeout: Duration.millis(400) })
       const origin = yield* udpPeer()
       const gone = yield* udpPeer()
       const alive = yield* udpPeer()
-      yield* relay.open(makeRecord(origin))
+      yield* relay.open(makeRecord(origin, { createdAt: yield* Clock.currentTimeMillis }))
       gone.send(binding(PAIR, SERVER_PWD), port)
       alive.send(binding(PAIR, SERVER_PWD), port)
       yield* eventually(() => assert.strictEqual(origin.received.length, 2))
-      // Only one address keeps checking; the other falls silent.
+      // Only one address keeps checking, every 100 ms; the other falls silent for a second.
       for (let i = 0; i < 10; i++) {
+        const relayed = origin.received.length
         alive.send(binding(PAIR, SERVER_PWD), port)
-        yield* Effect.sleep(Duration.millis(100))
+        yield* eventually(() => assert.strictEqual(origin.received.length, relayed + 1))
+        yield* TestClock.adjust(Duration.millis(100))
       }
-      assert.strictEqual((yield* relay.stats).clientAddresses, 1)
+      yield* eventually(Effect.map(relay.stats, (stats) => assert.strictEqual(stats.clientAddresses, 1)))
       const relayed = origin.received.length
       gone.send(rtp("after consent expired"), port)
       alive.send(rtp("still consented"), port)
@@ -394,36 +393,38 @@ describe("Relay (real UDP on 127.0.0.1)", () => {
       assert.deepStrictEqual(yield* relay.sessions, [])
     }))
 
-  live("idle timeout: a session without client packets ends by itself; one kept alive does not", () =>
+  scoped("idle timeout: a session without client packets ends by itself; one kept alive does not", () =>
     Effect.gen(function*() {
       const { port, relay, store } = yield* startRelay({ relayIdleTimeout: Duration.millis(300) })
       const idleOrigin = yield* udpPeer()
       const liveOrigin = yield* udpPeer()
       const client = yield* udpPeer()
-      const started = Date.now()
-      const idle = makeRecord(idleOrigin, { ufragPair: "srvIdle:cli" })
-      const alive = makeRecord(liveOrigin)
+      const createdAt = yield* Clock.currentTimeMillis
+      const idle = makeRecord(idleOrigin, { ufragPair: "srvIdle:cli", createdAt })
+      const alive = makeRecord(liveOrigin, { createdAt })
       yield* relay.open(idle)
       yield* relay.open(alive)
       client.send(binding(PAIR, SERVER_PWD), port)
       yield* eventually(() => assert.strictEqual(liveOrigin.received.length, 1))
-      // A live client sends media and, as consent freshness requires, binding requests.
-      yield* Effect.sync(() => {
+      // A live client sends media and, as consent freshness requires, binding requests, every 100 ms.
+      const every100ms = Effect.gen(function*() {
+        const relayed = liveOrigin.received.length
         client.send(rtp("keepalive"), port)
         client.send(binding(PAIR, SERVER_PWD), port)
-      }).pipe(
-        Effect.delay(Duration.millis(100)),
-        Effect.forever,
-        Effect.forkScoped
-      )
+        yield* eventually(() => assert.strictEqual(liveOrigin.received.length, relayed + 2))
+        yield* TestClock.adjust(Duration.millis(100))
+      })
+      const endedIdle = Effect.map(relay.stats, (stats) => stats.ended.idle)
 
-      yield* eventually(Effect.map(relay.stats, (stats) => assert.strictEqual(stats.ended.idle, 1)), 1500)
-      const endedAfter = Date.now() - started
-      assert.isAtLeast(endedAfter, 250, "not before the idle timeout")
+      yield* Effect.repeatN(every100ms, 1) // 200 ms
+      yield* TestClock.adjust(Duration.millis(99))
+      yield* TestServices.provideLive(settle)
+      assert.strictEqual(yield* endedIdle, 0, "not before the idle timeout")
+      yield* every100ms
+      yield* eventually(Effect.map(endedIdle, (n) => assert.strictEqual(n, 1)))
       assert.isTrue(Option.isNone(yield* store.get(idle.id)))
-      yield* Effect.sleep(Duration.millis(Math.max(0, 1500 - (Date.now() - started))))
-      const stats = yield* relay.stats
-      assert.strictEqual(stats.ended.idle, 1)
+      yield* Effect.repeatN(every100ms, 10) // 1.5 s in all
+      assert.strictEqual(yield* endedIdle, 1)
       assert.deepStrictEqual((yield* relay.sessions).map((v) => v.id), [alive.id])
       assert.isAtLeast(liveOrigin.received.length, 10)
     }))

@@ -1,19 +1,14 @@
 // Replies take the way the client's packets came: from the local address the client sent to (a
 // browser drops a reply from any other), and each STUN response to the address that sent its request.
 // Real sockets on loopback addresses (Linux answers the whole of 127.0.0.0/8).
-import { assert, describe, it } from "@effect/vitest"
+import { assert, describe } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import * as Logger from "effect/Logger"
-import * as LogLevel from "effect/LogLevel"
 import * as Ref from "effect/Ref"
-import type * as Scope from "effect/Scope"
 import { encodeBindingSuccess } from "../../src/Stun.js"
 import { eventually, settledUdpHandles } from "../support/eventually.js"
 import { binding, makeRecord, PAIR, SERVER_PWD, startRelay, wildcardPort } from "../support/relay.js"
 import { udpPeer } from "../support/udpPeer.js"
-
-const live = (name: string, body: () => Effect.Effect<void, unknown, Scope.Scope>, timeout?: number) =>
-  it.scopedLive(name, () => body().pipe(Logger.withMinimumLogLevel(LogLevel.Warning)), timeout)
+import { live } from "../support/live.js"
 
 const rtp = (tag: string) => Buffer.concat([Buffer.from([0x80, 96, 0, 1]), Buffer.from(tag)])
 

@@ -5,7 +5,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as net from "node:net"
-import { httpRequest } from "../support/fakeSrsApi.js"
+import { httpRequest } from "../support/http.js"
 import { freeTcpPort, freeUdpPort, type Running, startMain } from "../support/process.js"
 import { waitUntil } from "../support/wait.ts"
 

@@ -4,12 +4,12 @@
 // origin it explains why there is no camera.
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import * as dgram from "node:dgram"
 import { mkdirSync } from "node:fs"
 import { join } from "node:path"
 import type { Page } from "playwright-core"
 import { TRY_PAGE } from "../../src/Http/Page.ts"
 import { ARTIFACTS, chromiumPath, launchBrowser } from "../support/browser.ts"
+import { freeUdpPort } from "../support/process.ts"
 import { startProxy } from "../support/proxy.ts"
 import { startSrsOrigin } from "../support/srsOrigin.ts"
 import { waitUntil } from "../support/wait.ts"
@@ -26,16 +26,6 @@ const recordProblems = (page: Page): Array<string> => {
   })
   return problems
 }
-
-/** A UDP port that was free a moment ago, with nothing listening on it now. */
-const freeUdpPort = () =>
-  new Promise<number>((resolve) => {
-    const socket = dgram.createSocket("udp4")
-    socket.bind(0, "127.0.0.1", () => {
-      const { port } = socket.address()
-      socket.close(() => resolve(port))
-    })
-  })
 
 const textOf = (page: Page, selector: string) => Effect.promise(async () => (await page.textContent(selector)) ?? "")
 

@@ -7,7 +7,8 @@ import * as Effect from "effect/Effect"
 import { startSrsOrigin } from "../support/srsOrigin.ts"
 import { startProxy } from "../support/proxy.ts"
 import { waitUntil, withTimeout } from "../support/wait.ts"
-import { httpRequest, play, publish } from "../support/webrtcPeers.ts"
+import { httpRequestPromise } from "../support/http.ts"
+import { play, publish } from "../support/webrtcPeers.ts"
 
 const acquire = <A extends { close: () => Promise<void> }>(open: () => Promise<A>) =>
   Effect.acquireRelease(Effect.promise(open), (resource) => Effect.promise(() => resource.close()))
@@ -48,7 +49,7 @@ describe("WHIP/WHEP through the proxy", () => {
       assert.notMatch(offer.body, /^a=candidate:/m)
 
       for (const location of [player.location, publisher.location]) {
-        const deleted = yield* Effect.promise(() => httpRequest(location, { method: "DELETE" }))
+        const deleted = yield* Effect.promise(() => httpRequestPromise(location, { method: "DELETE" }))
         assert.strictEqual(deleted.status, 200)
       }
       const stats = yield* proxy.relay.stats

@@ -4,9 +4,10 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import { binding, SERVER_PWD } from "../support/relay.js"
-import { fakeSrsApi, httpRequest } from "../support/fakeSrsApi.js"
+import { fakeSrsApi } from "../support/fakeSrsApi.js"
+import { httpRequest } from "../support/http.js"
 import { minimalOffer } from "../support/offers.js"
-import { freeTcpPort, freeUdpPort, startMain } from "../support/process.js"
+import { defaultBackendEnv, freeTcpPort, freeUdpPort, startMain } from "../support/process.js"
 import { udpPeer } from "../support/udpPeer.js"
 import { waitUntil } from "../support/wait.ts"
 
@@ -17,16 +18,7 @@ describe("the proxy process", () => {
       const [http, system, udp] = yield* Effect.promise(() => Promise.all([freeTcpPort(), freeTcpPort(), freeUdpPort()]))
       const running = yield* Effect.acquireRelease(
         Effect.sync(() =>
-          startMain({
-            PROXY_LISTEN_HOST: "127.0.0.1",
-            PROXY_HTTP_API: String(http),
-            PROXY_SYSTEM_API: String(system),
-            PROXY_WEBRTC_SERVER: String(udp),
-            PROXY_DEFAULT_BACKEND_ENABLED: "on",
-            PROXY_DEFAULT_BACKEND_IP: "127.0.0.1",
-            PROXY_DEFAULT_BACKEND_API: String(origin.apiPort),
-            PROXY_DEFAULT_BACKEND_RTC: String(origin.mediaPort)
-          })
+          startMain(defaultBackendEnv({ http, system, udp }, origin))
         ),
         (running) => Effect.sync(() => running.child.kill("SIGKILL"))
       )

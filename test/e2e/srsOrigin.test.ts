@@ -4,7 +4,8 @@ import { describe, expect, it } from "@effect/vitest"
 import { startSrsOrigin } from "../support/srsOrigin.ts"
 import type { SrsOrigin } from "../support/srsOrigin.ts"
 import { waitUntil, withTimeout } from "../support/wait.ts"
-import { httpRequest, play, publish } from "../support/webrtcPeers.ts"
+import { httpRequestPromise } from "../support/http.ts"
+import { play, publish } from "../support/webrtcPeers.ts"
 import type { Player, Publisher } from "../support/webrtcPeers.ts"
 
 describe("srsOrigin (werift SRS stand-in)", () => {
@@ -33,7 +34,7 @@ describe("srsOrigin (werift SRS stand-in)", () => {
       expect(whip?.body).toMatch(/^a=msid:/m)
 
       for (const location of [player.location, publisher.location]) {
-        const res = await httpRequest(location, { method: "DELETE" })
+        const res = await httpRequestPromise(location, { method: "DELETE" })
         expect(res.status).toBe(200)
         expect(JSON.parse(res.body)).toEqual({ code: 0 })
       }
@@ -72,7 +73,7 @@ describe("srsOrigin (werift SRS stand-in)", () => {
   it("answers bad offers with 400 JSON, hangs up and delays on request", async () => {
     const origin = await startSrsOrigin()
     try {
-      const notSdp = await httpRequest(`${origin.apiUrl}/rtc/v1/whip/?app=live&stream=bad`, {
+      const notSdp = await httpRequestPromise(`${origin.apiUrl}/rtc/v1/whip/?app=live&stream=bad`, {
         method: "POST",
         headers: { "Content-Type": "application/json" },
         body: "{}"
@@ -80,7 +81,7 @@ describe("srsOrigin (werift SRS stand-in)", () => {
       expect(notSdp.status).toBe(400)
       expect(JSON.parse(notSdp.body)).toMatchObject({ code: 5012 })
 
-      const broken = await httpRequest(`${origin.apiUrl}/rtc/v1/whep/?app=live&stream=bad`, {
+      const broken = await httpRequestPromise(`${origin.apiUrl}/rtc/v1/whep/?app=live&stream=bad`, {
         method: "POST",
         headers: { "Content-Type": "application/sdp" },
         body: "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n"
@@ -89,7 +90,7 @@ describe("srsOrigin (werift SRS stand-in)", () => {
       expect(origin.sessions()).toBe(0)
 
       await expect(
-        httpRequest(`${origin.apiUrl}/rtc/v1/whip/?app=live&stream=bad&hangup=1`, {
+        httpRequestPromise(`${origin.apiUrl}/rtc/v1/whip/?app=live&stream=bad&hangup=1`, {
           method: "POST",
           headers: { "Content-Type": "application/sdp" },
           body: "v=0\r\n"
@@ -97,7 +98,7 @@ describe("srsOrigin (werift SRS stand-in)", () => {
       ).rejects.toThrow(/socket hang up|ECONNRESET/)
 
       const started = Date.now()
-      const delayed = await httpRequest(`${origin.apiUrl}/rtc/v1/whip/?action=delete&session=x&delay=300`, {
+      const delayed = await httpRequestPromise(`${origin.apiUrl}/rtc/v1/whip/?action=delete&session=x&delay=300`, {
         method: "DELETE"
       })
       expect(delayed.status).toBe(200)
@@ -163,7 +164,7 @@ const startSdpStripper = async (target: string): Promise<{ url: string; close: (
         .join("\r\n")
       const headers: Record<string, string> = {}
       if (typeof req.headers["content-type"] === "string") headers["Content-Type"] = req.headers["content-type"]
-      httpRequest(`${target}${req.url ?? "/"}`, { method: req.method ?? "POST", headers, body }).then(
+      httpRequestPromise(`${target}${req.url ?? "/"}`, { method: req.method ?? "POST", headers, body }).then(
         (answer) => {
           const out: Record<string, string> = {}
           for (const name of ["content-type", "location"]) {

@@ -2,10 +2,12 @@
  * Polling for tests on real sockets: wait for a condition instead of sleeping a fixed time.
  */
 import * as Effect from "effect/Effect"
+import * as TestServices from "effect/TestServices"
 
 /**
  * Runs `check` until it succeeds (assertions that throw count as not yet), every `intervalMs`, for at
- * most `timeoutMs`; then fails with the last failure.
+ * most `timeoutMs`; then fails with the last failure. It waits on the real clock, also in a test on
+ * the TestClock (where packets still take real time).
  */
 export const eventually = <A, E = never, R = never>(
   check: Effect.Effect<A, E, R> | (() => A),
@@ -18,7 +20,7 @@ export const eventually = <A, E = never, R = never>(
     while (true) {
       const exit = yield* Effect.exit(run)
       if (exit._tag === "Success" || Date.now() >= deadline) return yield* exit
-      yield* Effect.sleep(intervalMs)
+      yield* TestServices.provideLive(Effect.sleep(intervalMs))
     }
   })
 

@@ -8,6 +8,7 @@ import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import * as dgram from "node:dgram"
 import * as http from "node:http"
+import { type HttpResult, httpRequest } from "./http.js"
 
 export interface SeenRequest {
   readonly method: string
@@ -34,41 +35,6 @@ export interface FakeSrsApi {
   /** Posts the heartbeat to `<systemUrl>/api/v1/srs/register`. */
   readonly register: (systemUrl: string) => Effect.Effect<HttpResult>
 }
-
-export interface HttpResult {
-  readonly status: number
-  readonly headers: http.IncomingHttpHeaders
-  readonly body: string
-}
-
-/** A plain HTTP request (no keep-alive, no fetch rules on headers). */
-export const httpRequest = (
-  url: string,
-  options: {
-    readonly method?: string
-    readonly headers?: Record<string, string>
-    readonly body?: string
-    /** Send the body chunked, without Content-Length. */
-    readonly chunked?: boolean
-  } = {}
-): Effect.Effect<HttpResult> =>
-  Effect.async<HttpResult>((resume) => {
-    const body = options.body ?? ""
-    const headers: Record<string, string> = { ...options.headers }
-    if (!options.chunked && options.body !== undefined) headers["content-length"] = String(Buffer.byteLength(body))
-    const req = http.request(url, { method: options.method ?? "GET", headers, agent: false })
-    req.on("error", (error) => resume(Effect.die(error)))
-    req.on("response", (res) => {
-      const chunks: Array<Buffer> = []
-      res.on("data", (chunk: Buffer) => chunks.push(chunk))
-      res.on("end", () =>
-        resume(Effect.succeed({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString("utf8") }))
-      )
-    })
-    if (options.chunked && options.body !== undefined) req.write(body)
-    req.end(options.chunked ? undefined : body)
-    return Effect.sync(() => req.destroy())
-  })
 
 const ICE_PWD = "srsServerIcePassword0123456789ab"
 

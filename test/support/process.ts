@@ -23,6 +23,24 @@ export const freeUdpPort = () =>
     })
   })
 
+/**
+ * The proxy's environment for listening on 127.0.0.1 (HTTP API, system API, UDP media port) with one
+ * origin as its default backend.
+ */
+export const defaultBackendEnv = (
+  ports: { readonly http: number; readonly system: number; readonly udp: number },
+  origin: { readonly apiPort: number; readonly mediaPort: number }
+): Record<string, string> => ({
+  PROXY_LISTEN_HOST: "127.0.0.1",
+  PROXY_HTTP_API: String(ports.http),
+  PROXY_SYSTEM_API: String(ports.system),
+  PROXY_WEBRTC_SERVER: String(ports.udp),
+  PROXY_DEFAULT_BACKEND_ENABLED: "on",
+  PROXY_DEFAULT_BACKEND_IP: "127.0.0.1",
+  PROXY_DEFAULT_BACKEND_API: String(origin.apiPort),
+  PROXY_DEFAULT_BACKEND_RTC: String(origin.mediaPort)
+})
+
 export interface Running {
   readonly child: ChildProcess
   /** Everything written to stdout and stderr so far. */

@@ -3,47 +3,9 @@
  * ICE/DTLS to whatever candidates the answer carries, so they work against the test origin directly
  * and through the proxy alike.
  */
-import * as http from "node:http"
-import * as https from "node:https"
 import { MediaStreamTrack, RTCPeerConnection, RtpHeader, RtpPacket, useVP8 } from "werift"
 import type { RTCPeerConnectionConfig } from "werift"
-
-export interface HttpResponse {
-  readonly status: number
-  readonly headers: http.IncomingHttpHeaders
-  readonly body: string
-}
-
-/**
- * One HTTP request on its own socket (agent:false), so no pooled keep-alive connection outlives a test
- * and every request is seen by the server as a fresh connection.
- */
-export const httpRequest = (
-  url: string,
-  options: { readonly method?: string; readonly headers?: Record<string, string>; readonly body?: string; readonly timeoutMs?: number } = {}
-): Promise<HttpResponse> =>
-  new Promise((resolve, reject) => {
-    const target = new URL(url)
-    const body = options.body ?? ""
-    const lib = target.protocol === "https:" ? https : http
-    const req = lib.request(target, {
-      method: options.method ?? "GET",
-      headers: { ...options.headers, "Content-Length": String(Buffer.byteLength(body)) },
-      agent: false,
-      timeout: options.timeoutMs ?? 10_000
-    })
-    req.on("timeout", () => req.destroy(new Error(`${options.method ?? "GET"} ${url}: timed out`)))
-    req.on("error", reject)
-    req.on("response", (res) => {
-      const chunks: Array<Buffer> = []
-      res.on("data", (chunk: Buffer) => chunks.push(chunk))
-      res.on("error", reject)
-      res.on("end", () =>
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString("utf8") })
-      )
-    })
-    req.end(body)
-  })
+import { httpRequestPromise } from "./http.js"
 
 export interface Publisher {
   readonly location: string
@@ -80,7 +42,7 @@ const negotiate = async (pc: RTCPeerConnection, url: string, options: PeerOption
   if (pc.iceGatheringState !== "complete") {
     await pc.iceGatheringStateChange.watch((state) => state === "complete")
   }
-  const response = await httpRequest(url, {
+  const response = await httpRequestPromise(url, {
     method: "POST",
     headers: { ...options.headers, "Content-Type": "application/sdp" },
     body: pc.localDescription?.sdp ?? ""

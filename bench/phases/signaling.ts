@@ -1,0 +1,144 @@
+/**
+ * The signaling phase: sessions signaled and ended as fast as --signaling-concurrency clients go
+ * (WHIP POST with a minimal offer, then DELETE on its Location, each client one session after the
+ * other on a keep-alive connection), against the proxy and, with --go-proxy, against the SRS Go
+ * proxy in front of the same origin. Per concurrency: sessions per second, POST and DELETE latency
+ * (request start to answer end), and the proxy's CPU time (utime+stime) per session.
+ */
+import * as http from "node:http"
+import { performance } from "node:perf_hooks"
+import type { Bench } from "../bench.js"
+import { config } from "../config.js"
+import { fmtCores, fmtInt, fmtMs, log } from "../format.js"
+import { mapLimit, postAndDelete, type RttSummary, summarize } from "../load.js"
+import type { ProxyProcess } from "../processes.js"
+import { cpuMillis, cpuWatch } from "../procStats.js"
+
+/** One concurrency against one proxy. */
+export interface SignalingLevel {
+  readonly concurrency: number
+  readonly sessions: number
+  /** Sessions whose POST and DELETE both succeeded. */
+  readonly completed: number
+  readonly seconds: number
+  readonly sessionsPerSecond: number
+  /** Request start to answer end, µs (the `Micros` fields). */
+  readonly post: RttSummary | undefined
+  readonly delete: RttSummary | undefined
+  /** utime+stime of the proxy process over the run / sessions. */
+  readonly proxyCpuMsPerSession: number | undefined
+  /** Cores used by each benchmark process (and the Go proxy) during the run. */
+  readonly cores: Record<string, number>
+  readonly otherProcessesCores: number | undefined
+  readonly errors: Record<string, number>
+  /** 1, or more when the run was repeated because other processes took the CPU. */
+  readonly attempt: number
+}
+
+export interface SignalingResult {
+  readonly pid: number
+  readonly version: string
+  readonly levels: Array<SignalingLevel>
+}
+
+const run = async (
+  target: ProxyProcess,
+  watched: Record<string, number>,
+  concurrency: number,
+  streams: ReadonlyArray<string>
+) => {
+  // One connection per client, kept alive, as a client that signals again would.
+  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency })
+  const base = `http://127.0.0.1:${target.httpPort}`
+  const posts: Array<number> = []
+  const deletes: Array<number> = []
+  const errors: Record<string, number> = {}
+  const watch = cpuWatch(watched)
+  const cpuBefore = cpuMillis(target.pid)
+  const started = performance.now()
+  await mapLimit(streams, concurrency, async (stream) => {
+    const signaled = await postAndDelete(base, "signaling", stream, agent)
+    if ("error" in signaled) errors[signaled.error] = (errors[signaled.error] ?? 0) + 1
+    else {
+      posts.push(signaled.postMicros)
+      deletes.push(signaled.deleteMicros)
+    }
+  })
+  const seconds = (performance.now() - started) / 1000
+  const cpuAfter = cpuMillis(target.pid)
+  const cpu = watch()
+  agent.destroy()
+  return {
+    concurrency,
+    sessions: streams.length,
+    completed: posts.length,
+    seconds,
+    sessionsPerSecond: posts.length / seconds,
+    post: summarize(Float64Array.from(posts)),
+    delete: summarize(Float64Array.from(deletes)),
+    proxyCpuMsPerSession: cpuBefore === undefined || cpuAfter === undefined ? undefined : (cpuAfter - cpuBefore) / streams.length,
+    cores: cpu.cores,
+    otherProcessesCores: cpu.foreignCores,
+    errors
+  }
+}
+
+const ms = (micros: number | undefined) => fmtMs(micros === undefined ? undefined : micros / 1000)
+
+/** Every concurrency in turn against `target`, after a warm-up; a disturbed run is repeated (twice at most). */
+const measureProxy = async (bench: Bench, name: string, target: ProxyProcess, watched: Record<string, number>) => {
+  const levels: Array<SignalingLevel> = []
+  // Warm-up: JIT and the first connections to the origin; not counted.
+  const warmup = Array.from({ length: config.signalingWarmup }, (_, i) => `w${i}`)
+  await run(target, watched, Math.max(...config.signalingConcurrency), warmup)
+  for (const concurrency of config.signalingConcurrency) {
+    for (let attempt = 1; ; attempt++) {
+      const streams = Array.from({ length: config.signalingSessions }, (_, i) => `c${concurrency}-${attempt}-${i}`)
+      const level = { ...(await run(target, watched, concurrency, streams)), attempt }
+      const disturbed = level.otherProcessesCores !== undefined && level.otherProcessesCores > config.foreignTolerance
+      log(
+        `${name} x${concurrency}: ${fmtInt(level.sessionsPerSecond)} sessions/s, POST p50 ${ms(level.post?.p50Micros)} ` +
+          `p99 ${ms(level.post?.p99Micros)}, DELETE p50 ${ms(level.delete?.p50Micros)} p99 ${ms(level.delete?.p99Micros)}, ` +
+          `CPU ${fmtMs(level.proxyCpuMsPerSession)} per session, other processes ${fmtCores(level.otherProcessesCores)} cores` +
+          `${Object.keys(level.errors).length === 0 ? "" : `, errors ${JSON.stringify(level.errors)}`}` +
+          `${disturbed && attempt < 3 ? " (other processes busy: again)" : ""}`
+      )
+      if (level.otherProcessesCores !== undefined) bench.measure.foreignSamples.push(level.otherProcessesCores)
+      if (!disturbed || attempt >= 3) {
+        levels.push(level)
+        break
+      }
+      await bench.measure.waitQuiet("repeating the run", Math.max(2, Math.min(10, config.waitQuietSeconds)))
+    }
+  }
+  return { pid: target.pid, version: target.version, levels }
+}
+
+export const signalingPhase = async (bench: Bench, goProxy: ProxyProcess | undefined) => {
+  await bench.measure.waitQuiet("the signaling phase")
+  log(
+    `--- signaling: WHIP POST + DELETE, ${config.signalingConcurrency.join(" and ")} clients at a time, ` +
+      `${fmtInt(config.signalingSessions)} sessions each after ${fmtInt(config.signalingWarmup)} to warm up`
+  )
+  const proxy = await measureProxy(bench, "proxy", bench.proxy, bench.measure.pids)
+  const go = goProxy === undefined
+    ? undefined
+    : await measureProxy(bench, "Go proxy", goProxy, { ...bench.measure.pids, go: goProxy.pid })
+  const ratio = go === undefined ? undefined : proxy.levels.map((level, i) => {
+    const other = go.levels[i]!
+    return {
+      concurrency: level.concurrency,
+      sessionsPerSecond: other.sessionsPerSecond > 0 ? level.sessionsPerSecond / other.sessionsPerSecond : null,
+      cpuPerSession: level.proxyCpuMsPerSession !== undefined && other.proxyCpuMsPerSession !== undefined && other.proxyCpuMsPerSession > 0
+        ? level.proxyCpuMsPerSession / other.proxyCpuMsPerSession
+        : null
+    }
+  })
+  return {
+    method: "each client: WHIP POST with a minimal offer, then DELETE on its Location, one session after the other on a keep-alive connection",
+    sessions: config.signalingSessions,
+    warmup: config.signalingWarmup,
+    proxy,
+    ...(go === undefined ? {} : { go: { ...go, binary: config.goProxy }, ratio })
+  }
+}

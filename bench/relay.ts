@@ -366,7 +366,7 @@ const startProxyOnce = async (origin: { apiPort: number; udpPort: number }, work
   })
   const logFile = path.join(workDir, "proxy.log")
   const logFd = openSync(logFile, "a")
-  const nodeArgs = npmStartNodeFlags(root)
+  const nodeArgs = [...npmStartNodeFlags(root), "--import", "tsx"]
   if (config.proxyTraceGc) nodeArgs.push("--trace-gc")
   nodeArgs.push(...config.proxyNodeFlags)
   if (config.profile) {

@@ -98,7 +98,7 @@ const junkDatagram = (valid: Buffer): Buffer => {
 const main = async () => {
   const origin = await startOrigin()
   const [http, system, udp] = await Promise.all([freePort("tcp"), freePort("tcp"), freePort("udp")])
-  const proxy = spawn(process.execPath, [...npmStartNodeFlags(process.cwd()), "src/main.ts"], {
+  const proxy = spawn(process.execPath, [...npmStartNodeFlags(process.cwd()), "--import", "tsx", "src/main.ts"], {
     env: {
       ...process.env,
       PROXY_LISTEN_HOST: "127.0.0.1",

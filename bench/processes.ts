@@ -3,7 +3,7 @@
  * optionally an SRS Go proxy binary, and the bench/*.ts children (echo origin, bare relay) forked
  * with tsx. Every child is stopped when this process exits, however it exits.
  */
-import { type ChildProcess, fork, spawn } from "node:child_process"
+import { type ChildProcess, execFileSync, fork, spawn } from "node:child_process"
 import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs"
 import * as path from "node:path"
 import { performance } from "node:perf_hooks"
@@ -174,11 +174,20 @@ const startProxyOnce = async (origin: OriginPorts, workDir: string): Promise<Pro
   return spawnUntilAnswering(
     "the proxy",
     process.execPath,
-    [...nodeArgs, path.join(root, "src", "main.ts")],
+    // What `npm start` runs: the compiled proxy, built first as `prestart` does (a no-op when up to date).
+    [...nodeArgs, buildMain(root)],
     env,
     { httpPort, systemPort, udpPort, logFile: path.join(workDir, "proxy.log") },
     (status) => status === 200
   )
+}
+
+const buildMain = (root: string): string => {
+  execFileSync(process.execPath, [path.join(root, "node_modules", "typescript", "bin", "tsc"), "-b", "tsconfig.build.json"], {
+    cwd: root,
+    stdio: "inherit"
+  })
+  return path.join(root, "dist", "main.js")
 }
 
 /**

@@ -83,7 +83,7 @@ const junkDatagram = (valid: Buffer): Buffer => {
 const main = async () => {
   const origin = await startOrigin()
   const [http, system, udp] = await Promise.all([freeTcpPort(), freeTcpPort(), freeUdpPort()])
-  const proxy = spawn(process.execPath, [...npmStartNodeFlags(process.cwd()), "src/main.ts"], {
+  const proxy = spawn(process.execPath, [...npmStartNodeFlags(process.cwd()), "--import", "tsx", "src/main.ts"], {
     env: {
       ...process.env,
       ...defaultBackendEnv({ http, system, udp }, { apiPort: origin.apiPort, mediaPort: origin.udpPort }),

@@ -14,23 +14,27 @@ import { RateLimiter } from "./Http/RateLimit.js"
 import * as Servers from "./Http/Servers.js"
 import { LoadBalancer } from "./LoadBalancer/LoadBalancer.js"
 import * as MemoryLoadBalancer from "./LoadBalancer/Memory.js"
-import * as RedisLoadBalancer from "./LoadBalancer/Redis.js"
-import { RedisClient, type RedisError } from "./Redis.js"
+import type { RedisError } from "./Redis.js"
 import * as MemorySessionStore from "./Session/Memory.js"
-import * as RedisSessionStore from "./Session/Redis.js"
 import type { SessionStore } from "./Session/SessionStore.js"
 import { Relay } from "./Udp/Relay.js"
 import { UdpSocket } from "./Udp/UdpSocket.js"
+
+// The Redis modules (and ioredis) are imported only by a proxy configured for Redis.
+const importRedis = Effect.promise(() =>
+  Promise.all([import("./Redis.js"), import("./LoadBalancer/Redis.js"), import("./Session/Redis.js")])
+)
 
 /**
  * The load balancer PROXY_LOAD_BALANCER_TYPE names. With `redis`, it shares one Redis client
  * (layers are memoized) with `SessionStoreLive`; start-up fails when Redis cannot be reached.
  */
 export const LoadBalancerLive: Layer.Layer<LoadBalancer, RedisError, ProxyConfig> = Layer.unwrapEffect(
-  Effect.map(ProxyConfig, (config) =>
+  Effect.flatMap(ProxyConfig, (config) =>
     config.loadBalancer === "memory"
-      ? MemoryLoadBalancer.layer
-      : RedisLoadBalancer.layer.pipe(Layer.provide(RedisClient.layer)))
+      ? Effect.succeed(MemoryLoadBalancer.layer)
+      : Effect.map(importRedis, ([Redis, RedisLoadBalancer]) =>
+        RedisLoadBalancer.layer.pipe(Layer.provide(Redis.RedisClient.layer))))
 )
 
 /**
@@ -38,10 +42,10 @@ export const LoadBalancerLive: Layer.Layer<LoadBalancer, RedisError, ProxyConfig
  * with the other proxies (so that any of them can relay a session signaled through another).
  */
 export const SessionStoreLive: Layer.Layer<SessionStore, RedisError, ProxyConfig> = Layer.unwrapEffect(
-  Effect.map(ProxyConfig, (config) =>
+  Effect.flatMap(ProxyConfig, (config) =>
     config.loadBalancer === "memory"
-      ? MemorySessionStore.layer
-      : RedisSessionStore.layer.pipe(Layer.provide(RedisClient.layer)))
+      ? Effect.succeed(MemorySessionStore.layer)
+      : Effect.map(importRedis, ([Redis, , RedisStore]) => RedisStore.layer.pipe(Layer.provide(Redis.RedisClient.layer))))
 )
 
 /** Registers the PROXY_DEFAULT_BACKEND_* origin, when enabled. */

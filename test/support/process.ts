@@ -48,9 +48,15 @@ export interface Running {
   readonly exited: Promise<number | null>
 }
 
-/** Starts `node --import tsx src/main.ts` with `env` over this process's environment. */
-export const startMain = (env: Record<string, string>): Running => {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+/**
+ * Starts `node --import tsx src/main.ts` (or node with `args`, such as the built `dist/main.js`) with
+ * `env` over this process's environment.
+ */
+export const startMain = (
+  env: Record<string, string>,
+  args: ReadonlyArray<string> = ["--import", "tsx", "src/main.ts"]
+): Running => {
+  const child = spawn(process.execPath, args, {
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"]
   })

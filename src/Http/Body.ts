@@ -24,14 +24,23 @@ export const readText = (
     const declared = Number(request.headers["content-length"])
     if (Number.isFinite(declared) && declared > maxBytes) return Effect.fail(tooLarge())
     const incoming = NodeHttpServerRequest.toIncomingMessage(request)
-    return Effect.async<string, PayloadTooLarge | BadRequest>((resume) => {
+    const timeoutMillis = Duration.toMillis(limits.bodyTimeout)
+    // The timer lives in the callback: a race with Effect.timeout would fork a fiber per request.
+    return Effect.async<string, PayloadTooLarge | BadRequest | RequestTimeout>((resume) => {
       const chunks: Array<Buffer> = []
       let size = 0
       const detach = () => {
+        clearTimeout(timer)
         incoming.off("data", onData)
         incoming.off("end", onEnd)
         incoming.off("error", onError)
       }
+      const timer = setTimeout(() => {
+        detach()
+        resume(Effect.fail(
+          new RequestTimeout({ message: `the body did not arrive within ${Duration.format(limits.bodyTimeout)}` })
+        ))
+      }, timeoutMillis)
       const onData = (chunk: Buffer) => {
         size += chunk.length
         if (size > maxBytes) {
@@ -55,10 +64,5 @@ export const readText = (
       incoming.on("end", onEnd)
       incoming.on("error", onError)
       return Effect.sync(detach)
-    }).pipe(
-      Effect.timeoutFail({
-        duration: limits.bodyTimeout,
-        onTimeout: () => new RequestTimeout({ message: `the body did not arrive within ${Duration.format(limits.bodyTimeout)}` })
-      })
-    )
+    })
   })

@@ -15,7 +15,7 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import { lookup } from "node:dns/promises"
 import { isIP } from "node:net"
-import { ProxyConfig } from "../Config.js"
+import { ProxyConfig, type ProxyConfigShape } from "../Config.js"
 import {
   BadRequest,
   Conflict,
@@ -48,8 +48,7 @@ import { OriginClient, type OriginResponse } from "./OriginClient.js"
 const checkCapacity = Effect.gen(function*() {
   const config = yield* ProxyConfig
   if (config.maxSessions === 0) return
-  const { sessions } = yield* (yield* Relay).stats
-  if (sessions >= config.maxSessions) {
+  if ((yield* (yield* Relay).activeSessions) >= config.maxSessions) {
     return yield* new ServiceUnavailable({
       message: `this proxy is relaying its maximum of ${config.maxSessions} sessions; try again shortly`,
       retryAfter: Duration.seconds(5)
@@ -66,20 +65,17 @@ const checkCapacity = Effect.gen(function*() {
  * (nothing holds the stream between this check and the store's record of the new session): the
  * origin then refuses one, and its client gets the 502 of `explainHangUp`.
  */
-const checkNoPublisher = Effect.fn("Signaling.checkNoPublisher")(function*(
-  kind: SessionKind,
-  streamUrl: StreamUrl.StreamUrl
-) {
-  if (kind !== "publish") return
-  const publisher = yield* Effect.flatMap(SessionStore, (store) => store.publisherOf(streamUrl.key))
-  if (Option.isNone(publisher)) return
-  yield* Effect.logInfo(`publish ${streamUrl.key} refused: session ${publisher.value.id} publishes it`)
-  const { relayIdleTimeout } = yield* ProxyConfig
-  return yield* new Conflict({
-    message: `stream ${streamUrl.key} already has a publisher; end it with DELETE on its session URL, or wait ` +
-      `for it to end (a publisher gone without DELETE ends after ${Duration.format(relayIdleTimeout)} without packets)`
+const checkNoPublisher = (kind: SessionKind, streamUrl: StreamUrl.StreamUrl) =>
+  kind !== "publish" ? Effect.void : Effect.gen(function*() {
+    const publisher = yield* Effect.flatMap(SessionStore, (store) => store.publisherOf(streamUrl.key))
+    if (Option.isNone(publisher)) return
+    yield* Effect.logInfo(`publish ${streamUrl.key} refused: session ${publisher.value.id} publishes it`)
+    const { relayIdleTimeout } = yield* ProxyConfig
+    return yield* new Conflict({
+      message: `stream ${streamUrl.key} already has a publisher; end it with DELETE on its session URL, or wait ` +
+        `for it to end (a publisher gone without DELETE ends after ${Duration.format(relayIdleTimeout)} without packets)`
+    })
   })
-})
 
 /**
  * An origin that hangs up on a publish offer without answering is most likely SRS refusing it: say
@@ -171,22 +167,19 @@ const publicPort = Effect.map(
  * that name resolved (IPv4 first, matching the default IPv4 listener); else the local address the
  * request arrived on.
  */
-const publicIp = Effect.fn("Signaling.publicIp")(function*(request: HttpServerRequest.HttpServerRequest) {
-  const config = yield* ProxyConfig
-  if (Option.isSome(config.candidateIp)) return config.candidateIp.value
+const publicIp = (config: ProxyConfigShape, request: HttpServerRequest.HttpServerRequest): Effect.Effect<string> => {
+  if (Option.isSome(config.candidateIp)) return Effect.succeed(config.candidateIp.value)
+  const localAddress = () =>
+    NodeHttpServerRequest.toIncomingMessage(request).socket.localAddress?.replace(/^::ffff:/, "") ?? "127.0.0.1"
   const host = request.headers["host"]
-  if (host !== undefined) {
-    const hostname = StreamUrl.hostnameOf(host)
-    if (isIP(hostname) !== 0) return hostname
-    const resolved = yield* Effect.tryPromise(() => lookup(hostname, { family: 4 })).pipe(
-      Effect.timeout("2 seconds"),
-      Effect.option
-    )
-    if (Option.isSome(resolved)) return resolved.value.address
-  }
-  const local = NodeHttpServerRequest.toIncomingMessage(request).socket.localAddress
-  return local?.replace(/^::ffff:/, "") ?? "127.0.0.1"
-})
+  if (host === undefined) return Effect.sync(localAddress)
+  const hostname = StreamUrl.hostnameOf(host)
+  if (isIP(hostname) !== 0) return Effect.succeed(hostname)
+  return Effect.tryPromise(() => lookup(hostname, { family: 4 })).pipe(
+    Effect.timeout("2 seconds"),
+    Effect.match({ onFailure: localAddress, onSuccess: ({ address }) => address })
+  )
+}
 
 /** An origin's answer that is not a success is passed on: 4xx as the origin said it, 5xx as a 502. */
 const originRefused = (origin: Origin, response: OriginResponse) => {
@@ -241,7 +234,7 @@ const startSession = Effect.fn("Signaling.startSession")(function*(options: {
       message: `origin ${origin.id} answered without a UDP candidate and announced no UDP RTC port`
     })
   }
-  const ip = yield* publicIp(options.request)
+  const ip = yield* publicIp(yield* ProxyConfig, options.request)
   const record: SessionRecord = {
     id: newSessionId(),
     kind: options.kind,
@@ -394,7 +387,7 @@ export const patchSession = (id: string) =>
     })
     // Deleted or expired while the origin was restarting ICE.
     if (!known) return yield* new NotFound({ message: "the session ended during the ICE restart" })
-    const ip = yield* publicIp(request)
+    const ip = yield* publicIp(config, request)
     return HttpServerResponse.text(Sdp.rewriteAnswer(response.body, { ip, port: yield* publicPort }), {
       status: 200,
       contentType: "application/trickle-ice-sdpfrag",

@@ -73,6 +73,8 @@ export interface RelayShape {
     keys: { readonly ufragPair: UfragPair; readonly serverPwd: string }
   ) => Effect.Effect<boolean, ServiceUnavailable>
   readonly sessions: Effect.Effect<ReadonlyArray<RelaySessionView>>
+  /** How many sessions it relays now (cheap: for a check on every offer). */
+  readonly activeSessions: Effect.Effect<number>
   readonly stats: Effect.Effect<RelayStats>
 }
 
@@ -102,6 +104,13 @@ const make = Effect.gen(function*() {
   const fibers = yield* FiberMap.make<string, void, never>()
   const enders = new Map<string, Deferred.Deferred<SessionEndReason>>()
   const ended: Record<SessionEndReason, number> = { deleted: 0, idle: 0, shutdown: 0, replaced: 0, "socket-error": 0 }
+  // One tagged counter per reason, made once: tagging builds a new metric key each time.
+  const endedCounters = new Map<SessionEndReason, Metric.Metric.Counter<number>>()
+  const endedCounter = (reason: SessionEndReason) => {
+    let counter = endedCounters.get(reason)
+    if (counter === undefined) endedCounters.set(reason, counter = Metric.tagged(sessionsEnded, "reason", reason))
+    return counter
+  }
   const pendingLookups = new Set<string>()
 
   // A binding request for a session this proxy does not relay: it may have been signaled through
@@ -192,7 +201,7 @@ const make = Effect.gen(function*() {
           if (Exit.isFailure(exit) && !Exit.isInterrupted(exit)) return
           const reason: SessionEndReason = Exit.isSuccess(exit) ? exit.value.reason : "shutdown"
           ended[reason]++
-          yield* Metric.increment(Metric.tagged(sessionsEnded, "reason", reason))
+          yield* Metric.increment(endedCounter(reason))
           yield* store.release(record.id, reason)
           const counts = Exit.isSuccess(exit)
             ? `, ${exit.value.live.packetsFromClient} packets from client, ${exit.value.live.packetsFromOrigin} from origin`
@@ -289,6 +298,7 @@ const make = Effect.gen(function*() {
         bytesFromOrigin: live.bytesFromOrigin
       }))
     ),
+    activeSessions: Effect.sync(() => router.byId.size),
     stats: Effect.sync((): RelayStats => ({
       sessions: router.byId.size,
       clientAddresses: router.addressCount,

@@ -15,6 +15,7 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { isIP } from "node:net"
+import { isIceServerUrl } from "./Http/IceServers.js"
 
 export interface ProxyConfigShape {
   /** Address every listener binds to unless its own variable names a host. */
@@ -58,6 +59,12 @@ export interface ProxyConfigShape {
   readonly systemApiToken: Option.Option<string>
   /** When set, WHIP/WHEP requests must carry `Authorization: Bearer <token>` (it still goes to the origin). */
   readonly mediaApiToken: Option.Option<string>
+  /** STUN/TURN URLs advertised to clients as `Link: <url>; rel="ice-server"` (RFC 9725). */
+  readonly iceServers: ReadonlyArray<string>
+  /** coturn's `static-auth-secret`: TURN URLs then carry time-limited REST credentials. */
+  readonly turnSecret: Option.Option<string>
+  /** How long those TURN credentials stay valid. */
+  readonly turnCredentialTtl: Duration.Duration
   /** POST/PATCH/DELETE per client address: sustained per second (0: off) and burst. */
   readonly rateLimit: { readonly perSecond: number; readonly burst: number }
   /** Most relay sessions at once (0: no cap); past it, new offers get 503. */
@@ -286,6 +293,18 @@ export const config: Config.Config<ProxyConfigShape> = Config.all({
   bodyTimeout: duration("PROXY_BODY_TIMEOUT", "10s"),
   systemApiToken: Config.option(Config.string("PROXY_SYSTEM_API_TOKEN")),
   mediaApiToken: Config.option(Config.string("PROXY_HTTP_API_TOKEN")),
+  iceServers: Config.string("PROXY_ICE_SERVERS").pipe(
+    Config.withDefault(""),
+    Config.mapOrFail((text) => {
+      const urls = text.split(",").map((url) => url.trim()).filter((url) => url !== "")
+      const bad = urls.find((url) => !isIceServerUrl(url))
+      return bad === undefined
+        ? Either.right(urls)
+        : Either.left(ConfigErrorInvalid("PROXY_ICE_SERVERS", `expected stun:, stuns:, turn: or turns: URLs, got ${JSON.stringify(bad)}`))
+    })
+  ),
+  turnSecret: Config.option(Config.string("PROXY_TURN_SECRET")),
+  turnCredentialTtl: duration("PROXY_TURN_TTL", "24h"),
   rateLimit: Config.all({
     perSecond: Config.number("PROXY_RATE_LIMIT").pipe(
       Config.validate({ message: "expected requests per second, 0 or more", validation: (n) => n >= 0 }),

@@ -425,8 +425,17 @@ describe("config", () => {
     ["PROXY_DEFAULT_BACKEND_ENABLED", "maybe"],
     ["PROXY_REDIS_DB", "x"],
     ["PROXY_MAX_BODY_SIZE", "10"],
-    ["PROXY_UDP_BUFFER_SIZE", "1024"]
+    ["PROXY_UDP_BUFFER_SIZE", "1024"],
+    ["PROXY_ICE_SERVERS", "stun:ok.example.net,http://not-ice"],
+    ["PROXY_TURN_TTL", "forever"]
   ]
+  it.effect("PROXY_ICE_SERVERS: comma-separated URLs, spaces and empty items ignored; none by default", () =>
+    Effect.gen(function*() {
+      assert.deepStrictEqual((yield* load({})).iceServers, [])
+      const loaded = yield* load({ PROXY_ICE_SERVERS: " stun:s.example.net , ,turns:t.example.net:443?transport=tcp" })
+      assert.deepStrictEqual(loaded.iceServers, ["stun:s.example.net", "turns:t.example.net:443?transport=tcp"])
+    }))
+
   for (const [name, value] of bad) {
     it.effect(`${name}=${value} fails with a ConfigError that names the variable`, () =>
       Effect.gen(function*() {

@@ -157,13 +157,39 @@ const mediaRouter = HttpRouter.empty.pipe(
   resource(["/favicon.ico"], { GET: favicon })
 )
 
+/**
+ * An OPTIONS that is not a CORS preflight asks what the endpoint takes (RFC 9725 section 4.6): the
+ * offer's media type and this proxy's ICE servers. Preflights go on to the CORS middleware.
+ */
+function withDiscovery<E, R>(
+  inner: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
+): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R | ProxyConfig | HttpServerRequest.HttpServerRequest> {
+  return Effect.flatMap(HttpServerRequest.HttpServerRequest, (request): Effect.Effect<
+    HttpServerResponse.HttpServerResponse,
+    E,
+    R | ProxyConfig
+  > => {
+    if (request.method !== "OPTIONS" || request.headers["access-control-request-method"] !== undefined) return inner
+    return Effect.map(Effect.flatMap(ProxyConfig, Signaling.iceServerLinks), (links) =>
+      HttpServerResponse.empty({
+        status: 204,
+        headers: {
+          "accept-post": "application/sdp",
+          "access-control-allow-origin": "*",
+          ...(links === undefined ? {} : { link: links })
+        }
+      }))
+  })
+}
+
 /** The media API app, with CORS that browsers accept for WHIP/WHEP. */
 export const mediaApp = handle(rateLimited("media", app(mediaRouter))).pipe(
   HttpMiddleware.cors({
     allowedMethods: ["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"],
     exposedHeaders: EXPOSED_HEADERS,
     maxAge: 86400
-  })
+  }),
+  withDiscovery
 )
 
 const systemRouter = HttpRouter.empty.pipe(

@@ -42,6 +42,7 @@ import { SessionStore } from "../Session/SessionStore.js"
 import { Relay } from "../Udp/Relay.js"
 import { UdpSocket } from "../Udp/UdpSocket.js"
 import { readText } from "./Body.js"
+import * as IceServers from "./IceServers.js"
 import { OriginClient, type OriginResponse } from "./OriginClient.js"
 
 /** With PROXY_MAX_SESSIONS reached, new sessions wait (503 + Retry-After) rather than starve the rest. */
@@ -89,6 +90,15 @@ const explainHangUp = (kind: SessionKind) => (error: OriginFailed | OriginTimeou
       closedWithoutAnswer: true
     })
     : error
+
+/** This proxy's ICE servers as a Link header value (TURN credentials minted now), if it has any. */
+export const iceServerLinks = (config: ProxyConfigShape): Effect.Effect<string | undefined> =>
+  config.iceServers.length === 0 ? Effect.succeed(undefined) : Effect.map(Clock.currentTimeMillis, (nowMillis) =>
+    IceServers.linkHeader(config.iceServers, {
+      turnSecret: Option.getOrUndefined(config.turnSecret),
+      nowMillis,
+      ttlMillis: Duration.toMillis(config.turnCredentialTtl)
+    }))
 
 /** WHIP publishes, WHEP plays; each has its endpoint path at the proxy and at the origin. */
 export const endpointOf = (kind: SessionKind) => kind === "publish" ? "whip" : "whep"
@@ -298,10 +308,13 @@ export const offer = (kind: SessionKind) =>
       : new URL(response.headers["location"], `${base}/`).toString()
     const negotiated = yield* startSession({ kind, request, streamUrl, origin, offer, answer: response.body, originLocation })
       .pipe(Effect.tapError(() => abandonAtOrigin(originLocation, forwarded)))
+    const headers: Record<string, string> = { ...copyableHeaders(response.headers), location: sessionPath(kind, negotiated.record.id) }
+    const links = IceServers.joinLinks(response.headers["link"], yield* iceServerLinks(config))
+    if (links !== undefined) headers["link"] = links
     return HttpServerResponse.text(negotiated.answer, {
       status: 201,
       contentType: "application/sdp",
-      headers: { ...copyableHeaders(response.headers), location: sessionPath(kind, negotiated.record.id) }
+      headers
     })
   }).pipe(Effect.withSpan(`Signaling.${endpointOf(kind)}`))
 

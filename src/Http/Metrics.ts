@@ -51,6 +51,10 @@ const eventLoopDelay = Metric.gauge("rtc_proxy_event_loop_delay_seconds", {
   description: "Event loop delay since the previous scrape: p50, p99 and max"
 })
 
+const DELAY_RESOLUTION_MS = 20
+// The histogram records each interval of its timer (nanoseconds), the timer's own period included.
+const lag = (nanos: number) => Number.isFinite(nanos) ? Math.max(0, nanos / 1e9 - DELAY_RESOLUTION_MS / 1000) : 0
+
 /** The `route` label of a media API path: the router's pattern, so a session id never becomes a label. */
 const routeOf = (url: string): string => {
   const query = url.indexOf("?")
@@ -116,7 +120,7 @@ export const measureOrigin = (
 export const makeScrapeUpdate = Effect.gen(function*() {
   const delay = yield* Effect.acquireRelease(
     Effect.sync(() => {
-      const histogram = monitorEventLoopDelay({ resolution: 20 })
+      const histogram = monitorEventLoopDelay({ resolution: DELAY_RESOLUTION_MS })
       histogram.enable()
       return histogram
     }),
@@ -126,7 +130,8 @@ export const makeScrapeUpdate = Effect.gen(function*() {
   const advance = (metric: Metric.Metric.Counter<number>, key: string, value: number) => {
     const grown = value - (last.get(key) ?? 0)
     last.set(key, value)
-    return grown > 0 ? Metric.incrementBy(metric, grown) : Effect.void
+    // Adding 0 still shows the series, so that rate() has a start.
+    return Metric.incrementBy(metric, Math.max(0, grown))
   }
   const lock = yield* Effect.makeSemaphore(1)
 
@@ -164,9 +169,9 @@ export const makeScrapeUpdate = Effect.gen(function*() {
       Metric.set(rss, memory.rss),
       Metric.set(heapUsed, memory.heapUsed),
       advance(cpuSeconds, "cpu", (cpu.user + cpu.system) / 1e6),
-      Metric.set(Metric.tagged(eventLoopDelay, "stat", "p50"), delay.percentile(50) / 1e9),
-      Metric.set(Metric.tagged(eventLoopDelay, "stat", "p99"), delay.percentile(99) / 1e9),
-      Metric.set(Metric.tagged(eventLoopDelay, "stat", "max"), delay.max / 1e9)
+      Metric.set(Metric.tagged(eventLoopDelay, "stat", "p50"), lag(delay.percentile(50))),
+      Metric.set(Metric.tagged(eventLoopDelay, "stat", "p99"), lag(delay.percentile(99))),
+      Metric.set(Metric.tagged(eventLoopDelay, "stat", "max"), lag(delay.max))
     )
     delay.reset()
     yield* Effect.all(updates, { discard: true })

@@ -4,10 +4,7 @@
  *
  * @since 0.1.0
  */
-import * as Metrics from "@effect/opentelemetry/Metrics"
-import * as Resource from "@effect/opentelemetry/Resource"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import { PrometheusExporter, PrometheusSerializer } from "@opentelemetry/exporter-prometheus"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -21,23 +18,33 @@ export interface PrometheusShape {
   readonly scrape: Effect.Effect<string, never, Relay | LoadBalancer>
 }
 
+// The OpenTelemetry modules (about 5 MB of RSS) load at the first scrape: Effect's metrics count
+// from the start all the same, and a proxy nobody scrapes never pays for them.
+const importExporter = Effect.promise(() =>
+  Promise.all([
+    import("@effect/opentelemetry/Metrics"),
+    import("@effect/opentelemetry/Resource"),
+    import("@opentelemetry/exporter-prometheus")
+  ])
+)
+
 export class Prometheus extends Context.Tag("rtc-proxy/Prometheus")<Prometheus, PrometheusShape>() {
   static readonly layer: Layer.Layer<Prometheus> = Layer.scoped(
     Prometheus,
     Effect.gen(function*() {
-      const exporter = new PrometheusExporter({ preventServerStart: true })
-      yield* Layer.buildWithScope(
-        Metrics.layer(() => exporter).pipe(Layer.provide(Resource.layer({ serviceName: "rtc-proxy", serviceVersion: VERSION }))),
-        yield* Effect.scope
-      )
-      const serializer = new PrometheusSerializer()
-      const update = yield* makeScrapeUpdate
-      return {
-        scrape: Effect.zipRight(
-          update,
-          Effect.map(Effect.promise(() => exporter.collect()), ({ resourceMetrics }) => serializer.serialize(resourceMetrics))
+      const scope = yield* Effect.scope
+      const exporter = yield* Effect.cached(Effect.gen(function*() {
+        const [Metrics, Resource, { PrometheusExporter, PrometheusSerializer }] = yield* importExporter
+        const exporter = new PrometheusExporter({ preventServerStart: true })
+        yield* Layer.buildWithScope(
+          Metrics.layer(() => exporter).pipe(Layer.provide(Resource.layer({ serviceName: "rtc-proxy", serviceVersion: VERSION }))),
+          scope
         )
-      }
+        const serializer = new PrometheusSerializer()
+        return Effect.map(Effect.promise(() => exporter.collect()), ({ resourceMetrics }) => serializer.serialize(resourceMetrics))
+      }))
+      const update = yield* makeScrapeUpdate
+      return { scrape: Effect.zipRight(update, Effect.flatten(exporter)) }
     })
   )
 }

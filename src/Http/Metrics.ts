@@ -70,6 +70,8 @@ const routeOf = (url: string): string => {
     case "/healthz":
     case "/readyz":
     case "/":
+    case "/index.html":
+    case "/favicon.ico":
       return trimmed
   }
   const session = /^\/rtc\/v1\/(whip|whep)\/sessions\/[^/]+$/.exec(trimmed)

@@ -9,7 +9,9 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { ProxyConfig } from "./Config.js"
 import * as Origin from "./Domain/Origin.js"
+import { Health } from "./Http/Health.js"
 import { OriginClient } from "./Http/OriginClient.js"
+import { Prometheus } from "./Http/Prometheus.js"
 import { RateLimiter } from "./Http/RateLimit.js"
 import * as Servers from "./Http/Servers.js"
 import { LoadBalancer } from "./LoadBalancer/LoadBalancer.js"
@@ -17,6 +19,7 @@ import * as MemoryLoadBalancer from "./LoadBalancer/Memory.js"
 import type { RedisError } from "./Redis.js"
 import * as MemorySessionStore from "./Session/Memory.js"
 import type { SessionStore } from "./Session/SessionStore.js"
+import * as Tracing from "./Tracing.js"
 import { Relay } from "./Udp/Relay.js"
 import { UdpSocket } from "./Udp/UdpSocket.js"
 
@@ -61,12 +64,15 @@ export const DefaultBackendLive: Layer.Layer<never, never, ProxyConfig | LoadBal
 
 /**
  * Everything but the configuration and the load balancer: relay, UDP port, origin client, session
- * store (memory or Redis, as configured) and both HTTP listeners.
+ * store (memory or Redis, as configured), both HTTP listeners, health and metrics (`/metrics`), and
+ * spans over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set.
  */
 export const ProxyCore = Servers.layer.pipe(
   Layer.provideMerge(Relay.layer),
   Layer.provideMerge(Layer.mergeAll(UdpSocket.layer, SessionStoreLive, OriginClient.layer, RateLimiter.layer)),
-  Layer.merge(DefaultBackendLive)
+  Layer.provideMerge(Layer.merge(Health.layer, Prometheus.layer)),
+  Layer.merge(DefaultBackendLive),
+  Layer.provide(Tracing.layer)
 )
 
 /** The proxy, given a ProxyConfig: what `main` runs and what a larger app can compose. */

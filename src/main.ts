@@ -10,6 +10,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { existsSync, readFileSync } from "node:fs"
 import { ignoredGoProxyVariables, mergeEnv, parseDotEnv, ProxyConfig } from "./Config.js"
+import { Health } from "./Http/Health.js"
 import * as Logging from "./Logging.js"
 import { ProxyLive } from "./Proxy.js"
 
@@ -17,8 +18,11 @@ const dotEnv = existsSync(".env") ? parseDotEnv(readFileSync(".env", "utf8")) : 
 
 const forceQuitAfterSignal = Effect.gen(function*() {
   const config = yield* ProxyConfig
+  const health = yield* Health
   const force = Duration.toMillis(config.forceQuitTimeout)
+  // Runs before the layer's finalizers: readiness is 503 from the first of them on.
   const onSignal = (signal: string) => {
+    health.startDraining()
     console.error(`${signal}: draining (at most ${Duration.format(config.forceQuitTimeout)})`)
     setTimeout(() => {
       console.error("drain did not finish in time; exiting")
@@ -40,8 +44,8 @@ const announceIgnored = Layer.effectDiscard(Effect.suspend(() => {
     : Effect.logInfo(`ignoring the SRS Go proxy's ${ignored.join(", ")}: rtc-proxy serves WebRTC only (WHIP/WHEP and one UDP port)`)
 }))
 
-const MainLive = ProxyLive.pipe(
-  Layer.merge(Layer.effectDiscard(forceQuitAfterSignal)),
+const MainLive = Layer.effectDiscard(forceQuitAfterSignal).pipe(
+  Layer.provideMerge(ProxyLive),
   Layer.merge(announceIgnored),
   Layer.provideMerge(ProxyConfig.layer),
   Layer.provide(configFromEnv),

@@ -20,6 +20,7 @@ import * as http from "node:http"
 import * as https from "node:https"
 import { ProxyConfig } from "../Config.js"
 import { OriginFailed, OriginTimeout } from "../Domain/Errors.js"
+import { measureOrigin } from "./Metrics.js"
 
 /** What the origin answered. Header names are lower-case. */
 export interface OriginResponse {
@@ -202,13 +203,18 @@ export const make = (client: HttpClient.HttpClient, timeout: Duration.Duration):
   })
 })
 
+/** Every request timed into `rtc_proxy_origin_request_duration_seconds`. */
+const measured = (client: OriginClientShape): OriginClientShape => ({
+  send: (request) => measureOrigin(request, client.send(request))
+})
+
 export class OriginClient extends Context.Tag("rtc-proxy/OriginClient")<OriginClient, OriginClientShape>() {
   /** Over any HttpClient, with the origin request timeout from the configuration. */
   static readonly layerFromClient: Layer.Layer<OriginClient, never, HttpClient.HttpClient | ProxyConfig> = Layer.effect(
     OriginClient,
     Effect.gen(function*() {
       const config = yield* ProxyConfig
-      return make(yield* HttpClient.HttpClient, config.originTimeout)
+      return measured(make(yield* HttpClient.HttpClient, config.originTimeout))
     })
   )
 
@@ -230,7 +236,7 @@ export class OriginClient extends Context.Tag("rtc-proxy/OriginClient")<OriginCl
             agents.https.destroy()
           })
       )
-      return makeNode(agents, config.originTimeout)
+      return measured(makeNode(agents, config.originTimeout))
     })
   )
 }

@@ -24,7 +24,10 @@ import type { UdpSocket } from "../Udp/UdpSocket.js"
 import type { OriginClient } from "./OriginClient.js"
 import * as LiveStreams from "./LiveStreams.js"
 import { RateLimiter } from "./RateLimit.js"
+import * as Health from "./Health.js"
+import { measureSignaling } from "./Metrics.js"
 import { FAVICON_SVG, TRY_PAGE } from "./Page.js"
+import * as Prometheus from "./Prometheus.js"
 import { handle } from "./Respond.js"
 import * as Signaling from "./Signaling.js"
 import * as SystemApi from "./SystemApi.js"
@@ -39,6 +42,8 @@ export type RouteServices =
   | SessionStore
   | UdpSocket
   | RateLimiter
+  | Health.Health
+  | Prometheus.Prometheus
   | HttpServerRequest.HttpServerRequest
 
 type Handler = Effect.Effect<HttpServerResponse.HttpServerResponse, HttpFailure, RouteServices>
@@ -146,7 +151,18 @@ const app = (router: Router): Handler =>
   Effect.catchTag(router, "RouteNotFound", (error) =>
     Effect.fail(new NotFound({ message: `nothing at ${pathOf(error.request.url)}` })))
 
+/** Observability, on both ports without a token but /metrics (system port, behind the system token). */
+const healthRoutes = flow(
+  resource(["/healthz"], { GET: Health.healthz }),
+  resource(["/readyz"], { GET: Health.readyz })
+)
+const metricsRoute = resource(["/metrics"], { GET: Effect.zipRight(SystemApi.requireSystemToken, Prometheus.respond) })
+
+/** Both apps count their requests in flight (drained at shutdown); the media app's are timed too. */
+const tracked = (app: Handler): Handler => Effect.flatMap(Health.Health, (health) => health.track(app))
+
 const mediaRouter = HttpRouter.empty.pipe(
+  healthRoutes,
   endpointRoutes("whip"),
   endpointRoutes("whep"),
   resource(["/rtc/v1/publish"], { POST: authorized(Signaling.legacyOffer("publish")) }),
@@ -189,14 +205,18 @@ export const mediaApp = handle(rateLimited("media", app(mediaRouter))).pipe(
     exposedHeaders: EXPOSED_HEADERS,
     maxAge: 86400
   }),
+  measureSignaling,
+  tracked,
   withDiscovery
 )
 
 const systemRouter = HttpRouter.empty.pipe(
+  healthRoutes,
+  metricsRoute,
   resource(["/api/v1/srs/register"], { POST: SystemApi.register }),
   resource(["/api/v1/stats"], { GET: SystemApi.stats }),
   resource(["/api/v1/versions"], { GET: SystemApi.versions })
 )
 
 /** The system API app. */
-export const systemApp = handle(rateLimited("system", app(systemRouter)))
+export const systemApp = tracked(handle(rateLimited("system", app(systemRouter))))

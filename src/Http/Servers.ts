@@ -17,7 +17,9 @@ import { LoadBalancer } from "../LoadBalancer/LoadBalancer.js"
 import { SessionStore } from "../Session/SessionStore.js"
 import { Relay } from "../Udp/Relay.js"
 import { UdpSocket } from "../Udp/UdpSocket.js"
+import { Health } from "./Health.js"
 import { OriginClient } from "./OriginClient.js"
+import type { Prometheus } from "./Prometheus.js"
 import { RateLimiter } from "./RateLimit.js"
 import { mediaApp, systemApp } from "./Routes.js"
 
@@ -49,7 +51,7 @@ const addressOf = (server: HttpServer.HttpServer): Endpoint =>
 export const layer: Layer.Layer<
   ProxyAddresses,
   ServeError,
-  ProxyConfig | LoadBalancer | OriginClient | Relay | SessionStore | UdpSocket | RateLimiter
+  ProxyConfig | LoadBalancer | OriginClient | Relay | SessionStore | UdpSocket | RateLimiter | Health | Prometheus
 > = Layer.scoped(
   ProxyAddresses,
   Effect.gen(function*() {
@@ -65,6 +67,12 @@ export const layer: Layer.Layer<
       port: config.systemPort
     })
     yield* system.serve(systemApp)
+    // Released before the listeners stop: readiness turns 503 and requests in flight may finish.
+    const health = yield* Health
+    yield* Effect.acquireRelease(
+      Effect.sync(() => health.markServing(true)),
+      () => Effect.zipRight(health.drain(config.graceQuitTimeout), Effect.sync(() => health.markServing(false)))
+    )
     const addresses = { media: addressOf(media), system: addressOf(system), udp: udp.address }
     yield* Effect.logInfo(
       `WHIP/WHEP on http://${addresses.media.host}:${addresses.media.port}/rtc/v1/whip/ and /rtc/v1/whep/; ` +

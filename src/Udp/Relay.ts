@@ -50,6 +50,15 @@ export interface RelayStats {
   readonly packetsRelayed: number
   readonly drops: Readonly<Record<DropReason, number>>
   readonly ended: Readonly<Record<SessionEndReason, number>>
+  /** Datagrams and bytes relayed each way, by live and ended sessions. */
+  readonly relayed: RelayedCounts
+}
+
+export interface RelayedCounts {
+  readonly packetsFromClient: number
+  readonly packetsFromOrigin: number
+  readonly bytesFromClient: number
+  readonly bytesFromOrigin: number
 }
 
 export interface RelayShape {
@@ -86,9 +95,24 @@ export class Relay extends Context.Tag("rtc-proxy/Relay")<Relay, RelayShape>() {
 }
 
 const sessionsEnded = Metric.counter("rtc_proxy_sessions_ended_total", {
-  description: "Relay sessions ended, by reason"
+  description: "Relay sessions ended, by reason and kind",
+  incremental: true
 })
-const sessionsOpened = Metric.counter("rtc_proxy_sessions_opened_total", { description: "Relay sessions opened" })
+const sessionsOpened = Metric.counter("rtc_proxy_sessions_opened_total", {
+  description: "Relay sessions opened, by kind",
+  incremental: true
+})
+
+const addRelayed = (
+  total: { -readonly [K in keyof RelayedCounts]: number },
+  session: RelayedCounts
+): { -readonly [K in keyof RelayedCounts]: number } => {
+  total.packetsFromClient += session.packetsFromClient
+  total.packetsFromOrigin += session.packetsFromOrigin
+  total.bytesFromClient += session.bytesFromClient
+  total.bytesFromOrigin += session.bytesFromOrigin
+  return total
+}
 
 /** Concurrent lookups of unknown ufrag pairs in the store; past this, binding requests just drop. */
 const MAX_PENDING_LOOKUPS = 256
@@ -104,14 +128,18 @@ const make = Effect.gen(function*() {
   const fibers = yield* FiberMap.make<string, void, never>()
   const enders = new Map<string, Deferred.Deferred<SessionEndReason>>()
   const ended: Record<SessionEndReason, number> = { deleted: 0, idle: 0, shutdown: 0, replaced: 0, "socket-error": 0 }
-  // One tagged counter per reason, made once: tagging builds a new metric key each time.
-  const endedCounters = new Map<SessionEndReason, Metric.Metric.Counter<number>>()
-  const endedCounter = (reason: SessionEndReason) => {
-    let counter = endedCounters.get(reason)
-    if (counter === undefined) endedCounters.set(reason, counter = Metric.tagged(sessionsEnded, "reason", reason))
+  // One tagged counter per reason and kind, made once: tagging builds a new metric key each time.
+  const endedCounters = new Map<string, Metric.Metric.Counter<number>>()
+  const endedCounter = (reason: SessionEndReason, kind: SessionRecord["kind"]) => {
+    let counter = endedCounters.get(`${reason} ${kind}`)
+    if (counter === undefined) {
+      counter = Metric.tagged(Metric.tagged(sessionsEnded, "reason", reason), "kind", kind)
+      endedCounters.set(`${reason} ${kind}`, counter)
+    }
     return counter
   }
   const pendingLookups = new Set<string>()
+  const relayedByEnded = { packetsFromClient: 0, packetsFromOrigin: 0, bytesFromClient: 0, bytesFromOrigin: 0 }
 
   // A binding request for a session this proxy does not relay: it may have been signaled through
   // another proxy sharing the store. The lookup runs beside the data path, never in it.
@@ -201,7 +229,8 @@ const make = Effect.gen(function*() {
           if (Exit.isFailure(exit) && !Exit.isInterrupted(exit)) return
           const reason: SessionEndReason = Exit.isSuccess(exit) ? exit.value.reason : "shutdown"
           ended[reason]++
-          yield* Metric.increment(endedCounter(reason))
+          if (Exit.isSuccess(exit)) addRelayed(relayedByEnded, exit.value.live)
+          yield* Metric.increment(endedCounter(reason, record.kind))
           yield* store.release(record.id, reason)
           const counts = Exit.isSuccess(exit)
             ? `, ${exit.value.live.packetsFromClient} packets from client, ${exit.value.live.packetsFromOrigin} from origin`
@@ -219,7 +248,7 @@ const make = Effect.gen(function*() {
     yield* store.put(record)
     yield* FiberMap.run(fibers, record.id, runSession(record, ready))
     yield* Deferred.await(ready).pipe(Effect.tapError(() => store.remove(record.id)))
-    yield* Metric.increment(sessionsOpened)
+    yield* Metric.increment(Metric.tagged(sessionsOpened, "kind", record.kind))
     yield* Effect.logDebug(
       `relay session ${record.id} open: ${record.ufragPair} to ${record.originMedia.host}:${record.originMedia.port}`
     )
@@ -305,7 +334,8 @@ const make = Effect.gen(function*() {
       ufragPairs: router.ufragCount,
       packetsRelayed: router.packetsRelayed,
       drops: { ...router.drops },
-      ended: { ...ended }
+      ended: { ...ended },
+      relayed: [...router.byId.values()].reduce(addRelayed, { ...relayedByEnded })
     }))
   } satisfies RelayShape
 })

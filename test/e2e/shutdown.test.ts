@@ -3,6 +3,7 @@
 // one line naming it.
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import { binding, SERVER_PWD } from "../support/relay.js"
 import { fakeSrsApi } from "../support/fakeSrsApi.js"
 import { httpRequest } from "../support/http.js"
@@ -44,6 +45,40 @@ describe("the proxy process", () => {
       assert.strictEqual(code, 0, running.output())
       assert.isBelow(tookMs, 20_000)
       assert.strictEqual(running.output().match(/relay session ended \(shutdown/g)?.length, SESSIONS, running.output())
+    }), { timeout: 60_000 })
+
+  it.scopedLive("SIGTERM turns /readyz 503 on both ports at once; a request in flight still gets its answer", () =>
+    Effect.gen(function*() {
+      const origin = yield* fakeSrsApi()
+      // The origin holds the offer for a while: the proxy must keep serving until it is answered.
+      origin.handler = (request, res, req) => setTimeout(() => origin.srs(request, res, req), 1500)
+      const [http, system, udp] = yield* Effect.promise(() => Promise.all([freeTcpPort(), freeTcpPort(), freeUdpPort()]))
+      const running = yield* Effect.acquireRelease(
+        Effect.sync(() => startMain(defaultBackendEnv({ http, system, udp }, origin))),
+        (running) => Effect.sync(() => running.child.kill("SIGKILL"))
+      )
+      yield* Effect.promise(() => waitUntil("the proxy listening", () => running.output().includes("WHIP/WHEP on"), 15_000))
+      for (const port of [http, system]) {
+        assert.strictEqual((yield* httpRequest(`http://127.0.0.1:${port}/readyz`)).status, 200)
+      }
+
+      const offer = yield* Effect.fork(httpRequest(`http://127.0.0.1:${http}/rtc/v1/whip/?app=live&stream=drain`, {
+        method: "POST",
+        headers: { "content-type": "application/sdp" },
+        body: minimalOffer()
+      }))
+      yield* Effect.promise(() => waitUntil("the offer at the origin", () => origin.requests.length > 0, 5000))
+      running.child.kill("SIGTERM")
+      yield* Effect.promise(() => waitUntil("the signal handled", () => running.output().includes("draining"), 5000))
+      for (const port of [http, system]) {
+        const ready = yield* httpRequest(`http://127.0.0.1:${port}/readyz`)
+        assert.strictEqual(ready.status, 503, ready.body)
+        assert.strictEqual(JSON.parse(ready.body).checks.draining, "shutting down")
+        assert.strictEqual((yield* httpRequest(`http://127.0.0.1:${port}/healthz`)).status, 200)
+      }
+      const answer = yield* Fiber.join(offer)
+      assert.strictEqual(answer.status, 201, answer.body)
+      assert.strictEqual(yield* Effect.promise(() => running.exited), 0, running.output())
     }), { timeout: 60_000 })
 
   it.live("a bad setting stops start-up with one line that names it, exit code 1", () =>

@@ -1,0 +1,181 @@
+/**
+ * The proxy's metrics as Effect `Metric`s, all named `rtc_proxy_*`. Signaling and origin requests
+ * are measured as they happen (one histogram update each); relay, origin and process figures are
+ * read from their plain counters when `/metrics` is scraped, so the data path never touches a metric.
+ * `Prometheus.ts` exports them.
+ *
+ * @since 0.1.0
+ */
+import type * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as Metric from "effect/Metric"
+import * as MetricBoundaries from "effect/MetricBoundaries"
+import { monitorEventLoopDelay } from "node:perf_hooks"
+import type { OriginFailed, OriginTimeout } from "../Domain/Errors.js"
+import { LoadBalancer } from "../LoadBalancer/LoadBalancer.js"
+import { Relay } from "../Udp/Relay.js"
+import type { OriginRequest, OriginResponse } from "./OriginClient.js"
+
+// From 1 ms to 10 s: an offer through a healthy origin takes a few ms, a timeout 5 s or more.
+const SECONDS = MetricBoundaries.fromIterable([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10])
+
+const signalingDuration = Metric.histogram(
+  "rtc_proxy_signaling_request_duration_seconds",
+  SECONDS,
+  "Requests to the media API (WHIP, WHEP, legacy), by route, method and status"
+)
+const originDuration = Metric.histogram(
+  "rtc_proxy_origin_request_duration_seconds",
+  SECONDS,
+  "Requests to origins' HTTP APIs, by method and outcome (2xx, 4xx, 5xx, failed, timeout)"
+)
+
+const counter = (name: string, description: string) => Metric.counter(name, { description, incremental: true })
+
+const sessionsActive = Metric.gauge("rtc_proxy_sessions_active", { description: "Relay sessions now, by kind" })
+const packets = counter("rtc_proxy_packets_total", "Datagrams relayed, by direction (from_client, from_origin)")
+const bytes = counter("rtc_proxy_bytes_total", "Bytes relayed, by direction (from_client, from_origin)")
+const drops = counter("rtc_proxy_drops_total", "Datagrams dropped, by reason")
+const originsRegistered = Metric.gauge("rtc_proxy_origins", { description: "Origins known to the load balancer" })
+const originsHealthy = Metric.gauge("rtc_proxy_origins_healthy", { description: "Origins that can take streams now" })
+const loadBalancerUp = Metric.gauge("rtc_proxy_load_balancer_up", {
+  description: "1 when the load balancer's state (Redis) could be read at the last scrape"
+})
+const rss = Metric.gauge("rtc_proxy_process_resident_memory_bytes", { description: "Resident set size" })
+const heapUsed = Metric.gauge("rtc_proxy_process_heap_used_bytes", { description: "JavaScript heap in use" })
+const cpuSeconds = counter("rtc_proxy_process_cpu_seconds_total", "CPU time, user and system")
+const eventLoopDelay = Metric.gauge("rtc_proxy_event_loop_delay_seconds", {
+  description: "Event loop delay since the previous scrape: p50, p99 and max"
+})
+
+const DELAY_RESOLUTION_MS = 20
+// The histogram records each interval of its timer (nanoseconds), the timer's own period included.
+const lag = (nanos: number) => Number.isFinite(nanos) ? Math.max(0, nanos / 1e9 - DELAY_RESOLUTION_MS / 1000) : 0
+
+/** The `route` label of a media API path: the router's pattern, so a session id never becomes a label. */
+const routeOf = (url: string): string => {
+  const query = url.indexOf("?")
+  const path = query === -1 ? url : url.slice(0, query)
+  const trimmed = path.length > 1 && path.endsWith("/") ? path.slice(0, -1) : path
+  switch (trimmed) {
+    case "/rtc/v1/whip":
+    case "/rtc/v1/whep":
+    case "/rtc/v1/publish":
+    case "/rtc/v1/play":
+    case "/rtc/v1/streams":
+    case "/api/v1/versions":
+    case "/healthz":
+    case "/readyz":
+    case "/":
+    case "/index.html":
+    case "/favicon.ico":
+      return trimmed
+  }
+  const session = /^\/rtc\/v1\/(whip|whep)\/sessions\/[^/]+$/.exec(trimmed)
+  return session === null ? "other" : `/rtc/v1/${session[1]}/sessions/:id`
+}
+
+/** Times each request of an app into the signaling histogram, by route, method and status. */
+export const measureSignaling = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
+  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+    const started = performance.now()
+    return Effect.onExit(app, (exit) =>
+      Metric.update(
+        signalingDuration.pipe(
+          Metric.tagged("route", routeOf(request.url)),
+          Metric.tagged("method", request.method),
+          Metric.tagged("status", Exit.isSuccess(exit) ? String(exit.value.status) : "500")
+        ),
+        (performance.now() - started) / 1000
+      ))
+  })
+
+/** Times an origin request into the origin histogram, by method and outcome. */
+export const measureOrigin = (
+  request: OriginRequest,
+  send: Effect.Effect<OriginResponse, OriginFailed | OriginTimeout>
+): Effect.Effect<OriginResponse, OriginFailed | OriginTimeout> =>
+  Effect.suspend(() => {
+    const started = performance.now()
+    return Effect.onExit(send, (exit) => {
+      const outcome = Exit.isSuccess(exit)
+        ? `${Math.floor(exit.value.status / 100)}xx`
+        : Exit.isInterrupted(exit)
+        ? "interrupted"
+        : exit.cause._tag === "Fail" && exit.cause.error._tag === "OriginTimeout"
+        ? "timeout"
+        : "failed"
+      return Metric.update(
+        originDuration.pipe(Metric.tagged("method", request.method), Metric.tagged("outcome", outcome)),
+        (performance.now() - started) / 1000
+      )
+    })
+  })
+
+/**
+ * What brings the scrape-time series up to date: counters that the relay and the process keep
+ * themselves are turned into Effect counters by adding what grew since the last scrape.
+ */
+export const makeScrapeUpdate = Effect.gen(function*() {
+  const delay = yield* Effect.acquireRelease(
+    Effect.sync(() => {
+      const histogram = monitorEventLoopDelay({ resolution: DELAY_RESOLUTION_MS })
+      histogram.enable()
+      return histogram
+    }),
+    (histogram) => Effect.sync(() => histogram.disable())
+  )
+  const last = new Map<string, number>()
+  const advance = (metric: Metric.Metric.Counter<number>, key: string, value: number) => {
+    const grown = value - (last.get(key) ?? 0)
+    last.set(key, value)
+    // Adding 0 still shows the series, so that rate() has a start.
+    return Metric.incrementBy(metric, Math.max(0, grown))
+  }
+  const lock = yield* Effect.makeSemaphore(1)
+
+  return Effect.gen(function*() {
+    const relay = yield* Relay
+    const balancer = yield* LoadBalancer
+    const stats = yield* relay.stats
+    const sessions = yield* relay.sessions
+    const byKind = { publish: 0, play: 0 }
+    for (const session of sessions) byKind[session.kind]++
+    const updates: Array<Effect.Effect<void>> = [
+      Metric.set(Metric.tagged(sessionsActive, "kind", "publish"), byKind.publish),
+      Metric.set(Metric.tagged(sessionsActive, "kind", "play"), byKind.play),
+      advance(Metric.tagged(packets, "direction", "from_client"), "packets client", stats.relayed.packetsFromClient),
+      advance(Metric.tagged(packets, "direction", "from_origin"), "packets origin", stats.relayed.packetsFromOrigin),
+      advance(Metric.tagged(bytes, "direction", "from_client"), "bytes client", stats.relayed.bytesFromClient),
+      advance(Metric.tagged(bytes, "direction", "from_origin"), "bytes origin", stats.relayed.bytesFromOrigin)
+    ]
+    for (const [reason, count] of Object.entries(stats.drops)) {
+      updates.push(advance(Metric.tagged(drops, "reason", reason), `drop ${reason}`, count))
+    }
+    // With Redis down, the origin gauges keep their last values and the up gauge says so.
+    const origins = yield* Effect.either(Effect.timeoutOption(balancer.origins, "1 second"))
+    const known = Either.isRight(origins) && origins.right._tag === "Some" ? origins.right.value : undefined
+    updates.push(Metric.set(loadBalancerUp, known === undefined ? 0 : 1))
+    if (known !== undefined) {
+      updates.push(
+        Metric.set(originsRegistered, known.length),
+        Metric.set(originsHealthy, known.filter((status) => status.healthy).length)
+      )
+    }
+    const memory = process.memoryUsage()
+    const cpu = process.cpuUsage()
+    updates.push(
+      Metric.set(rss, memory.rss),
+      Metric.set(heapUsed, memory.heapUsed),
+      advance(cpuSeconds, "cpu", (cpu.user + cpu.system) / 1e6),
+      Metric.set(Metric.tagged(eventLoopDelay, "stat", "p50"), lag(delay.percentile(50))),
+      Metric.set(Metric.tagged(eventLoopDelay, "stat", "p99"), lag(delay.percentile(99))),
+      Metric.set(Metric.tagged(eventLoopDelay, "stat", "max"), lag(delay.max))
+    )
+    delay.reset()
+    yield* Effect.all(updates, { discard: true })
+  }).pipe(lock.withPermits(1))
+})

@@ -15,6 +15,7 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { isIP } from "node:net"
+import { parseTrustedProxies, type TrustedProxies } from "./Http/ClientAddress.js"
 
 export interface ProxyConfigShape {
   /** Address every listener binds to unless its own variable names a host. */
@@ -60,6 +61,11 @@ export interface ProxyConfigShape {
   readonly mediaApiToken: Option.Option<string>
   /** POST/PATCH/DELETE per client address: sustained per second (0: off) and burst. */
   readonly rateLimit: { readonly perSecond: number; readonly burst: number }
+  /**
+   * Reverse proxies (addresses, CIDR ranges) whose `Forwarded` / `X-Forwarded-For` name the client;
+   * none by default: the TCP peer is the client.
+   */
+  readonly trustedProxies: TrustedProxies
   /** Most relay sessions at once (0: no cap); past it, new offers get 503. */
   readonly maxSessions: number
   /** Kernel socket buffer size for the shared UDP port. */
@@ -296,6 +302,10 @@ export const config: Config.Config<ProxyConfigShape> = Config.all({
       Config.withDefault(50)
     )
   }),
+  trustedProxies: Config.string("PROXY_TRUSTED_PROXIES").pipe(
+    Config.withDefault(""),
+    Config.mapOrFail((text) => Either.mapLeft(parseTrustedProxies(text), (message) => ConfigErrorInvalid("PROXY_TRUSTED_PROXIES", message)))
+  ),
   maxSessions: Config.integer("PROXY_MAX_SESSIONS").pipe(
     Config.validate({ message: "expected a number of sessions, 0 or more", validation: (n) => n >= 0 }),
     Config.withDefault(10_000)

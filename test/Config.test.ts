@@ -425,8 +425,18 @@ describe("config", () => {
     ["PROXY_DEFAULT_BACKEND_ENABLED", "maybe"],
     ["PROXY_REDIS_DB", "x"],
     ["PROXY_MAX_BODY_SIZE", "10"],
-    ["PROXY_UDP_BUFFER_SIZE", "1024"]
+    ["PROXY_UDP_BUFFER_SIZE", "1024"],
+    ["PROXY_TRUSTED_PROXIES", "10.0.0.0/40"],
+    ["PROXY_TRUSTED_PROXIES", "lb.internal"]
   ]
+  it.effect("PROXY_TRUSTED_PROXIES: none by default; addresses and ranges of both families", () =>
+    Effect.gen(function*() {
+      assert.isFalse((yield* load({})).trustedProxies.has("127.0.0.1"))
+      const { trustedProxies } = yield* load({ PROXY_TRUSTED_PROXIES: "10.0.0.0/8,::1" })
+      assert.deepStrictEqual(trustedProxies.entries, ["10.0.0.0/8", "::1"])
+      assert.isTrue(trustedProxies.has("10.2.3.4") && trustedProxies.has("::1"))
+    }))
+
   for (const [name, value] of bad) {
     it.effect(`${name}=${value} fails with a ConfigError that names the variable`, () =>
       Effect.gen(function*() {

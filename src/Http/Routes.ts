@@ -22,6 +22,8 @@ import type { SessionStore } from "../Session/SessionStore.js"
 import type { Relay } from "../Udp/Relay.js"
 import type { UdpSocket } from "../Udp/UdpSocket.js"
 import type { OriginClient } from "./OriginClient.js"
+import * as ClientAddressModule from "./ClientAddress.js"
+import { ClientAddress } from "./ClientAddress.js"
 import * as LiveStreams from "./LiveStreams.js"
 import { RateLimiter } from "./RateLimit.js"
 import { FAVICON_SVG, TRY_PAGE } from "./Page.js"
@@ -39,6 +41,7 @@ export type RouteServices =
   | SessionStore
   | UdpSocket
   | RateLimiter
+  | ClientAddress
   | HttpServerRequest.HttpServerRequest
 
 type Handler = Effect.Effect<HttpServerResponse.HttpServerResponse, HttpFailure, RouteServices>
@@ -51,15 +54,35 @@ export const EXPOSED_HEADERS = ["Location", "ETag", "Link", "Accept-Patch", "Ret
 
 const STATE_CHANGING = new Set(["POST", "PATCH", "DELETE", "PUT"])
 
+/** Session URLs (client and admin): a DELETE there is never refused by the limiter, so a session can always end. */
+const SESSION_URL = /^\/(?:rtc\/v1\/wh[ie]p\/sessions|api\/v1\/sessions)\/[^/?]+\/?(?:\?|$)/
+
 /**
- * POST, PATCH and DELETE take a token from the client's bucket first (429 when it is empty). Each API
- * has its own buckets, so an origin's heartbeats never count against clients at the same address.
+ * The request's client (`ClientAddress.ts`), worked out once: provided to the handler and on its logs.
+ * POST, PATCH and DELETE then take a token from the client's bucket first (429 when it is empty),
+ * except a DELETE of a session. Each API has its own buckets, so an origin's heartbeats never count
+ * against clients at the same address.
  */
-const rateLimited = (api: "media" | "system", handler: Handler): Handler =>
-  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
-    if (!STATE_CHANGING.has(request.method)) return handler
-    const client = Option.getOrElse(request.remoteAddress, () => "unknown").replace(/^::ffff:/, "")
-    return Effect.zipRight(Effect.flatMap(RateLimiter, (limiter) => limiter.take(`${api} ${client}`)), handler)
+const rateLimited = (api: "media" | "system", handler: Handler): Effect.Effect<
+  HttpServerResponse.HttpServerResponse,
+  HttpFailure,
+  Exclude<RouteServices, ClientAddress>
+> =>
+  Effect.gen(function*() {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const { trustedProxies } = yield* ProxyConfig
+    const client = ClientAddressModule.resolve({
+      peer: Option.getOrElse(request.remoteAddress, () => "unknown"),
+      forwarded: request.headers["forwarded"],
+      xForwardedFor: request.headers["x-forwarded-for"],
+      trusted: trustedProxies
+    })
+    const limited = STATE_CHANGING.has(request.method) && !(request.method === "DELETE" && SESSION_URL.test(request.url))
+    const take = limited ? Effect.flatMap(RateLimiter, (limiter) => limiter.take(`${api} ${client.address}`)) : Effect.void
+    return yield* Effect.zipRight(take, handler).pipe(
+      Effect.provideService(ClientAddress, client),
+      Effect.annotateLogs("client", client.address)
+    )
   })
 
 /**

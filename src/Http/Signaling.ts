@@ -42,6 +42,7 @@ import { SessionStore } from "../Session/SessionStore.js"
 import { Relay } from "../Udp/Relay.js"
 import { UdpSocket } from "../Udp/UdpSocket.js"
 import { readText } from "./Body.js"
+import { ClientAddress, type ClientAddressShape } from "./ClientAddress.js"
 import { OriginClient, type OriginResponse } from "./OriginClient.js"
 
 /** With PROXY_MAX_SESSIONS reached, new sessions wait (503 + Retry-After) rather than starve the rest. */
@@ -138,25 +139,18 @@ const copyableHeaders = (headers: Readonly<Record<string, string>>): Record<stri
 
 const mediaTypeOf = (contentType: string | undefined) => contentType?.split(";")[0]!.trim().toLowerCase() ?? ""
 
-/** The client's address as the origin should see it: appended to any X-Forwarded-For it sent. */
-const forwardedFor = (request: HttpServerRequest.HttpServerRequest): string | undefined => {
-  const client = Option.getOrUndefined(request.remoteAddress)?.replace(/^::ffff:/, "")
-  const previous = request.headers["x-forwarded-for"]
-  if (client === undefined) return previous
-  return previous === undefined || previous === "" ? client : `${previous}, ${client}`
-}
-
-/** Headers forwarded to the origin with the offer (and with DELETE and PATCH). */
-const headersForOrigin = (request: HttpServerRequest.HttpServerRequest): Record<string, string> => {
+/**
+ * Headers forwarded to the origin with the offer (and with DELETE and PATCH): the client as
+ * `ClientAddress` resolved it in X-Real-IP, and the hops with the peer last in X-Forwarded-For.
+ */
+const headersForOrigin = (request: HttpServerRequest.HttpServerRequest, client: ClientAddressShape): Record<string, string> => {
   const headers: Record<string, string> = {}
   const authorization = request.headers["authorization"]
   if (authorization !== undefined) headers["authorization"] = authorization
   const ifMatch = request.headers["if-match"]
   if (ifMatch !== undefined) headers["if-match"] = ifMatch
-  const xff = forwardedFor(request)
-  if (xff !== undefined) headers["x-forwarded-for"] = xff
-  const client = Option.getOrUndefined(request.remoteAddress)?.replace(/^::ffff:/, "")
-  if (client !== undefined) headers["x-real-ip"] = client
+  headers["x-forwarded-for"] = client.chain.join(", ")
+  headers["x-real-ip"] = client.address
   return headers
 }
 
@@ -292,7 +286,7 @@ export const offer = (kind: SessionKind) =>
     yield* checkCapacity
     const origin = yield* balancer.pick(streamUrl.key)
     const base = apiBaseUrl(origin)!
-    const forwarded = headersForOrigin(request)
+    const forwarded = headersForOrigin(request, yield* ClientAddress)
     const response = yield* client.send({
       method: "POST",
       url: `${base}/rtc/v1/${endpointOf(kind)}/${url.search}`,
@@ -332,7 +326,7 @@ export const deleteSession = (id: string) =>
     yield* relay.close(record.id, "deleted")
     yield* store.remove(record.id)
     if (record.originLocation !== undefined) {
-      yield* client.send({ method: "DELETE", url: record.originLocation, headers: headersForOrigin(request) }).pipe(
+      yield* client.send({ method: "DELETE", url: record.originLocation, headers: headersForOrigin(request, yield* ClientAddress) }).pipe(
         Effect.tap((response) =>
           response.status >= 400
             ? Effect.logWarning(`origin answered ${response.status} to DELETE of session ${record.id}`)
@@ -375,7 +369,7 @@ export const patchSession = (id: string) =>
     const response = yield* client.send({
       method: "PATCH",
       url: record.originLocation,
-      headers: headersForOrigin(request),
+      headers: headersForOrigin(request, yield* ClientAddress),
       body: { contentType: "application/trickle-ice-sdpfrag", text: Sdp.stripCandidates(fragment) }
     })
     if (response.status !== 200) {
@@ -416,11 +410,12 @@ export const legacyOffer = (kind: SessionKind) =>
     yield* checkCapacity
     const origin = yield* balancer.pick(streamUrl.key)
     const path = kind === "publish" ? "publish" : "play"
-    const clientip = Option.getOrUndefined(request.remoteAddress)?.replace(/^::ffff:/, "")
+    const clientAddress = yield* ClientAddress
+    const clientip = clientAddress.address
     const response = yield* client.send({
       method: "POST",
       url: `${apiBaseUrl(origin)!}/rtc/v1/${path}/`,
-      headers: headersForOrigin(request),
+      headers: headersForOrigin(request, clientAddress),
       body: {
         contentType: "application/json",
         text: LegacyApi.encodeOffer({ ...body, sdp: Sdp.stripCandidates(body.sdp), clientip: body.clientip ?? clientip })

@@ -1,6 +1,6 @@
 /**
  * The two HTTP apps: the media API (WHIP, WHEP, session URLs, legacy JSON) and the system API
- * (origin registration), on the platform's HttpRouter. Every unknown path gets a JSON 404 and every
+ * (origin registration, stats, the admin API of `Admin.ts`), on the platform's HttpRouter. Every unknown path gets a JSON 404 and every
  * wrong method a 405 with Allow.
  *
  * @since 0.1.0
@@ -22,6 +22,7 @@ import type { SessionStore } from "../Session/SessionStore.js"
 import type { Relay } from "../Udp/Relay.js"
 import type { UdpSocket } from "../Udp/UdpSocket.js"
 import type { OriginClient } from "./OriginClient.js"
+import * as Admin from "./Admin.js"
 import * as ClientAddressModule from "./ClientAddress.js"
 import { ClientAddress } from "./ClientAddress.js"
 import * as LiveStreams from "./LiveStreams.js"
@@ -192,7 +193,12 @@ export const mediaApp = handle(rateLimited("media", app(mediaRouter))).pipe(
 const systemRouter = HttpRouter.empty.pipe(
   resource(["/api/v1/srs/register"], { POST: SystemApi.register }),
   resource(["/api/v1/stats"], { GET: SystemApi.stats }),
-  resource(["/api/v1/versions"], { GET: SystemApi.versions })
+  resource(["/api/v1/versions"], { GET: SystemApi.versions }),
+  resource(["/api/v1/origins"], { GET: Admin.origins }),
+  resource(["/api/v1/origins/:id/drain"], { POST: Admin.drain(true), DELETE: Admin.drain(false) }),
+  resource(["/api/v1/streams"], { GET: Admin.streams }),
+  resource(["/api/v1/sessions"], { GET: Admin.sessions }),
+  resource(["/api/v1/sessions/:id"], { DELETE: withSessionId(Admin.deleteSession) })
 )
 
 /** The system API app. */

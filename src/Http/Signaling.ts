@@ -314,27 +314,35 @@ const findSession = (id: string) =>
     }))
   )
 
-/** DELETE on a session URL: the origin is told, and the relay session ends at once. */
+/**
+ * Ends a session, as a DELETE on its session URL does (client or admin): the relay session ends at
+ * once, its record goes (which tells every proxy on a shared store), and the origin is told with `headers`.
+ */
+export const endSession = Effect.fn("Signaling.endSession")(function*(id: string, headers: Record<string, string>) {
+  const relay = yield* Relay
+  const store = yield* SessionStore
+  const client = yield* OriginClient
+  const record = yield* findSession(id)
+  // The relay goes first: the session is to end, whatever the origin says.
+  yield* relay.close(record.id, "deleted")
+  yield* store.remove(record.id)
+  if (record.originLocation !== undefined) {
+    yield* client.send({ method: "DELETE", url: record.originLocation, headers }).pipe(
+      Effect.tap((response) =>
+        response.status >= 400
+          ? Effect.logWarning(`origin answered ${response.status} to DELETE of session ${record.id}`)
+          : Effect.void
+      ),
+      Effect.catchAll((error) => Effect.logWarning(`DELETE of session ${record.id} at its origin: ${error.message}`))
+    )
+  }
+})
+
+/** DELETE on a session URL. */
 export const deleteSession = (id: string) =>
   Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
-    const relay = yield* Relay
-    const store = yield* SessionStore
-    const client = yield* OriginClient
-    const record = yield* findSession(id)
-    // The relay goes first: the client asked for the session to end, whatever the origin says.
-    yield* relay.close(record.id, "deleted")
-    yield* store.remove(record.id)
-    if (record.originLocation !== undefined) {
-      yield* client.send({ method: "DELETE", url: record.originLocation, headers: headersForOrigin(request, yield* ClientAddress) }).pipe(
-        Effect.tap((response) =>
-          response.status >= 400
-            ? Effect.logWarning(`origin answered ${response.status} to DELETE of session ${record.id}`)
-            : Effect.void
-        ),
-        Effect.catchAll((error) => Effect.logWarning(`DELETE of session ${record.id} at its origin: ${error.message}`))
-      )
-    }
+    yield* endSession(id, headersForOrigin(request, yield* ClientAddress))
     return HttpServerResponse.empty({ status: 200 })
   }).pipe(Effect.withSpan("Signaling.delete"))
 

@@ -29,7 +29,7 @@ export const bearerMatches = (header: string | undefined, token: string): boolea
 }
 
 /** With PROXY_SYSTEM_API_TOKEN set, the system API needs it (header, or ?token= for SRS heartbeats). */
-const requireSystemToken = Effect.gen(function*() {
+export const requireSystemToken = Effect.gen(function*() {
   const request = yield* HttpServerRequest.HttpServerRequest
   const config = yield* ProxyConfig
   if (Option.isSome(config.systemApiToken)) {

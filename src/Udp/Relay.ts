@@ -37,6 +37,8 @@ export interface RelaySessionView {
   readonly ufragPairs: ReadonlyArray<string>
   readonly client: string | undefined
   readonly originMedia: string
+  /** Epoch milliseconds the session was signaled. */
+  readonly createdAt: number
   readonly packetsFromClient: number
   readonly packetsFromOrigin: number
   readonly bytesFromClient: number
@@ -283,6 +285,7 @@ const make = Effect.gen(function*() {
         ufragPairs: [...live.ufragPairs.keys()],
         client: live.clientPort === 0 ? undefined : `${live.clientAddress}:${live.clientPort}`,
         originMedia: `${live.record.originMedia.host}:${live.record.originMedia.port}`,
+        createdAt: live.record.createdAt,
         packetsFromClient: live.packetsFromClient,
         packetsFromOrigin: live.packetsFromOrigin,
         bytesFromClient: live.bytesFromClient,

@@ -16,6 +16,24 @@ const origin = heartbeatOrigin
 const mapped = (lb: LoadBalancerShape) => Effect.map(lb.streams, (all) => all.map((m) => m.streamUrl).sort())
 
 describe("memory load balancer", () => {
+  it.effect("a draining origin takes no new stream, keeps its mapped ones, and takes new ones once undrained", () =>
+    Effect.gen(function*() {
+      const lb = yield* MemoryLoadBalancer.make(Duration.seconds(30))
+      const first = origin()
+      yield* lb.register(first)
+      assert.strictEqual((yield* lb.pick(StreamKey.make("v/live/old"))).id, first.id)
+      assert.isTrue(yield* lb.drain(first.id, true))
+      assert.isFalse(yield* lb.drain(OriginId.make("unknown"), true))
+      assert.deepStrictEqual((yield* lb.origins).map((v) => v.draining), [true])
+      assert.strictEqual((yield* Effect.flip(lb.pick(StreamKey.make("v/live/new"))))._tag, "ServiceUnavailable")
+      assert.strictEqual((yield* lb.pick(StreamKey.make("v/live/old"))).id, first.id, "a live stream stays")
+      const second = origin()
+      yield* lb.register(second)
+      for (let i = 0; i < 10; i++) assert.strictEqual((yield* lb.pick(StreamKey.make(`v/live/n${i}`))).id, second.id)
+      assert.isTrue(yield* lb.drain(first.id, false))
+      assert.deepStrictEqual((yield* lb.origins).map((v) => v.draining), [false, false])
+    }))
+
   it.effect("no origin, or none with an HTTP API: 503 with Retry-After", () =>
     Effect.gen(function*() {
       const lb = yield* MemoryLoadBalancer.make(Duration.seconds(30))

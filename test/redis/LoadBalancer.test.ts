@@ -50,6 +50,29 @@ const json = (text: unknown): any => JSON.parse(text as string)
 
 describe.skipIf(REDIS_SERVER === undefined)("Redis load balancer (real redis-server)", () => {
   layer(TestRedis.layer, { excludeTestServices: true })((it) => {
+    it.scoped("a drain through one proxy is seen by every proxy: no new streams there, under rtc-proxy-drain:<id>", () =>
+      Effect.gen(function*() {
+        const server = yield* TestRedis
+        const keyPrefix = prefix()
+        const a = yield* balancer(server, { keyPrefix })
+        const b = yield* balancer(server, { keyPrefix })
+        const first = origin()
+        yield* a.register(first)
+        assert.strictEqual((yield* b.pick(StreamKey.make("v/live/old"))).id, first.id)
+        assert.isTrue(yield* a.drain(first.id, true))
+        assert.isFalse(yield* a.drain(OriginId.make("unknown"), true))
+        assert.strictEqual(yield* server.command("GET", `${keyPrefix}:rtc-proxy-drain:${first.id}`), "1")
+        assert.deepStrictEqual((yield* b.origins).map((v) => v.draining), [true])
+        assert.strictEqual((yield* Effect.flip(b.pick(StreamKey.make("v/live/new"))))._tag, "ServiceUnavailable")
+        assert.strictEqual((yield* b.pick(StreamKey.make("v/live/old"))).id, first.id, "a live stream stays")
+        const second = origin()
+        yield* a.register(second)
+        for (let i = 0; i < 10; i++) assert.strictEqual((yield* b.pick(StreamKey.make(`v/live/n${i}`))).id, second.id)
+        assert.isTrue(yield* b.drain(first.id, false))
+        assert.isNull(yield* server.command("GET", `${keyPrefix}:rtc-proxy-drain:${first.id}`))
+        assert.deepStrictEqual((yield* a.origins).map((v) => v.draining), [false, false])
+      }))
+
     it.scoped("an origin registered through one proxy is picked through another, under the Go proxy's keys", () =>
       Effect.gen(function*() {
         const server = yield* TestRedis

@@ -134,6 +134,10 @@ const make = Effect.gen(function*() {
   }
 
   const router: Router = new Router(onUnknownUfrag)
+  // A session deleted through another proxy on a shared store: it ends here too.
+  yield* store.onRemoved((id) => {
+    if (enders.has(id)) runFork(close(id, "deleted"))
+  })
 
   const learnKeys = (live: LiveSession, keys: { readonly ufragPair: UfragPair; readonly serverPwd: string }) =>
     Effect.suspend(() => {

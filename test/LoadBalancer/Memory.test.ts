@@ -8,7 +8,7 @@ import * as TestClock from "effect/TestClock"
 import { fixed, OriginId } from "../../src/Domain/Origin.js"
 import type { LoadBalancerShape } from "../../src/LoadBalancer/LoadBalancer.js"
 import * as MemoryLoadBalancer from "../../src/LoadBalancer/Memory.js"
-import { heartbeatOrigin } from "../support/origins.js"
+import { checkDrain, heartbeatOrigin } from "../support/origins.js"
 import { StreamKey } from "../../src/Domain/StreamUrl.js"
 
 const origin = heartbeatOrigin
@@ -19,19 +19,7 @@ describe("memory load balancer", () => {
   it.effect("a draining origin takes no new stream, keeps its mapped ones, and takes new ones once undrained", () =>
     Effect.gen(function*() {
       const lb = yield* MemoryLoadBalancer.make(Duration.seconds(30))
-      const first = origin()
-      yield* lb.register(first)
-      assert.strictEqual((yield* lb.pick(StreamKey.make("v/live/old"))).id, first.id)
-      assert.isTrue(yield* lb.drain(first.id, true))
-      assert.isFalse(yield* lb.drain(OriginId.make("unknown"), true))
-      assert.deepStrictEqual((yield* lb.origins).map((v) => v.draining), [true])
-      assert.strictEqual((yield* Effect.flip(lb.pick(StreamKey.make("v/live/new"))))._tag, "ServiceUnavailable")
-      assert.strictEqual((yield* lb.pick(StreamKey.make("v/live/old"))).id, first.id, "a live stream stays")
-      const second = origin()
-      yield* lb.register(second)
-      for (let i = 0; i < 10; i++) assert.strictEqual((yield* lb.pick(StreamKey.make(`v/live/n${i}`))).id, second.id)
-      assert.isTrue(yield* lb.drain(first.id, false))
-      assert.deepStrictEqual((yield* lb.origins).map((v) => v.draining), [false, false])
+      yield* checkDrain(lb, lb)
     }))
 
   it.effect("no origin, or none with an HTTP API: 503 with Retry-After", () =>

@@ -16,6 +16,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { isIP } from "node:net"
 import { isIceServerUrl } from "./Http/IceServers.js"
+import { parseTrustedProxies, type TrustedProxies } from "./Http/ClientAddress.js"
 
 export interface ProxyConfigShape {
   /** Address every listener binds to unless its own variable names a host. */
@@ -67,6 +68,11 @@ export interface ProxyConfigShape {
   readonly turnCredentialTtl: Duration.Duration
   /** POST/PATCH/DELETE per client address: sustained per second (0: off) and burst. */
   readonly rateLimit: { readonly perSecond: number; readonly burst: number }
+  /**
+   * Reverse proxies (addresses, CIDR ranges) whose `Forwarded` / `X-Forwarded-For` name the client;
+   * none by default: the TCP peer is the client.
+   */
+  readonly trustedProxies: TrustedProxies
   /** Most relay sessions at once (0: no cap); past it, new offers get 503. */
   readonly maxSessions: number
   /** Kernel socket buffer size for the shared UDP port. */
@@ -315,6 +321,10 @@ export const config: Config.Config<ProxyConfigShape> = Config.all({
       Config.withDefault(50)
     )
   }),
+  trustedProxies: Config.string("PROXY_TRUSTED_PROXIES").pipe(
+    Config.withDefault(""),
+    Config.mapOrFail((text) => Either.mapLeft(parseTrustedProxies(text), (message) => ConfigErrorInvalid("PROXY_TRUSTED_PROXIES", message)))
+  ),
   maxSessions: Config.integer("PROXY_MAX_SESSIONS").pipe(
     Config.validate({ message: "expected a number of sessions, 0 or more", validation: (n) => n >= 0 }),
     Config.withDefault(10_000)

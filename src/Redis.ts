@@ -43,6 +43,14 @@ export interface RedisClientShape {
     keys: ReadonlyArray<string>,
     args: ReadonlyArray<string | number>
   ) => Effect.Effect<unknown, RedisError>
+  /** Publishes `message` on `channel` (a full name, prefix included). */
+  readonly publish: (channel: string, message: string) => Effect.Effect<void, RedisError>
+  /**
+   * Calls `onMessage` with each message published on `channel`, on a second connection (a subscribed
+   * connection takes no other command) opened now and closed with the scope; it reconnects and
+   * subscribes again by itself. Messages published while it is down are lost.
+   */
+  readonly subscribe: (channel: string, onMessage: (message: string) => void) => Effect.Effect<void, RedisError, Scope.Scope>
   /** The keys that start with `prefix` (a full key, prefix included), by SCAN, up to `limit`. */
   readonly keysStartingWith: (prefix: string, limit?: number) => Effect.Effect<Array<string>, RedisError>
 }
@@ -204,8 +212,42 @@ export const make = (options: RedisOptions): Effect.Effect<RedisClientShape, Red
         return keys
       })
 
+    const subscribe = (channel: string, onMessage: (message: string) => void) =>
+      Effect.acquireRelease(
+        Effect.async<IORedis, RedisError>((resume) => {
+          const subscriber = client.duplicate({ lazyConnect: true, enableOfflineQueue: true, maxRetriesPerRequest: null })
+          subscriber.on("error", () => {}) // the main client reports the connection's trouble
+          subscriber.on("message", (from: string, message: string) => {
+            if (from === channel) onMessage(message)
+          })
+          subscriber.connect().then(() => subscriber.subscribe(channel)).then(
+            () => resume(Effect.succeed(subscriber)),
+            (cause) => {
+              subscriber.disconnect()
+              resume(Effect.fail(
+                new RedisError({ reason: "Connect", message: `cannot subscribe to ${channel} at Redis ${address}: ${messageOf(cause)}`, cause })
+              ))
+            }
+          )
+          return Effect.sync(() => subscriber.disconnect())
+        }).pipe(
+          Effect.timeoutFail({
+            duration: connectTimeout,
+            onTimeout: () => new RedisError({ reason: "Connect", message: `cannot subscribe to ${channel} at Redis ${address}: no answer` })
+          })
+        ),
+        (subscriber) =>
+          Effect.tryPromise(() => subscriber.quit()).pipe(
+            Effect.timeout(Duration.seconds(1)),
+            Effect.ignore,
+            Effect.ensuring(Effect.sync(() => subscriber.disconnect()))
+          )
+      ).pipe(Effect.asVoid)
+
     return {
       address,
+      publish: (channel, message) => Effect.asVoid(use((redis) => redis.publish(channel, message))),
+      subscribe,
       key: (name) => options.keyPrefix === "" ? name : `${options.keyPrefix}:${name}`,
       use,
       eval: (script, keys, args) =>

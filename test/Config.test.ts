@@ -427,13 +427,23 @@ describe("config", () => {
     ["PROXY_MAX_BODY_SIZE", "10"],
     ["PROXY_UDP_BUFFER_SIZE", "1024"],
     ["PROXY_ICE_SERVERS", "stun:ok.example.net,http://not-ice"],
-    ["PROXY_TURN_TTL", "forever"]
+    ["PROXY_TURN_TTL", "forever"],
+    ["PROXY_TRUSTED_PROXIES", "10.0.0.0/40"],
+    ["PROXY_TRUSTED_PROXIES", "lb.internal"]
   ]
   it.effect("PROXY_ICE_SERVERS: comma-separated URLs, spaces and empty items ignored; none by default", () =>
     Effect.gen(function*() {
       assert.deepStrictEqual((yield* load({})).iceServers, [])
       const loaded = yield* load({ PROXY_ICE_SERVERS: " stun:s.example.net , ,turns:t.example.net:443?transport=tcp" })
       assert.deepStrictEqual(loaded.iceServers, ["stun:s.example.net", "turns:t.example.net:443?transport=tcp"])
+    }))
+
+  it.effect("PROXY_TRUSTED_PROXIES: none by default; addresses and ranges of both families", () =>
+    Effect.gen(function*() {
+      assert.isFalse((yield* load({})).trustedProxies.has("127.0.0.1"))
+      const { trustedProxies } = yield* load({ PROXY_TRUSTED_PROXIES: "10.0.0.0/8,::1" })
+      assert.deepStrictEqual(trustedProxies.entries, ["10.0.0.0/8", "::1"])
+      assert.isTrue(trustedProxies.has("10.2.3.4") && trustedProxies.has("::1"))
     }))
 
   for (const [name, value] of bad) {

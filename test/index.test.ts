@@ -25,6 +25,7 @@ describe("package entry", () => {
             return Origin.fixed({ ip: "127.0.0.1", apiPort: origin.apiPort, rtcPort: origin.mediaPort })
           }),
         keepStreams: () => Effect.void,
+        drain: () => Effect.succeed(false),
         find: () => Effect.succeed(Option.none()),
         origins: Effect.succeed([]),
         streams: Effect.succeed([])

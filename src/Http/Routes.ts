@@ -1,6 +1,6 @@
 /**
  * The two HTTP apps: the media API (WHIP, WHEP, session URLs, legacy JSON) and the system API
- * (origin registration), on the platform's HttpRouter. Every unknown path gets a JSON 404 and every
+ * (origin registration, stats, the admin API of `Admin.ts`), on the platform's HttpRouter. Every unknown path gets a JSON 404 and every
  * wrong method a 405 with Allow.
  *
  * @since 0.1.0
@@ -22,6 +22,9 @@ import type { SessionStore } from "../Session/SessionStore.js"
 import type { Relay } from "../Udp/Relay.js"
 import type { UdpSocket } from "../Udp/UdpSocket.js"
 import type { OriginClient } from "./OriginClient.js"
+import * as Admin from "./Admin.js"
+import * as ClientAddressModule from "./ClientAddress.js"
+import { ClientAddress } from "./ClientAddress.js"
 import * as LiveStreams from "./LiveStreams.js"
 import { RateLimiter } from "./RateLimit.js"
 import * as Health from "./Health.js"
@@ -44,6 +47,7 @@ export type RouteServices =
   | RateLimiter
   | Health.Health
   | Prometheus.Prometheus
+  | ClientAddress
   | HttpServerRequest.HttpServerRequest
 
 type Handler = Effect.Effect<HttpServerResponse.HttpServerResponse, HttpFailure, RouteServices>
@@ -56,15 +60,35 @@ export const EXPOSED_HEADERS = ["Location", "ETag", "Link", "Accept-Patch", "Ret
 
 const STATE_CHANGING = new Set(["POST", "PATCH", "DELETE", "PUT"])
 
+/** Session URLs (client and admin): a DELETE there is never refused by the limiter, so a session can always end. */
+const SESSION_URL = /^\/(?:rtc\/v1\/wh[ie]p\/sessions|api\/v1\/sessions)\/[^/?]+\/?(?:\?|$)/
+
 /**
- * POST, PATCH and DELETE take a token from the client's bucket first (429 when it is empty). Each API
- * has its own buckets, so an origin's heartbeats never count against clients at the same address.
+ * The request's client (`ClientAddress.ts`), worked out once: provided to the handler and on its logs.
+ * POST, PATCH and DELETE then take a token from the client's bucket first (429 when it is empty),
+ * except a DELETE of a session. Each API has its own buckets, so an origin's heartbeats never count
+ * against clients at the same address.
  */
-const rateLimited = (api: "media" | "system", handler: Handler): Handler =>
-  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
-    if (!STATE_CHANGING.has(request.method)) return handler
-    const client = Option.getOrElse(request.remoteAddress, () => "unknown").replace(/^::ffff:/, "")
-    return Effect.zipRight(Effect.flatMap(RateLimiter, (limiter) => limiter.take(`${api} ${client}`)), handler)
+const rateLimited = (api: "media" | "system", handler: Handler): Effect.Effect<
+  HttpServerResponse.HttpServerResponse,
+  HttpFailure,
+  Exclude<RouteServices, ClientAddress>
+> =>
+  Effect.gen(function*() {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const { trustedProxies } = yield* ProxyConfig
+    const client = ClientAddressModule.resolve({
+      peer: Option.getOrElse(request.remoteAddress, () => "unknown"),
+      forwarded: request.headers["forwarded"],
+      xForwardedFor: request.headers["x-forwarded-for"],
+      trusted: trustedProxies
+    })
+    const limited = STATE_CHANGING.has(request.method) && !(request.method === "DELETE" && SESSION_URL.test(request.url))
+    const take = limited ? Effect.flatMap(RateLimiter, (limiter) => limiter.take(`${api} ${client.address}`)) : Effect.void
+    return yield* Effect.zipRight(take, handler).pipe(
+      Effect.provideService(ClientAddress, client),
+      Effect.annotateLogs("client", client.address)
+    )
   })
 
 /**
@@ -159,7 +183,10 @@ const healthRoutes = flow(
 const metricsRoute = resource(["/metrics"], { GET: Effect.zipRight(SystemApi.requireSystemToken, Prometheus.respond) })
 
 /** Both apps count their requests in flight (drained at shutdown); the media app's are timed too. */
-const tracked = (app: Handler): Handler => Effect.flatMap(Health.Health, (health) => health.track(app))
+const tracked = <E, R>(
+  app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
+): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R | Health.Health> =>
+  Effect.flatMap(Health.Health, (health) => health.track(app))
 
 const mediaRouter = HttpRouter.empty.pipe(
   healthRoutes,
@@ -215,7 +242,12 @@ const systemRouter = HttpRouter.empty.pipe(
   metricsRoute,
   resource(["/api/v1/srs/register"], { POST: SystemApi.register }),
   resource(["/api/v1/stats"], { GET: SystemApi.stats }),
-  resource(["/api/v1/versions"], { GET: SystemApi.versions })
+  resource(["/api/v1/versions"], { GET: SystemApi.versions }),
+  resource(["/api/v1/origins"], { GET: Admin.origins }),
+  resource(["/api/v1/origins/:id/drain"], { POST: Admin.drain(true), DELETE: Admin.drain(false) }),
+  resource(["/api/v1/streams"], { GET: Admin.streams }),
+  resource(["/api/v1/sessions"], { GET: Admin.sessions }),
+  resource(["/api/v1/sessions/:id"], { DELETE: withSessionId(Admin.deleteSession) })
 )
 
 /** The system API app. */

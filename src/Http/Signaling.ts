@@ -43,6 +43,7 @@ import { Relay } from "../Udp/Relay.js"
 import { UdpSocket } from "../Udp/UdpSocket.js"
 import { readText } from "./Body.js"
 import * as IceServers from "./IceServers.js"
+import { ClientAddress, type ClientAddressShape } from "./ClientAddress.js"
 import { OriginClient, type OriginResponse } from "./OriginClient.js"
 
 /** With PROXY_MAX_SESSIONS reached, new sessions wait (503 + Retry-After) rather than starve the rest. */
@@ -144,25 +145,18 @@ const copyableHeaders = (headers: Readonly<Record<string, string>>): Record<stri
 
 const mediaTypeOf = (contentType: string | undefined) => contentType?.split(";")[0]!.trim().toLowerCase() ?? ""
 
-/** The client's address as the origin should see it: appended to any X-Forwarded-For it sent. */
-const forwardedFor = (request: HttpServerRequest.HttpServerRequest): string | undefined => {
-  const client = Option.getOrUndefined(request.remoteAddress)?.replace(/^::ffff:/, "")
-  const previous = request.headers["x-forwarded-for"]
-  if (client === undefined) return previous
-  return previous === undefined || previous === "" ? client : `${previous}, ${client}`
-}
-
-/** Headers forwarded to the origin with the offer (and with DELETE and PATCH). */
-const headersForOrigin = (request: HttpServerRequest.HttpServerRequest): Record<string, string> => {
+/**
+ * Headers forwarded to the origin with the offer (and with DELETE and PATCH): the client as
+ * `ClientAddress` resolved it in X-Real-IP, and the hops with the peer last in X-Forwarded-For.
+ */
+const headersForOrigin = (request: HttpServerRequest.HttpServerRequest, client: ClientAddressShape): Record<string, string> => {
   const headers: Record<string, string> = {}
   const authorization = request.headers["authorization"]
   if (authorization !== undefined) headers["authorization"] = authorization
   const ifMatch = request.headers["if-match"]
   if (ifMatch !== undefined) headers["if-match"] = ifMatch
-  const xff = forwardedFor(request)
-  if (xff !== undefined) headers["x-forwarded-for"] = xff
-  const client = Option.getOrUndefined(request.remoteAddress)?.replace(/^::ffff:/, "")
-  if (client !== undefined) headers["x-real-ip"] = client
+  headers["x-forwarded-for"] = client.chain.join(", ")
+  headers["x-real-ip"] = client.address
   return headers
 }
 
@@ -295,7 +289,7 @@ export const offer = (kind: SessionKind) =>
     yield* checkCapacity
     const origin = yield* balancer.pick(streamUrl.key)
     const base = apiBaseUrl(origin)!
-    const forwarded = headersForOrigin(request)
+    const forwarded = headersForOrigin(request, yield* ClientAddress)
     const response = yield* client.send({
       method: "POST",
       url: `${base}/rtc/v1/${endpointOf(kind)}/${url.search}`,
@@ -326,27 +320,35 @@ const findSession = (id: string) =>
     }))
   )
 
-/** DELETE on a session URL: the origin is told, and the relay session ends at once. */
+/**
+ * Ends a session, as a DELETE on its session URL does (client or admin): the relay session ends at
+ * once, its record goes (which tells every proxy on a shared store), and the origin is told with `headers`.
+ */
+export const endSession = Effect.fn("Signaling.endSession")(function*(id: string, headers: Record<string, string>) {
+  const relay = yield* Relay
+  const store = yield* SessionStore
+  const client = yield* OriginClient
+  const record = yield* findSession(id)
+  // The relay goes first: the session is to end, whatever the origin says.
+  yield* relay.close(record.id, "deleted")
+  yield* store.remove(record.id)
+  if (record.originLocation !== undefined) {
+    yield* client.send({ method: "DELETE", url: record.originLocation, headers }).pipe(
+      Effect.tap((response) =>
+        response.status >= 400
+          ? Effect.logWarning(`origin answered ${response.status} to DELETE of session ${record.id}`)
+          : Effect.void
+      ),
+      Effect.catchAll((error) => Effect.logWarning(`DELETE of session ${record.id} at its origin: ${error.message}`))
+    )
+  }
+})
+
+/** DELETE on a session URL. */
 export const deleteSession = (id: string) =>
   Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
-    const relay = yield* Relay
-    const store = yield* SessionStore
-    const client = yield* OriginClient
-    const record = yield* findSession(id)
-    // The relay goes first: the client asked for the session to end, whatever the origin says.
-    yield* relay.close(record.id, "deleted")
-    yield* store.remove(record.id)
-    if (record.originLocation !== undefined) {
-      yield* client.send({ method: "DELETE", url: record.originLocation, headers: headersForOrigin(request) }).pipe(
-        Effect.tap((response) =>
-          response.status >= 400
-            ? Effect.logWarning(`origin answered ${response.status} to DELETE of session ${record.id}`)
-            : Effect.void
-        ),
-        Effect.catchAll((error) => Effect.logWarning(`DELETE of session ${record.id} at its origin: ${error.message}`))
-      )
-    }
+    yield* endSession(id, headersForOrigin(request, yield* ClientAddress))
     return HttpServerResponse.empty({ status: 200 })
   }).pipe(Effect.withSpan("Signaling.delete"))
 
@@ -381,7 +383,7 @@ export const patchSession = (id: string) =>
     const response = yield* client.send({
       method: "PATCH",
       url: record.originLocation,
-      headers: headersForOrigin(request),
+      headers: headersForOrigin(request, yield* ClientAddress),
       body: { contentType: "application/trickle-ice-sdpfrag", text: Sdp.stripCandidates(fragment) }
     })
     if (response.status !== 200) {
@@ -422,11 +424,12 @@ export const legacyOffer = (kind: SessionKind) =>
     yield* checkCapacity
     const origin = yield* balancer.pick(streamUrl.key)
     const path = kind === "publish" ? "publish" : "play"
-    const clientip = Option.getOrUndefined(request.remoteAddress)?.replace(/^::ffff:/, "")
+    const clientAddress = yield* ClientAddress
+    const clientip = clientAddress.address
     const response = yield* client.send({
       method: "POST",
       url: `${apiBaseUrl(origin)!}/rtc/v1/${path}/`,
-      headers: headersForOrigin(request),
+      headers: headersForOrigin(request, clientAddress),
       body: {
         contentType: "application/json",
         text: LegacyApi.encodeOffer({ ...body, sdp: Sdp.stripCandidates(body.sdp), clientip: body.clientip ?? clientip })

@@ -19,6 +19,8 @@ export interface OriginStatus {
   /** Epoch milliseconds of the last heartbeat (or registration). */
   readonly lastSeen: number
   readonly healthy: boolean
+  /** Drained by an operator: takes no new streams; its live streams stay. */
+  readonly draining: boolean
 }
 
 export interface StreamMapping {
@@ -31,7 +33,7 @@ export interface LoadBalancerShape {
   readonly register: (origin: Origin) => Effect.Effect<void>
   /**
    * The origin for a stream: the one it is mapped to while that origin is healthy, else a healthy
-   * origin chosen now (and mapped). Fails when no healthy origin can take WebRTC.
+   * origin that is not draining, chosen now (and mapped). Fails when no healthy origin can take WebRTC.
    */
   readonly pick: (streamUrl: StreamKey) => Effect.Effect<Origin, ServiceUnavailable>
   /**
@@ -42,6 +44,11 @@ export interface LoadBalancerShape {
    */
   readonly keepStreams: (streams: ReadonlyMap<StreamKey, OriginId>) => Effect.Effect<void>
   readonly find: (originId: OriginId) => Effect.Effect<Option.Option<Origin>>
+  /**
+   * Drains an origin (`on`) or ends its drain: a draining origin is not chosen for new streams, and
+   * keeps the streams mapped to it. False when the origin is not known.
+   */
+  readonly drain: (originId: OriginId, on: boolean) => Effect.Effect<boolean, ServiceUnavailable>
   /** Every known origin (the admin view); fails when shared state cannot be read. */
   readonly origins: Effect.Effect<ReadonlyArray<OriginStatus>, ServiceUnavailable>
   /** Stream mappings (the admin view; a shared store may list a bounded number). */

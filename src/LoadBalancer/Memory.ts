@@ -36,6 +36,7 @@ export const make = (
     const streamTtlMillis = Duration.toMillis(streamMappingTtl)
     const origins = new Map<OriginId, { origin: Origin; lastSeen: number }>()
     const streams = new Map<StreamKey, StreamEntry>()
+    const draining = new Set<OriginId>()
     // Pruning walks every mapping: at most every tenth of the stream TTL (and every minute).
     const pruneEvery = Math.min(60_000, streamTtlMillis / 10)
     let prunedAt = 0
@@ -53,7 +54,7 @@ export const make = (
           return entry.origin
         }
       }
-      const candidates = [...origins.values()].filter((entry) => isHealthy(entry, now) && canServeWebRtc(entry.origin))
+      const candidates = [...origins.values()].filter((entry) => isHealthy(entry, now) && canServeWebRtc(entry.origin) && !draining.has(entry.origin.id))
       if (candidates.length === 0) return yield* noHealthyOrigin()
       const chosen = candidates[yield* Random.nextIntBetween(0, candidates.length)]!.origin
       streams.set(streamUrl, { originId: chosen.id, lastUsed: now })
@@ -70,7 +71,10 @@ export const make = (
     const prune = (now: number) => {
       prunedAt = now
       for (const [id, entry] of origins) {
-        if (!entry.origin.fixed && now - entry.lastSeen >= 3 * ttlMillis) origins.delete(id)
+        if (!entry.origin.fixed && now - entry.lastSeen >= 3 * ttlMillis) {
+          origins.delete(id)
+          draining.delete(id)
+        }
       }
       for (const [stream, entry] of streams) {
         const unused = streamTtlMillis > 0 && now - entry.lastUsed >= streamTtlMillis
@@ -93,8 +97,19 @@ export const make = (
       pick,
       keepStreams,
       find: (originId) => Effect.sync(() => Option.map(Option.fromNullable(origins.get(originId)), (e) => e.origin)),
+      drain: (originId, on) =>
+        Effect.sync(() => {
+          if (!origins.has(originId)) return false
+          if (on) draining.add(originId)
+          else draining.delete(originId)
+          return true
+        }),
       origins: Effect.map(Clock.currentTimeMillis, (now): ReadonlyArray<OriginStatus> =>
-        [...origins.values()].map((entry) => ({ ...entry, healthy: isHealthy(entry, now) }))),
+        [...origins.values()].map((entry) => ({
+          ...entry,
+          healthy: isHealthy(entry, now),
+          draining: draining.has(entry.origin.id)
+        }))),
       streams: Effect.sync(() => [...streams].map(([streamUrl, entry]) => ({ streamUrl, originId: entry.originId })))
     } satisfies LoadBalancerShape
   })

@@ -7,7 +7,9 @@
  * - `srs-proxy-all-servers`: a JSON array of those keys, pruned of expired ones at each registration;
  * - `srs-proxy-url:<stream URL>`: the key of the origin chosen for the stream; with
  *   PROXY_STREAM_MAPPING_TTL set, it expires that long after the stream's last pick or live session
- *   (by default it does not, as the Go proxies, which never renew it, expect).
+ *   (by default it does not, as the Go proxies, which never renew it, expect);
+ * - `rtc-proxy-drain:<origin id>`: present while an operator drains the origin (ours: Go proxies
+ *   do not read it, and may still choose a draining origin).
  *
  * Registration and pick are Lua scripts (`RedisScripts.ts`), so each is atomic. A Redis failure
  * becomes the 503 a client sees here, at the service's boundary.
@@ -35,6 +37,7 @@ import { KEEP_STREAMS, PICK, REGISTER } from "./RedisScripts.js"
 const SERVER = "srs-proxy-server:"
 const ALL_SERVERS = "srs-proxy-all-servers"
 const STREAM = "srs-proxy-url:"
+const DRAIN = "rtc-proxy-drain:"
 
 const ListenStrings = Schema.optional(Schema.NullOr(Schema.Array(Schema.String)))
 
@@ -136,6 +139,7 @@ export const make = (ttl: Duration.Duration, streamMappingTtl: Duration.Duration
     const serverPrefix = redis.key(SERVER)
     const idOf = (key: string) => OriginId.make(key.startsWith(serverPrefix) ? key.slice(serverPrefix.length) : key)
     const streamKey = (streamUrl: StreamKey) => redis.key(`${STREAM}${streamUrl}`)
+    const drainKey = (id: OriginId) => redis.key(`${DRAIN}${id}`)
     const fixed = new Map<OriginId, Origin>()
     // A record that does not decode (not JSON, not an origin's) counts as no origin.
     const originAt = (key: string, json: string | null | undefined) =>
@@ -157,7 +161,12 @@ export const make = (ttl: Duration.Duration, streamMappingTtl: Duration.Duration
 
     const pick = Effect.fn("LoadBalancer.pick")(function*(streamUrl: StreamKey) {
       const random = yield* Random.next
-      const result = yield* redis.eval(PICK, [streamKey(streamUrl), redis.key(ALL_SERVERS)], [random, streamTtlMillis])
+      const result = yield* redis.eval(PICK, [streamKey(streamUrl), redis.key(ALL_SERVERS)], [
+        random,
+        streamTtlMillis,
+        redis.key(DRAIN),
+        serverPrefix
+      ])
         .pipe(orSharedStateUnavailable)
       if (!Array.isArray(result)) return yield* noHealthyOrigin()
       // The pick renewed (or set) the mapping's TTL.
@@ -204,15 +213,25 @@ export const make = (ttl: Duration.Duration, streamMappingTtl: Duration.Duration
       return Option.map(originAt(serverKey(originId), json), (stored) => stored.origin)
     })
 
+    // The drain key has no TTL: it outlives the origin's record until the drain is ended.
+    const drain = Effect.fn("LoadBalancer.drain")(function*(originId: OriginId, on: boolean) {
+      const known = yield* redis.use((client) => client.exists(serverKey(originId))).pipe(orSharedStateUnavailable)
+      if (known === 0) return false
+      yield* redis.use((client): Promise<unknown> => on ? client.set(drainKey(originId), "1") : client.del(drainKey(originId)))
+        .pipe(orSharedStateUnavailable)
+      return true
+    })
+
     const origins = Effect.gen(function*() {
       const list = yield* redis.use((client) => client.get(redis.key(ALL_SERVERS)))
       const keys = list === null ? [] : Option.getOrElse(decodeServerKeys(list), () => [])
       if (keys.length === 0) return []
       const values = yield* redis.use((client) => client.mget(...keys))
+      const drains = yield* redis.use((client) => client.mget(...keys.map((key) => drainKey(idOf(key)))))
       return keys.flatMap((key, i): Array<OriginStatus> =>
         Option.match(originAt(key, values[i]), {
           onNone: () => [],
-          onSome: ({ lastSeen, origin }) => [{ origin, lastSeen, healthy: true }]
+          onSome: ({ lastSeen, origin }) => [{ origin, lastSeen, healthy: true, draining: drains[i] != null }]
         })
       )
     }).pipe(orSharedStateUnavailable, Effect.withSpan("LoadBalancer.origins"))
@@ -244,7 +263,7 @@ export const make = (ttl: Duration.Duration, streamMappingTtl: Duration.Duration
       Effect.forkScoped
     )
 
-    return { register, pick, keepStreams, find, origins, streams } satisfies LoadBalancerShape
+    return { register, pick, keepStreams, find, drain, origins, streams } satisfies LoadBalancerShape
   })
 
 /**

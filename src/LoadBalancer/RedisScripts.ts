@@ -41,7 +41,8 @@ return #kept
 
 /**
  * KEYS: the stream's key, the list of origin keys. ARGV: a random number in [0, 1), the mapping's TTL
- * in ms (0: none). Returns { origin key, origin JSON, previous origin key or '' } or nil when no live
+ * in ms (0: none), the prefix of drain keys, the prefix of origin keys. An origin whose drain key
+ * (drain prefix + its id) exists is not chosen for a new stream. Returns { origin key, origin JSON, previous origin key or '' } or nil when no live
  * origin has an HTTP API (`canServeWebRtc`: a non-empty `api`). The mapping is kept while its
  * origin's key exists; otherwise a live origin is chosen and the mapping set, in the same atomic step.
  * A kept mapping's TTL is renewed only when it has one: a mapping without (the Go proxy's) stays without.
@@ -62,7 +63,8 @@ for _, key in ipairs(list) do
     local server = redis.call('GET', key)
     if server then
       local ok, decoded = pcall(cjson.decode, server)
-      if ok and type(decoded) == 'table' and type(decoded.api) == 'table' and #decoded.api > 0 then
+      local drained = redis.call('EXISTS', ARGV[3] .. string.sub(key, #ARGV[4] + 1)) == 1
+      if ok and not drained and type(decoded) == 'table' and type(decoded.api) == 'table' and #decoded.api > 0 then
         table.insert(alive, { key, server })
       end
     end

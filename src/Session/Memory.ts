@@ -73,6 +73,7 @@ export const make = (): SessionStoreShape => {
       }),
     remove: (id) => Effect.sync(() => remove(id)),
     release: (id) => Effect.sync(() => remove(id)),
+    onRemoved: () => Effect.void,
     touch: () => Effect.void,
     list: Effect.sync(() => [...byId.values()])
   }

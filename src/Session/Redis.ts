@@ -12,7 +12,9 @@
  * session: set when a proxy starts relaying one, renewed with its record, deleted when it is removed
  * or released, and also when the proxy relaying it shuts down (the record stays for a takeover, but a
  * session nobody relays must not keep a new publisher out; a proxy that takes it over sets the key
- * again). After a crash it expires with the record. Writes that touch several keys are Lua scripts
+ * again). After a crash it expires with the record. A session removed for good (DELETE, through any
+ * proxy) is announced on the channel `rtc-proxy-session-end` (message: its id), so that the proxy
+ * relaying it stops at once. Writes that touch several keys are Lua scripts
  * (`RedisScripts.ts`), so each is atomic. A Redis failure becomes the 503 a client sees here, at the
  * service's boundary.
  *
@@ -38,12 +40,13 @@ import {
   UfragPair
 } from "../Domain/Session.js"
 import { StreamKey } from "../Domain/StreamUrl.js"
-import { RedisClient } from "../Redis.js"
+import { RedisClient, type RedisError } from "../Redis.js"
 import * as RenewalSchedule from "../RenewalSchedule.js"
 import { Field, PUBLISHER_OF, PUT, REKEY, REMOVE, RETIRE_PUBLISHER } from "./RedisScripts.js"
 import { SessionStore, type SessionStoreShape } from "./SessionStore.js"
 
 const SESSION = "rtc-proxy-session:"
+const SESSION_END = "rtc-proxy-session-end"
 const UFRAG = "srs-proxy-ufrag:"
 const RTC = "srs-proxy-rtc:"
 const PUBLISHER = "rtc-proxy-publisher:"
@@ -99,7 +102,8 @@ const encodeStreamSession = Schema.encode(StreamSession)
 
 /**
  * Builds a Redis session store. Records expire `ttl` after they were written or last renewed;
- * `touch` renews a live session's keys once a quarter of the TTL has passed since it last did.
+ * `touch` renews a live session's keys once a quarter of the TTL has passed since it last did. Its
+ * subscription to session ends closes with the scope.
  */
 export const make = (options: { readonly ttl?: Duration.Duration } = {}) =>
   Effect.gen(function*() {
@@ -117,6 +121,14 @@ export const make = (options: { readonly ttl?: Duration.Duration } = {}) =>
     // A corrupt or foreign record (such as a Go proxy's) is no record.
     const decodeStored = Schema.decodeUnknownOption(Stored)
     const recordOf = (json: unknown) => Predicate.isString(json) ? decodeStored(json) : Option.none()
+    const endChannel = redis.key(SESSION_END)
+    const onEnd = new Set<(id: SessionId) => void>()
+    yield* redis.subscribe(endChannel, (message) => {
+      const id = SessionId.make(message)
+      for (const f of onEnd) f(id)
+    })
+    const onRemoved = (f: (id: SessionId) => void) =>
+      Effect.acquireRelease(Effect.sync(() => onEnd.add(f)), () => Effect.sync(() => onEnd.delete(f))).pipe(Effect.asVoid)
 
     const put = Effect.fn("SessionStore.put")(function*(record: SessionRecord) {
       const now = yield* Clock.currentTimeMillis
@@ -178,7 +190,14 @@ export const make = (options: { readonly ttl?: Duration.Duration } = {}) =>
         Effect.asVoid
       )
 
-    const remove = (id: SessionId) => removeIf(id, "").pipe(Effect.withSpan("SessionStore.remove"))
+    // A proxy that misses the news (Redis down) ends the session when its client goes quiet.
+    const remove = (id: SessionId) =>
+      removeIf(id, "").pipe(
+        Effect.zipRight(redis.publish(endChannel, id).pipe(
+          Effect.catchAll((error) => Effect.logWarning(`the end of session ${id} not announced to other proxies: ${error.message}`))
+        )),
+        Effect.withSpan("SessionStore.remove")
+      )
 
     // After a shutdown the record stays until it expires: a proxy that receives the client's next
     // binding request (this one restarted, or another) takes the session over. Until one does, it is
@@ -221,8 +240,8 @@ export const make = (options: { readonly ttl?: Duration.Duration } = {}) =>
       return values.flatMap((value) => Option.toArray(recordOf(value)))
     }).pipe(orSharedStateUnavailable, Effect.withSpan("SessionStore.list"))
 
-    return { put, get, findByUfrag, publisherOf, rekey, remove, release, touch, list } satisfies SessionStoreShape
+    return { put, get, findByUfrag, publisherOf, rekey, remove, onRemoved, release, touch, list } satisfies SessionStoreShape
   })
 
 /** The Redis session store on the shared Redis client. */
-export const layer: Layer.Layer<SessionStore, never, RedisClient> = Layer.effect(SessionStore, make())
+export const layer: Layer.Layer<SessionStore, RedisError, RedisClient> = Layer.scoped(SessionStore, make())

@@ -9,6 +9,7 @@
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
 import type * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
 import type { ServiceUnavailable } from "../Domain/Errors.js"
 import type { SessionEndReason, SessionId, SessionRecord, UfragPair } from "../Domain/Session.js"
 import type { StreamKey } from "../Domain/StreamUrl.js"
@@ -28,8 +29,16 @@ export interface SessionStoreShape {
     id: SessionId,
     keys: { readonly ufragPair: UfragPair; readonly serverPwd: string }
   ) => Effect.Effect<Option.Option<SessionRecord>, ServiceUnavailable>
-  /** Removes a session for good (it was deleted). */
+  /**
+   * Removes a session for good (it was deleted). A shared store tells every proxy on it, through
+   * `onRemoved`, so that the one relaying the session stops.
+   */
   readonly remove: (id: SessionId) => Effect.Effect<void>
+  /**
+   * Calls `f` with the id of each session removed through any proxy on a shared store, until the
+   * scope closes. The memory store never calls it: whoever removes a session there closed its relay.
+   */
+  readonly onRemoved: (f: (id: SessionId) => void) => Effect.Effect<void, never, Scope.Scope>
   /**
    * This proxy stopped relaying a session. The memory store forgets it; a shared store keeps it while
    * another proxy relays it, and after a shutdown until it expires, so that another proxy can take over.

@@ -37,6 +37,8 @@ export interface RelaySessionView {
   readonly ufragPairs: ReadonlyArray<string>
   readonly client: string | undefined
   readonly originMedia: string
+  /** Epoch milliseconds the session was signaled. */
+  readonly createdAt: number
   readonly packetsFromClient: number
   readonly packetsFromOrigin: number
   readonly bytesFromClient: number
@@ -169,6 +171,10 @@ const make = Effect.gen(function*() {
   }
 
   const router: Router = new Router(onUnknownUfrag)
+  // A session deleted through another proxy on a shared store: it ends here too.
+  yield* store.onRemoved((id) => {
+    if (enders.has(id)) runFork(close(id, "deleted"))
+  })
 
   const learnKeys = (live: LiveSession, keys: { readonly ufragPair: UfragPair; readonly serverPwd: string }) =>
     Effect.suspend(() => {
@@ -321,6 +327,7 @@ const make = Effect.gen(function*() {
         ufragPairs: [...live.ufragPairs.keys()],
         client: live.clientPort === 0 ? undefined : `${live.clientAddress}:${live.clientPort}`,
         originMedia: `${live.record.originMedia.host}:${live.record.originMedia.port}`,
+        createdAt: live.record.createdAt,
         packetsFromClient: live.packetsFromClient,
         packetsFromOrigin: live.packetsFromOrigin,
         bytesFromClient: live.bytesFromClient,

@@ -3,8 +3,10 @@
 import { assert, describe } from "@effect/vitest"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as net from "node:net"
+import { parseTrustedProxies } from "../../src/Http/ClientAddress.js"
 import { fakeSrsApi } from "../support/fakeSrsApi.js"
 import { httpRequest } from "../support/http.js"
 import { minimalOffer } from "../support/offers.js"
@@ -63,6 +65,53 @@ describe("HTTP abuse", () => {
       assert.isAtLeast(Number(limited.headers["retry-after"]), 1)
       assert.strictEqual((yield* httpRequest(`${proxy.mediaUrl}/api/v1/versions`)).status, 200)
       assert.strictEqual((yield* proxy.relay.stats).sessions, 3)
+    }))
+
+  live("behind a trusted proxy two clients are limited separately, and the origin learns each client", () =>
+    Effect.gen(function*() {
+      const { origin, proxy } = yield* proxyWithOrigin({
+        rateLimit: { perSecond: 1, burst: 2 },
+        trustedProxies: Either.getOrThrow(parseTrustedProxies("127.0.0.0/8"))
+      })
+      const from = (client: string, n: number) => whip(proxy.endpoint("whip", `${client}-${n}`), { "x-forwarded-for": client })
+      const statuses: Array<number> = []
+      for (let n = 0; n < 3; n++) statuses.push((yield* from("198.51.100.1", n)).status)
+      statuses.push((yield* from("198.51.100.2", 0)).status)
+      statuses.push((yield* whip(proxy.endpoint("whip", "fwd"), { forwarded: "for=\"[2001:db8::7]:1234\"" })).status)
+      assert.deepStrictEqual(statuses, [201, 201, 429, 201, 201])
+      const posts = origin.requests.filter((r) => r.method === "POST")
+      assert.strictEqual(posts[2]!.headers["x-real-ip"], "198.51.100.2")
+      assert.strictEqual(posts[2]!.headers["x-forwarded-for"], "198.51.100.2, 127.0.0.1")
+      assert.strictEqual(posts[3]!.headers["x-real-ip"], "2001:db8::7")
+      assert.strictEqual(posts[3]!.headers["x-forwarded-for"], "2001:db8::7, 127.0.0.1")
+    }))
+
+  live("an untrusted peer's X-Forwarded-For is not believed: every address it claims shares its bucket", () =>
+    Effect.gen(function*() {
+      const { origin, proxy } = yield* proxyWithOrigin({
+        rateLimit: { perSecond: 1, burst: 2 },
+        trustedProxies: Either.getOrThrow(parseTrustedProxies("10.0.0.0/8"))
+      })
+      const statuses: Array<number> = []
+      for (let n = 0; n < 3; n++) statuses.push((yield* whip(proxy.endpoint("whip", `spoof${n}`), { "x-forwarded-for": `198.51.100.${n}` })).status)
+      assert.deepStrictEqual(statuses, [201, 201, 429])
+      const [first] = origin.requests.filter((r) => r.method === "POST")
+      assert.strictEqual(first!.headers["x-real-ip"], "127.0.0.1")
+      assert.strictEqual(first!.headers["x-forwarded-for"], "198.51.100.0, 127.0.0.1", "passed on, as any hop would")
+    }))
+
+  live("a DELETE of a session is never refused by the rate limiter, even with the bucket drained", () =>
+    Effect.gen(function*() {
+      const { origin, proxy } = yield* proxyWithOrigin({ rateLimit: { perSecond: 0.01, burst: 1 } })
+      const created = yield* whip(proxy.endpoint("whip", "drained"))
+      assert.strictEqual(created.status, 201)
+      assert.strictEqual((yield* whip(proxy.endpoint("whip", "more"))).status, 429)
+      const deleted = yield* httpRequest(`${proxy.mediaUrl}${created.headers["location"]}`, { method: "DELETE" })
+      assert.strictEqual(deleted.status, 200, deleted.body)
+      assert.strictEqual((yield* proxy.relay.stats).sessions, 0)
+      assert.isTrue(origin.requests.some((r) => r.method === "DELETE"))
+      // Other state changes are still limited.
+      assert.strictEqual((yield* httpRequest(`${proxy.mediaUrl}${created.headers["location"]}`, { method: "PATCH" })).status, 429)
     }))
 
   live("past PROXY_MAX_SESSIONS new offers get 503 with Retry-After, before the origin is asked", () =>

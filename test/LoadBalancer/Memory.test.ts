@@ -8,7 +8,7 @@ import * as TestClock from "effect/TestClock"
 import { fixed, OriginId } from "../../src/Domain/Origin.js"
 import type { LoadBalancerShape } from "../../src/LoadBalancer/LoadBalancer.js"
 import * as MemoryLoadBalancer from "../../src/LoadBalancer/Memory.js"
-import { heartbeatOrigin } from "../support/origins.js"
+import { checkDrain, heartbeatOrigin } from "../support/origins.js"
 import { StreamKey } from "../../src/Domain/StreamUrl.js"
 
 const origin = heartbeatOrigin
@@ -16,6 +16,12 @@ const origin = heartbeatOrigin
 const mapped = (lb: LoadBalancerShape) => Effect.map(lb.streams, (all) => all.map((m) => m.streamUrl).sort())
 
 describe("memory load balancer", () => {
+  it.effect("a draining origin takes no new stream, keeps its mapped ones, and takes new ones once undrained", () =>
+    Effect.gen(function*() {
+      const lb = yield* MemoryLoadBalancer.make(Duration.seconds(30))
+      yield* checkDrain(lb, lb)
+    }))
+
   it.effect("no origin, or none with an HTTP API: 503 with Retry-After", () =>
     Effect.gen(function*() {
       const lb = yield* MemoryLoadBalancer.make(Duration.seconds(30))

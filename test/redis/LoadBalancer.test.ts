@@ -18,7 +18,7 @@ import * as RedisLoadBalancer from "../../src/LoadBalancer/Redis.js"
 import { RedisClient } from "../../src/Redis.js"
 import { startProxy } from "../support/proxy.ts"
 import { REDIS_SERVER, type RedisServer, redisServer, TestRedis } from "../support/redisServer.ts"
-import { heartbeatOrigin } from "../support/origins.ts"
+import { checkDrain, heartbeatOrigin } from "../support/origins.ts"
 
 let counter = 0
 const origin = heartbeatOrigin
@@ -50,6 +50,18 @@ const json = (text: unknown): any => JSON.parse(text as string)
 
 describe.skipIf(REDIS_SERVER === undefined)("Redis load balancer (real redis-server)", () => {
   layer(TestRedis.layer, { excludeTestServices: true })((it) => {
+    it.scoped("a drain through one proxy is seen by every proxy: no new streams there, under rtc-proxy-drain:<id>", () =>
+      Effect.gen(function*() {
+        const server = yield* TestRedis
+        const keyPrefix = prefix()
+        const a = yield* balancer(server, { keyPrefix })
+        const b = yield* balancer(server, { keyPrefix })
+        const first = yield* checkDrain(a, b)
+        assert.isNull(yield* server.command("GET", `${keyPrefix}:rtc-proxy-drain:${first.id}`))
+        assert.isTrue(yield* a.drain(first.id, true))
+        assert.strictEqual(yield* server.command("GET", `${keyPrefix}:rtc-proxy-drain:${first.id}`), "1")
+      }))
+
     it.scoped("an origin registered through one proxy is picked through another, under the Go proxy's keys", () =>
       Effect.gen(function*() {
         const server = yield* TestRedis
@@ -323,13 +335,15 @@ describe.skipIf(REDIS_SERVER === undefined)("Redis load balancer (real redis-ser
         assert.strictEqual((yield* lb.pick(StreamKey.make("v/live/default"))).id, configured.id)
       }), 10_000)
 
-    it.scoped("the whole proxy with PROXY_LOAD_BALANCER_TYPE=redis shares one connection between balancer and store", () =>
+    it.scoped("the whole proxy with PROXY_LOAD_BALANCER_TYPE=redis shares one connection between balancer and store, and subscribes on a second", () =>
       Effect.gen(function*() {
         const server = yield* TestRedis
         const clients = Effect.map(server.command("CLIENT", "LIST"), (text) => (text as string).trim().split("\n").length - 1)
         const before = yield* clients
         const proxy = yield* startProxy({ loadBalancer: "redis", redis: server.config(prefix()) })
-        assert.strictEqual(yield* clients, before + 1)
+        assert.strictEqual(yield* clients, before + 2)
+        const list = (yield* server.command("CLIENT", "LIST")) as string
+        assert.strictEqual(list.split("\n").filter((line) => / cmd=subscribe /.test(line)).length, 1, list)
         assert.deepStrictEqual(yield* proxy.store.list, [])
       }))
 

@@ -9,7 +9,7 @@ import * as Scope from "effect/Scope"
 import { OriginId } from "../../src/Domain/Origin.ts"
 import { SessionId, UfragPair } from "../../src/Domain/Session.ts"
 import { StreamKey } from "../../src/Domain/StreamUrl.ts"
-import { eventually } from "../support/eventually.ts"
+import { eventually, openUdpHandles, settledUdpHandles } from "../support/eventually.ts"
 import { type FakeSrsApi, fakeSrsApi, srsAnswer } from "../support/fakeSrsApi.ts"
 import { httpRequest } from "../support/http.ts"
 import { startProxy, type TestProxy } from "../support/proxy.ts"
@@ -139,6 +139,49 @@ describe.skipIf(REDIS_SERVER === undefined)("two proxies sharing one Redis (real
       assert.isTrue(Option.isNone(yield* a.store.get(SessionId.make(session.id))))
       const again = yield* httpRequest(`${a.mediaUrl}${session.location}`, { method: "DELETE" })
       assert.strictEqual(again.status, 404)
+    }), 20_000)
+
+  it.scopedLive("a DELETE through proxy B stops the relay on proxy A within a second (pushed, not polled)", () =>
+    Effect.gen(function*() {
+      const server = yield* redisServer()
+      const [a, b] = yield* twoProxies(server, "ended")
+      const { media, origin } = yield* echoOrigin(a)
+      const session = yield* publish(a, "ended", "cli1")
+      const client = yield* udpPeer()
+      yield* bind(client, a.udpPort, session.pair, session.pwd)
+      assert.strictEqual((yield* a.relay.stats).sessions, 1)
+      const withSession = yield* settledUdpHandles
+
+      const start = Date.now()
+      const deleted = yield* httpRequest(`${b.mediaUrl}${session.location}`, { method: "DELETE" })
+      assert.strictEqual(deleted.status, 200, deleted.body)
+      yield* eventually(Effect.gen(function*() {
+        assert.strictEqual((yield* a.relay.stats).sessions, 0)
+      }), 1000, 20)
+      assert.isBelow(Date.now() - start, 1000)
+      assert.strictEqual((yield* a.relay.stats).ended.deleted, 1)
+      yield* eventually(() => assert.strictEqual(openUdpHandles(), withSession - 1, "A's socket to the origin is closed"))
+      assert.isTrue(origin.requests.some((r) => r.method === "DELETE"), "the origin was told")
+
+      // A's socket to the origin is closed: the client's packets go nowhere now.
+      const before = media.received.length
+      client.send(rtp("after-delete"), a.udpPort)
+      yield* Effect.sleep(200)
+      assert.strictEqual(media.received.length, before)
+      assert.deepStrictEqual(yield* b.relay.sessions, [])
+    }), 20_000)
+
+  it.scopedLive("an admin DELETE through proxy B stops the relay on proxy A too", () =>
+    Effect.gen(function*() {
+      const server = yield* redisServer()
+      const [a, b] = yield* twoProxies(server, "admin-ended")
+      yield* echoOrigin(a)
+      const session = yield* publish(a, "ended", "cli1")
+      const deleted = yield* httpRequest(`${b.systemUrl}/api/v1/sessions/${session.id}`, { method: "DELETE" })
+      assert.strictEqual(deleted.status, 200, deleted.body)
+      yield* eventually(Effect.gen(function*() {
+        assert.strictEqual((yield* a.relay.stats).sessions, 0)
+      }), 1000, 20)
     }), 20_000)
 
   it.scopedLive("an ICE restart signaled through proxy A reaches proxy B, which relays the session", () =>

@@ -51,6 +51,11 @@ export interface ProxyConfigShape {
   /** A relay session with no packet from its client for this long is freed (RFC 7675: 30 s). */
   readonly relayIdleTimeout: Duration.Duration
   readonly originTimeout: Duration.Duration
+  /**
+   * An origin that could not be reached at signaling gets no new streams for this long, and then
+   * until its next heartbeat.
+   */
+  readonly originDownHold: Duration.Duration
   readonly maxBodyBytes: number
   /** How long a client may take to send a request body once its headers are in (then 408). */
   readonly bodyTimeout: Duration.Duration
@@ -279,6 +284,7 @@ export const config: Config.Config<ProxyConfigShape> = Config.all({
   }).pipe(Config.map(({ enabled, ...backend }) => (enabled ? Option.some(backend) : Option.none()))),
   relayIdleTimeout: duration("PROXY_RTC_IDLE_TIMEOUT", "30s"),
   originTimeout: duration("PROXY_ORIGIN_TIMEOUT", "5s"),
+  originDownHold: duration("PROXY_ORIGIN_DOWN_HOLD", "10s"),
   maxBodyBytes: Config.integer("PROXY_MAX_BODY_SIZE").pipe(
     Config.validate({ message: "expected a size in bytes from 1024", validation: (n) => n >= 1024 }),
     Config.withDefault(64 * 1024)

@@ -79,10 +79,14 @@ export interface OriginAgents {
   readonly https: https.Agent
 }
 
+const UNREACHABLE = new Set(["connection refused", "host unreachable"])
+
 const failed = (where: string, cause: unknown) => {
   const description = describeCause(cause)
   return description === CLOSED
     ? new OriginFailed({ message: `${where} ${CLOSED}`, closedWithoutAnswer: true })
+    : UNREACHABLE.has(description)
+    ? new OriginFailed({ message: `${where}: ${description}`, unreachable: true })
     : new OriginFailed({ message: `${where}: ${description}` })
 }
 

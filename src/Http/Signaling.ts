@@ -19,6 +19,7 @@ import { ProxyConfig } from "../Config.js"
 import {
   BadRequest,
   Conflict,
+  isOriginDown,
   NotFound,
   OriginFailed,
   type OriginTimeout,
@@ -42,7 +43,7 @@ import { SessionStore } from "../Session/SessionStore.js"
 import { Relay } from "../Udp/Relay.js"
 import { UdpSocket } from "../Udp/UdpSocket.js"
 import { readText } from "./Body.js"
-import { OriginClient, type OriginResponse } from "./OriginClient.js"
+import { OriginClient, type OriginRequest, type OriginResponse } from "./OriginClient.js"
 
 /** With PROXY_MAX_SESSIONS reached, new sessions wait (503 + Retry-After) rather than starve the rest. */
 const checkCapacity = Effect.gen(function*() {
@@ -260,6 +261,44 @@ const startSession = Effect.fn("Signaling.startSession")(function*(options: {
   return { record, answer: Sdp.rewriteAnswer(answer, { ip, port: yield* publicPort }) } satisfies Negotiated
 })
 
+/** Origins an offer is sent to at most, each one after the last could not be reached. */
+const MAX_ORIGIN_TRIES = 3
+
+/**
+ * Picks the stream's origin and sends it the offer. An origin that cannot be reached or does not
+ * answer in time (`isOriginDown`) is marked down, and the offer goes to the origin the stream is
+ * moved to, within the same request. Any answer the origin gave, and any hang-up, is the caller's.
+ */
+const pickAndSend = (
+  streamUrl: StreamUrl.StreamUrl,
+  request: (origin: Origin) => OriginRequest
+): Effect.Effect<
+  { readonly origin: Origin; readonly response: OriginResponse },
+  ServiceUnavailable | OriginFailed | OriginTimeout,
+  LoadBalancer | OriginClient
+> =>
+  Effect.gen(function*() {
+    const balancer = yield* LoadBalancer
+    const client = yield* OriginClient
+    const sendTo = (origin: Origin, tries: number): Effect.Effect<
+      { readonly origin: Origin; readonly response: OriginResponse },
+      ServiceUnavailable | OriginFailed | OriginTimeout
+    > =>
+      client.send(request(origin)).pipe(
+        Effect.map((response) => ({ origin, response })),
+        Effect.catchIf(isOriginDown, (error) =>
+          Effect.zipRight(
+            balancer.markDown(origin.id, error.message),
+            tries >= MAX_ORIGIN_TRIES ? Effect.fail(error) : balancer.pick(streamUrl.key, origin.id).pipe(
+              // With no other origin to try, the client learns what happened to this one.
+              Effect.mapError(() => error),
+              Effect.flatMap((next) => sendTo(next, tries + 1))
+            )
+          ))
+      )
+    return yield* Effect.flatMap(balancer.pick(streamUrl.key), (origin) => sendTo(origin, 1))
+  }).pipe(Effect.withSpan("Signaling.pickAndSend"))
+
 /** Tells the origin a session it created is not wanted after all (the relay could not start). */
 const abandonAtOrigin = (location: string | undefined, headers: Record<string, string>) =>
   location === undefined
@@ -273,8 +312,6 @@ export const offer = (kind: SessionKind) =>
   Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
     const config = yield* ProxyConfig
-    const balancer = yield* LoadBalancer
-    const client = yield* OriginClient
     const url = new URL(request.url, "http://proxy")
     const mediaType = mediaTypeOf(request.headers["content-type"])
     if (mediaType !== "application/sdp") {
@@ -290,15 +327,14 @@ export const offer = (kind: SessionKind) =>
     )
     yield* checkNoPublisher(kind, streamUrl)
     yield* checkCapacity
-    const origin = yield* balancer.pick(streamUrl.key)
-    const base = apiBaseUrl(origin)!
     const forwarded = headersForOrigin(request)
-    const response = yield* client.send({
+    const { origin, response } = yield* pickAndSend(streamUrl, (origin) => ({
       method: "POST",
-      url: `${base}/rtc/v1/${endpointOf(kind)}/${url.search}`,
+      url: `${apiBaseUrl(origin)!}/rtc/v1/${endpointOf(kind)}/${url.search}`,
       headers: forwarded,
       body: { contentType: "application/sdp", text: Sdp.stripCandidates(body) }
-    }).pipe(Effect.mapError(explainHangUp(kind)))
+    })).pipe(Effect.mapError((error) => error._tag === "ServiceUnavailable" ? error : explainHangUp(kind)(error)))
+    const base = apiBaseUrl(origin)!
     if (response.status !== 201 && response.status !== 200) return yield* originRefused(origin, response)
     const originLocation = response.headers["location"] === undefined
       ? undefined
@@ -407,17 +443,14 @@ export const legacyOffer = (kind: SessionKind) =>
   Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
     const config = yield* ProxyConfig
-    const balancer = yield* LoadBalancer
-    const client = yield* OriginClient
     const body = yield* Either.mapLeft(LegacyApi.decodeOffer(yield* readText(config)), (message) => new BadRequest({ message }))
     const offer = yield* Either.mapLeft(Sdp.validateOffer(body.sdp), (problem) => new BadRequest({ message: OFFER_PROBLEMS[problem] }))
     const streamUrl = yield* Either.mapLeft(StreamUrl.fromWebrtcUrl(body.streamurl), (message) => new BadRequest({ message }))
     yield* checkNoPublisher(kind, streamUrl)
     yield* checkCapacity
-    const origin = yield* balancer.pick(streamUrl.key)
     const path = kind === "publish" ? "publish" : "play"
     const clientip = Option.getOrUndefined(request.remoteAddress)?.replace(/^::ffff:/, "")
-    const response = yield* client.send({
+    const { origin, response } = yield* pickAndSend(streamUrl, (origin) => ({
       method: "POST",
       url: `${apiBaseUrl(origin)!}/rtc/v1/${path}/`,
       headers: headersForOrigin(request),
@@ -425,7 +458,7 @@ export const legacyOffer = (kind: SessionKind) =>
         contentType: "application/json",
         text: LegacyApi.encodeOffer({ ...body, sdp: Sdp.stripCandidates(body.sdp), clientip: body.clientip ?? clientip })
       }
-    }).pipe(Effect.mapError(explainHangUp(kind)))
+    })).pipe(Effect.mapError((error) => error._tag === "ServiceUnavailable" ? error : explainHangUp(kind)(error)))
     if (response.status !== 200) return yield* originRefused(origin, response)
     const answer = yield* Either.mapLeft(
       LegacyApi.decodeAnswer(response.body),

@@ -10,6 +10,7 @@ import * as Option from "effect/Option"
 import { ProxyConfig } from "./Config.js"
 import * as Origin from "./Domain/Origin.js"
 import { OriginClient } from "./Http/OriginClient.js"
+import * as OriginProbe from "./Http/OriginProbe.js"
 import { RateLimiter } from "./Http/RateLimit.js"
 import * as Servers from "./Http/Servers.js"
 import { LoadBalancer } from "./LoadBalancer/LoadBalancer.js"
@@ -63,7 +64,7 @@ export const DefaultBackendLive: Layer.Layer<never, never, ProxyConfig | LoadBal
  * Everything but the configuration and the load balancer: relay, UDP port, origin client, session
  * store (memory or Redis, as configured) and both HTTP listeners.
  */
-export const ProxyCore = Servers.layer.pipe(
+export const ProxyCore = Layer.merge(Servers.layer, OriginProbe.layer).pipe(
   Layer.provideMerge(Relay.layer),
   Layer.provideMerge(Layer.mergeAll(UdpSocket.layer, SessionStoreLive, OriginClient.layer, RateLimiter.layer)),
   Layer.merge(DefaultBackendLive)

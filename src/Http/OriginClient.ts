@@ -29,7 +29,7 @@ export interface OriginResponse {
 }
 
 export interface OriginRequest {
-  readonly method: "POST" | "DELETE" | "PATCH"
+  readonly method: "GET" | "POST" | "DELETE" | "PATCH"
   readonly url: string
   readonly headers: Readonly<Record<string, string>>
   readonly body?: { readonly contentType: string; readonly text: string }

@@ -30,7 +30,7 @@ export interface FailoverStats {
   readonly reroutes: number
   /** Origins this proxy marked down. */
   readonly markedDown: number
-  /** Origins back up after a hold-down (a heartbeat after it ended). */
+  /** Origins back up after a hold-down (a heartbeat or a probe after it ended). */
   readonly cameBack: number
 }
 
@@ -55,6 +55,8 @@ export interface LoadBalancerShape {
    * next heartbeat. Streams mapped to it move when they next pick. With Redis every proxy knows.
    */
   readonly markDown: (originId: OriginId, why: string) => Effect.Effect<void>
+  /** An active health probe reached the origin: a down mark whose hold-down is over ends, as with a heartbeat. */
+  readonly markUp: (originId: OriginId) => Effect.Effect<void>
   /** Which of these origins are marked down (none when shared state cannot be read). */
   readonly downOrigins: (originIds: ReadonlyArray<OriginId>) => Effect.Effect<ReadonlySet<OriginId>>
   readonly failover: Effect.Effect<FailoverStats>
@@ -118,7 +120,7 @@ export const makeFailoverCounters = () => {
         counts.cameBack++
         return Effect.zipRight(
           Metric.increment(Metric.tagged(stateChangesTotal, "state", "up")),
-          Effect.logInfo(`origin ${originId} is back up (heartbeat after its hold-down)`)
+          Effect.logInfo(`origin ${originId} is back up after its hold-down`)
         )
       })
   }

@@ -82,13 +82,18 @@ export const make = (
       return chosen
     })
 
+    const markUp = (originId: OriginId) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const until = down.get(originId)
+        if (until === undefined || now < until) return Effect.void
+        down.delete(originId)
+        return counters.up(originId)
+      })
+
     const register = (origin: Origin) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) => {
         origins.set(origin.id, { origin, lastSeen: now })
-        const until = down.get(origin.id)
-        if (until === undefined || now < until) return Effect.void
-        down.delete(origin.id)
-        return counters.up(origin.id)
+        return markUp(origin.id)
       })
 
     const markDown = (originId: OriginId, why: string) =>
@@ -127,6 +132,7 @@ export const make = (
       register: (origin) => Effect.zipRight(Effect.map(Clock.currentTimeMillis, prune), register(origin)),
       pick,
       markDown,
+      markUp,
       downOrigins: (ids) =>
         Effect.map(Clock.currentTimeMillis, (now) =>
           new Set(ids.filter((id) => {

@@ -40,7 +40,7 @@ import {
   noHealthyOrigin,
   type OriginStatus
 } from "./LoadBalancer.js"
-import { KEEP_STREAMS, MARK_DOWN, PICK, REGISTER } from "./RedisScripts.js"
+import { KEEP_STREAMS, MARK_DOWN, MARK_UP, PICK, REGISTER } from "./RedisScripts.js"
 
 const SERVER = "srs-proxy-server:"
 const ALL_SERVERS = "srs-proxy-all-servers"
@@ -182,6 +182,14 @@ export const make = (
       if (first === 1) yield* counters.down(originId, why, downHold)
     })
 
+    const markUp = Effect.fn("LoadBalancer.markUp")(function*(originId: OriginId) {
+      const now = yield* Clock.currentTimeMillis
+      const ended = yield* redis.eval(MARK_UP, [downKey(originId)], [now]).pipe(
+        Effect.catchAll((error) => Effect.as(Effect.logWarning(`origin ${originId} not marked up in Redis: ${error.message}`), 0))
+      )
+      if (ended === 1) yield* counters.up(originId)
+    })
+
     // Sessions are checked about once a second: a Redis that cannot answer makes none of them end.
     const downOrigins = (ids: ReadonlyArray<OriginId>): Effect.Effect<ReadonlySet<OriginId>> =>
       ids.length === 0 ? Effect.succeed(new Set()) : redis.use((client) => client.mget(...ids.map(downKey))).pipe(
@@ -294,6 +302,7 @@ export const make = (
       register,
       pick,
       markDown,
+      markUp,
       downOrigins,
       failover: counters.stats,
       keepStreams,

@@ -57,6 +57,16 @@ redis.call('SET', KEYS[2], cjson.encode(kept))
 return { #kept, up }
 `)
 
+/** KEYS: the origin's down key. ARGV: the time now in epoch ms. Ends a down mark whose hold-down is over; returns 1 if it did. */
+export const MARK_UP = script(`
+local downUntil = redis.call('GET', KEYS[1])
+if downUntil and (tonumber(downUntil) or 0) <= tonumber(ARGV[1]) then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+`)
+
 /**
  * KEYS: the origin's down key. ARGV: the end of the hold-down in epoch ms, the key's TTL in ms (at
  * least the origin TTL, so that the mark outlives the hold-down until a heartbeat ends it). Returns 1

@@ -160,4 +160,18 @@ describe("memory load balancer", () => {
       yield* TestClock.adjust(Duration.seconds(10))
       assert.strictEqual((yield* lb.pick(StreamKey.make("v/live/s"))).id, configured.id)
     }))
+
+  it.effect("a probe that reaches an origin after its hold-down brings it back without a heartbeat", () =>
+    Effect.gen(function*() {
+      const lb = yield* MemoryLoadBalancer.make(Duration.seconds(30), Duration.hours(1), Duration.seconds(10))
+      const first = origin()
+      yield* lb.register(first)
+      yield* lb.markDown(first.id, "3 health probes missed")
+      yield* lb.markUp(first.id)
+      assert.strictEqual((yield* lb.downOrigins([first.id])).size, 1, "in the hold-down")
+      yield* TestClock.adjust(Duration.seconds(10))
+      yield* lb.markUp(first.id)
+      assert.strictEqual((yield* lb.downOrigins([first.id])).size, 0)
+      assert.strictEqual((yield* lb.failover).cameBack, 1)
+    }))
 })

@@ -165,6 +165,35 @@ for (const backend of backends) {
         const failover = yield* proxy.balancer.failover
         assert.deepStrictEqual(failover, { reroutes: 1, markedDown: 1, cameBack: 1 })
       }), 20_000)
+
+    live("an origin with sessions whose API stops answering its probes is marked down, and its silent sessions end", () =>
+      Effect.gen(function*() {
+        const proxy = yield* startProxy({
+          ...(yield* backend.config),
+          originDownHold: HOLD,
+          originProbe: { path: "/api/v1/versions", interval: Duration.millis(100), timeout: Duration.millis(200), failures: 3 }
+        })
+        const a = yield* fakeSrsApi({ name: "a", ufragPrefix: "ax" })
+        const gate = yield* tcpGate(a.apiPort)
+        const registered = yield* httpRequest(`${proxy.systemUrl}/api/v1/srs/register`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ ...a.heartbeatBody, api: [String(gate.port)] })
+        })
+        assert.strictEqual(registered.status, 200)
+        assert.strictEqual((yield* offer(proxy, "whep", "s")).status, 201)
+        yield* eventually(() => assert.isAbove(a.requests.filter((r) => r.url === "/api/v1/versions").length, 0), 2000)
+        assert.strictEqual((yield* proxy.balancer.failover).markedDown, 0)
+
+        yield* gate.refuse
+        yield* eventually(Effect.map(proxy.balancer.failover, (failover) => assert.strictEqual(failover.markedDown, 1)), 2000)
+        // Nothing comes from that origin: its session ends.
+        yield* eventually(
+          Effect.map(proxy.relay.stats, (stats) => assert.strictEqual(stats.ended["origin-lost"], 1)),
+          5000,
+          50
+        )
+      }), 20_000)
   })
 }
 

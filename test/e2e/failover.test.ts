@@ -194,6 +194,34 @@ for (const backend of backends) {
           50
         )
       }), 20_000)
+
+    live("legacy play fails over too; a hang-up on a publish is passed on, not a reason to mark the origin down", () =>
+      Effect.gen(function*() {
+        const proxy = yield* startProxy({ ...(yield* backend.config), originDownHold: HOLD })
+        const a = yield* killableOrigin("a")
+        const b = yield* fakeSrsApi({ name: "b", ufragPrefix: "bx" })
+        yield* register(proxy, a.origin)
+        assert.strictEqual((yield* offer(proxy, "whep", "legacy")).status, 201)
+        assert.strictEqual((yield* offer(proxy, "whep", "hangup")).status, 201)
+        yield* register(proxy, b)
+        // a hangs up on every offer (as SRS does on a second publisher) before it dies.
+        a.origin.handler = (_request, res) => res.socket?.destroy()
+        const hungUp = yield* offer(proxy, "whip", "hangup", "pub2")
+        assert.strictEqual(hungUp.status, 502, hungUp.body)
+        assert.strictEqual(offersSeen(b, "hangup"), 0)
+        assert.strictEqual((yield* proxy.balancer.failover).markedDown, 0)
+
+        yield* a.kill
+        const played = yield* httpRequest(`${proxy.mediaUrl}/rtc/v1/play/`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ streamurl: "webrtc://127.0.0.1/live/legacy", sdp: minimalOffer("cli9") })
+        })
+        assert.strictEqual(played.status, 200, played.body)
+        assert.strictEqual(JSON.parse(played.body).code, 0)
+        assert.strictEqual(b.requests.filter((r) => r.url === "/rtc/v1/play/").length, 1)
+        assert.strictEqual((yield* proxy.balancer.failover).markedDown, 1)
+      }), 20_000)
   })
 }
 

@@ -86,8 +86,8 @@ const checkNoPublisher = Effect.fn("Signaling.checkNoPublisher")(function*(
  * An origin that hangs up on a publish offer without answering is most likely SRS refusing it: say
  * so, rather than leave the client to suspect the proxy.
  */
-const explainHangUp = (kind: SessionKind) => (error: OriginFailed | OriginTimeout): OriginFailed | OriginTimeout =>
-  kind === "publish" && error._tag === "OriginFailed" && error.closedWithoutAnswer === true
+const explainHangUp = (kind: SessionKind) => <E>(error: E | OriginFailed): E | OriginFailed =>
+  kind === "publish" && error instanceof OriginFailed && error.closedWithoutAnswer === true
     ? new OriginFailed({
       message:
         `${error.message}: the stream may already have a publisher there, or the origin rejected the offer (check its log)`,
@@ -267,7 +267,9 @@ const MAX_ORIGIN_TRIES = 3
 /**
  * Picks the stream's origin and sends it the offer. An origin that cannot be reached or does not
  * answer in time (`isOriginDown`) is marked down, and the offer goes to the origin the stream is
- * moved to, within the same request. Any answer the origin gave, and any hang-up, is the caller's.
+ * moved to, within the same request. Any answer the origin gave, and any hang-up, is the caller's:
+ * SRS hangs up on a second publisher and on an offer it cannot parse, so a hang-up says nothing of
+ * the origin's health, and the offer may have reached it.
  */
 const pickAndSend = (
   streamUrl: StreamUrl.StreamUrl,
@@ -333,7 +335,7 @@ export const offer = (kind: SessionKind) =>
       url: `${apiBaseUrl(origin)!}/rtc/v1/${endpointOf(kind)}/${url.search}`,
       headers: forwarded,
       body: { contentType: "application/sdp", text: Sdp.stripCandidates(body) }
-    })).pipe(Effect.mapError((error) => error._tag === "ServiceUnavailable" ? error : explainHangUp(kind)(error)))
+    })).pipe(Effect.mapError(explainHangUp(kind)))
     const base = apiBaseUrl(origin)!
     if (response.status !== 201 && response.status !== 200) return yield* originRefused(origin, response)
     const originLocation = response.headers["location"] === undefined
@@ -458,7 +460,7 @@ export const legacyOffer = (kind: SessionKind) =>
         contentType: "application/json",
         text: LegacyApi.encodeOffer({ ...body, sdp: Sdp.stripCandidates(body.sdp), clientip: body.clientip ?? clientip })
       }
-    })).pipe(Effect.mapError((error) => error._tag === "ServiceUnavailable" ? error : explainHangUp(kind)(error)))
+    })).pipe(Effect.mapError(explainHangUp(kind)))
     if (response.status !== 200) return yield* originRefused(origin, response)
     const answer = yield* Either.mapLeft(
       LegacyApi.decodeAnswer(response.body),

@@ -53,6 +53,19 @@ export interface ProxyConfigShape {
   /** A relay session with no packet from its client for this long is freed (RFC 7675: 30 s). */
   readonly relayIdleTimeout: Duration.Duration
   readonly originTimeout: Duration.Duration
+  /**
+   * An origin that could not be reached at signaling gets no new streams for this long, and then
+   * until its next heartbeat.
+   */
+  readonly originDownHold: Duration.Duration
+  /** Active health: origins with live sessions here are sent `GET <path>` every `interval` (0: never). */
+  readonly originProbe: {
+    readonly path: string
+    readonly interval: Duration.Duration
+    readonly timeout: Duration.Duration
+    /** Probes missed in a row (no answer, or a 5xx) that mark the origin down. */
+    readonly failures: number
+  }
   readonly maxBodyBytes: number
   /** How long a client may take to send a request body once its headers are in (then 408). */
   readonly bodyTimeout: Duration.Duration
@@ -292,6 +305,19 @@ export const config: Config.Config<ProxyConfigShape> = Config.all({
   }).pipe(Config.map(({ enabled, ...backend }) => (enabled ? Option.some(backend) : Option.none()))),
   relayIdleTimeout: duration("PROXY_RTC_IDLE_TIMEOUT", "30s"),
   originTimeout: duration("PROXY_ORIGIN_TIMEOUT", "5s"),
+  originDownHold: duration("PROXY_ORIGIN_DOWN_HOLD", "10s"),
+  originProbe: Config.all({
+    path: Config.string("PROXY_ORIGIN_PROBE_PATH").pipe(
+      Config.validate({ message: "expected a path starting with /", validation: (path) => path.startsWith("/") }),
+      Config.withDefault("/api/v1/versions")
+    ),
+    interval: duration("PROXY_ORIGIN_PROBE_INTERVAL", "5s"),
+    timeout: duration("PROXY_ORIGIN_PROBE_TIMEOUT", "2s"),
+    failures: Config.integer("PROXY_ORIGIN_PROBE_FAILURES").pipe(
+      Config.validate({ message: "expected a number of probes, 1 or more", validation: (n) => n >= 1 }),
+      Config.withDefault(3)
+    )
+  }),
   maxBodyBytes: Config.integer("PROXY_MAX_BODY_SIZE").pipe(
     Config.validate({ message: "expected a size in bytes from 1024", validation: (n) => n >= 1024 }),
     Config.withDefault(64 * 1024)

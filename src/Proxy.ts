@@ -11,6 +11,7 @@ import { ProxyConfig } from "./Config.js"
 import * as Origin from "./Domain/Origin.js"
 import { Health } from "./Http/Health.js"
 import { OriginClient } from "./Http/OriginClient.js"
+import * as OriginProbe from "./Http/OriginProbe.js"
 import { Prometheus } from "./Http/Prometheus.js"
 import { RateLimiter } from "./Http/RateLimit.js"
 import * as Servers from "./Http/Servers.js"
@@ -67,7 +68,7 @@ export const DefaultBackendLive: Layer.Layer<never, never, ProxyConfig | LoadBal
  * store (memory or Redis, as configured), both HTTP listeners, health and metrics (`/metrics`), and
  * spans over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set.
  */
-export const ProxyCore = Servers.layer.pipe(
+export const ProxyCore = Layer.merge(Servers.layer, OriginProbe.layer).pipe(
   Layer.provideMerge(Relay.layer),
   Layer.provideMerge(Layer.mergeAll(UdpSocket.layer, SessionStoreLive, OriginClient.layer, RateLimiter.layer)),
   Layer.provideMerge(Layer.merge(Health.layer, Prometheus.layer)),

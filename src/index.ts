@@ -26,7 +26,13 @@ export { OriginClient, type OriginClientShape, type OriginRequest, type OriginRe
 export { mediaApp, systemApp } from "./Http/Routes.js"
 export { type Endpoint, ProxyAddresses } from "./Http/Servers.js"
 export * as Servers from "./Http/Servers.js"
-export { LoadBalancer, type LoadBalancerShape, type OriginStatus, type StreamMapping } from "./LoadBalancer/LoadBalancer.js"
+export {
+  type FailoverStats,
+  LoadBalancer,
+  type LoadBalancerShape,
+  type OriginStatus,
+  type StreamMapping
+} from "./LoadBalancer/LoadBalancer.js"
 export * as MemoryLoadBalancer from "./LoadBalancer/Memory.js"
 export * as RedisLoadBalancer from "./LoadBalancer/Redis.js"
 export { DefaultBackendLive, LoadBalancerLive, ProxyCore, ProxyLive, SessionStoreLive } from "./Proxy.js"

@@ -334,6 +334,27 @@ describe("config", () => {
       assert.isTrue(Option.isNone(loaded.systemApiToken))
       assert.strictEqual(loaded.maxBodyBytes, 64 * 1024)
       assert.strictEqual(loaded.udpBufferBytes, 4 * 1024 * 1024)
+      assert.strictEqual(Duration.toMillis(loaded.originDownHold), 10_000)
+      assert.strictEqual(loaded.originProbe.path, "/api/v1/versions")
+      assert.strictEqual(Duration.toMillis(loaded.originProbe.interval), 5_000)
+      assert.strictEqual(Duration.toMillis(loaded.originProbe.timeout), 2_000)
+      assert.strictEqual(loaded.originProbe.failures, 3)
+    }))
+
+  it.effect("origin failover settings", () =>
+    Effect.gen(function*() {
+      const loaded = yield* load({
+        PROXY_ORIGIN_DOWN_HOLD: "30s",
+        PROXY_ORIGIN_PROBE_PATH: "/healthz",
+        PROXY_ORIGIN_PROBE_INTERVAL: "0",
+        PROXY_ORIGIN_PROBE_TIMEOUT: "500ms",
+        PROXY_ORIGIN_PROBE_FAILURES: "5"
+      })
+      assert.strictEqual(Duration.toMillis(loaded.originDownHold), 30_000)
+      assert.deepStrictEqual(
+        { ...loaded.originProbe, interval: Duration.toMillis(loaded.originProbe.interval), timeout: Duration.toMillis(loaded.originProbe.timeout) },
+        { path: "/healthz", interval: 0, timeout: 500, failures: 5 }
+      )
     }))
 
   it.effect("PROXY_CANDIDATE_PORT and PROXY_CANDIDATE_IP (v4 and v6)", () =>
@@ -429,7 +450,11 @@ describe("config", () => {
     ["PROXY_ICE_SERVERS", "stun:ok.example.net,http://not-ice"],
     ["PROXY_TURN_TTL", "forever"],
     ["PROXY_TRUSTED_PROXIES", "10.0.0.0/40"],
-    ["PROXY_TRUSTED_PROXIES", "lb.internal"]
+    ["PROXY_TRUSTED_PROXIES", "lb.internal"],
+    ["PROXY_ORIGIN_DOWN_HOLD", "soon"],
+    ["PROXY_ORIGIN_PROBE_PATH", "api/v1/versions"],
+    ["PROXY_ORIGIN_PROBE_INTERVAL", "often"],
+    ["PROXY_ORIGIN_PROBE_FAILURES", "0"]
   ]
   it.effect("PROXY_ICE_SERVERS: comma-separated URLs, spaces and empty items ignored; none by default", () =>
     Effect.gen(function*() {

@@ -24,6 +24,10 @@ describe("package entry", () => {
             picked.push(streamUrl)
             return Origin.fixed({ ip: "127.0.0.1", apiPort: origin.apiPort, rtcPort: origin.mediaPort })
           }),
+        markDown: () => Effect.void,
+        markUp: () => Effect.void,
+        downOrigins: () => Effect.succeed(new Set()),
+        failover: Effect.succeed({ reroutes: 0, markedDown: 0, cameBack: 0 }),
         keepStreams: () => Effect.void,
         drain: () => Effect.succeed(false),
         find: () => Effect.succeed(Option.none()),

@@ -155,6 +155,11 @@ export class OriginFailed extends Data.TaggedError("OriginFailed")<{
   readonly message: string
   /** The origin closed the connection without an HTTP answer (what SRS does to an offer it refuses). */
   readonly closedWithoutAnswer?: boolean
+  /**
+   * The origin could not be reached at all (connection refused, host or network unreachable): a
+   * health signal, unlike an answer it gave or a hang-up.
+   */
+  readonly unreachable?: boolean
 }> {
   readonly status = 502
   readonly code = "origin-failed";
@@ -171,6 +176,14 @@ export class OriginTimeout extends Data.TaggedError("OriginTimeout")<{ readonly 
     return answer(this)
   }
 }
+
+/**
+ * A signaling failure that says the origin is down rather than that it refused this request: it
+ * could not be reached, or it did not answer in time. A hang-up (`closedWithoutAnswer`) is not one:
+ * SRS hangs up on a second publisher and on an offer it cannot parse.
+ */
+export const isOriginDown = (error: unknown): error is OriginFailed | OriginTimeout =>
+  error instanceof OriginTimeout || (error instanceof OriginFailed && error.unreachable === true)
 
 /** Everything that becomes an HTTP error answer. */
 export type HttpFailure =

@@ -44,8 +44,11 @@ export const SessionRecord = Schema.Struct({
 })
 export interface SessionRecord extends Schema.Schema.Type<typeof SessionRecord> {}
 
-/** Why a relay session ended; each one is counted. */
-export type SessionEndReason = "deleted" | "idle" | "shutdown" | "replaced" | "socket-error"
+/**
+ * Why a relay session ended; each one is counted. `origin-lost`: its origin's media port refused the
+ * session's packets (ICMP port unreachable), or its origin was marked down and fell silent.
+ */
+export type SessionEndReason = "deleted" | "idle" | "shutdown" | "replaced" | "socket-error" | "origin-lost"
 
 export const ufragPair = (serverUfrag: string, clientUfrag: string): UfragPair =>
   UfragPair.make(`${serverUfrag}:${clientUfrag}`)

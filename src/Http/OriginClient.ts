@@ -30,7 +30,7 @@ export interface OriginResponse {
 }
 
 export interface OriginRequest {
-  readonly method: "POST" | "DELETE" | "PATCH"
+  readonly method: "GET" | "POST" | "DELETE" | "PATCH"
   readonly url: string
   readonly headers: Readonly<Record<string, string>>
   readonly body?: { readonly contentType: string; readonly text: string }
@@ -80,10 +80,14 @@ export interface OriginAgents {
   readonly https: https.Agent
 }
 
+const UNREACHABLE = new Set(["connection refused", "host unreachable"])
+
 const failed = (where: string, cause: unknown) => {
   const description = describeCause(cause)
   return description === CLOSED
     ? new OriginFailed({ message: `${where} ${CLOSED}`, closedWithoutAnswer: true })
+    : UNREACHABLE.has(description)
+    ? new OriginFailed({ message: `${where}: ${description}`, unreachable: true })
     : new OriginFailed({ message: `${where}: ${description}` })
 }
 

@@ -19,6 +19,7 @@ import { ProxyConfig, type ProxyConfigShape } from "../Config.js"
 import {
   BadRequest,
   Conflict,
+  isOriginDown,
   NotFound,
   OriginFailed,
   type OriginTimeout,
@@ -44,7 +45,7 @@ import { UdpSocket } from "../Udp/UdpSocket.js"
 import { readText } from "./Body.js"
 import * as IceServers from "./IceServers.js"
 import { ClientAddress, type ClientAddressShape } from "./ClientAddress.js"
-import { OriginClient, type OriginResponse } from "./OriginClient.js"
+import { OriginClient, type OriginRequest, type OriginResponse } from "./OriginClient.js"
 
 /** With PROXY_MAX_SESSIONS reached, new sessions wait (503 + Retry-After) rather than starve the rest. */
 const checkCapacity = Effect.gen(function*() {
@@ -83,8 +84,8 @@ const checkNoPublisher = (kind: SessionKind, streamUrl: StreamUrl.StreamUrl) =>
  * An origin that hangs up on a publish offer without answering is most likely SRS refusing it: say
  * so, rather than leave the client to suspect the proxy.
  */
-const explainHangUp = (kind: SessionKind) => (error: OriginFailed | OriginTimeout): OriginFailed | OriginTimeout =>
-  kind === "publish" && error._tag === "OriginFailed" && error.closedWithoutAnswer === true
+const explainHangUp = (kind: SessionKind) => <E>(error: E | OriginFailed): E | OriginFailed =>
+  kind === "publish" && error instanceof OriginFailed && error.closedWithoutAnswer === true
     ? new OriginFailed({
       message:
         `${error.message}: the stream may already have a publisher there, or the origin rejected the offer (check its log)`,
@@ -257,6 +258,46 @@ const startSession = Effect.fn("Signaling.startSession")(function*(options: {
   return { record, answer: Sdp.rewriteAnswer(answer, { ip, port: yield* publicPort }) } satisfies Negotiated
 })
 
+/** Origins an offer is sent to at most, each one after the last could not be reached. */
+const MAX_ORIGIN_TRIES = 3
+
+/**
+ * Picks the stream's origin and sends it the offer. An origin that cannot be reached or does not
+ * answer in time (`isOriginDown`) is marked down, and the offer goes to the origin the stream is
+ * moved to, within the same request. Any answer the origin gave, and any hang-up, is the caller's:
+ * SRS hangs up on a second publisher and on an offer it cannot parse, so a hang-up says nothing of
+ * the origin's health, and the offer may have reached it.
+ */
+const pickAndSend = (
+  streamUrl: StreamUrl.StreamUrl,
+  request: (origin: Origin) => OriginRequest
+): Effect.Effect<
+  { readonly origin: Origin; readonly response: OriginResponse },
+  ServiceUnavailable | OriginFailed | OriginTimeout,
+  LoadBalancer | OriginClient
+> =>
+  Effect.gen(function*() {
+    const balancer = yield* LoadBalancer
+    const client = yield* OriginClient
+    const sendTo = (origin: Origin, tries: number): Effect.Effect<
+      { readonly origin: Origin; readonly response: OriginResponse },
+      ServiceUnavailable | OriginFailed | OriginTimeout
+    > =>
+      client.send(request(origin)).pipe(
+        Effect.map((response) => ({ origin, response })),
+        Effect.catchIf(isOriginDown, (error) =>
+          Effect.zipRight(
+            balancer.markDown(origin.id, error.message),
+            tries >= MAX_ORIGIN_TRIES ? Effect.fail(error) : balancer.pick(streamUrl.key, origin.id).pipe(
+              // With no other origin to try, the client learns what happened to this one.
+              Effect.mapError(() => error),
+              Effect.flatMap((next) => sendTo(next, tries + 1))
+            )
+          ))
+      )
+    return yield* Effect.flatMap(balancer.pick(streamUrl.key), (origin) => sendTo(origin, 1))
+  }).pipe(Effect.withSpan("Signaling.pickAndSend"))
+
 /** Tells the origin a session it created is not wanted after all (the relay could not start). */
 const abandonAtOrigin = (location: string | undefined, headers: Record<string, string>) =>
   location === undefined
@@ -270,8 +311,6 @@ export const offer = (kind: SessionKind) =>
   Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
     const config = yield* ProxyConfig
-    const balancer = yield* LoadBalancer
-    const client = yield* OriginClient
     const url = new URL(request.url, "http://proxy")
     const mediaType = mediaTypeOf(request.headers["content-type"])
     if (mediaType !== "application/sdp") {
@@ -287,15 +326,14 @@ export const offer = (kind: SessionKind) =>
     )
     yield* checkNoPublisher(kind, streamUrl)
     yield* checkCapacity
-    const origin = yield* balancer.pick(streamUrl.key)
-    const base = apiBaseUrl(origin)!
     const forwarded = headersForOrigin(request, yield* ClientAddress)
-    const response = yield* client.send({
+    const { origin, response } = yield* pickAndSend(streamUrl, (origin) => ({
       method: "POST",
-      url: `${base}/rtc/v1/${endpointOf(kind)}/${url.search}`,
+      url: `${apiBaseUrl(origin)!}/rtc/v1/${endpointOf(kind)}/${url.search}`,
       headers: forwarded,
       body: { contentType: "application/sdp", text: Sdp.stripCandidates(body) }
-    }).pipe(Effect.mapError(explainHangUp(kind)))
+    })).pipe(Effect.mapError(explainHangUp(kind)))
+    const base = apiBaseUrl(origin)!
     if (response.status !== 201 && response.status !== 200) return yield* originRefused(origin, response)
     const originLocation = response.headers["location"] === undefined
       ? undefined
@@ -415,18 +453,15 @@ export const legacyOffer = (kind: SessionKind) =>
   Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
     const config = yield* ProxyConfig
-    const balancer = yield* LoadBalancer
-    const client = yield* OriginClient
     const body = yield* Either.mapLeft(LegacyApi.decodeOffer(yield* readText(config)), (message) => new BadRequest({ message }))
     const offer = yield* Either.mapLeft(Sdp.validateOffer(body.sdp), (problem) => new BadRequest({ message: OFFER_PROBLEMS[problem] }))
     const streamUrl = yield* Either.mapLeft(StreamUrl.fromWebrtcUrl(body.streamurl), (message) => new BadRequest({ message }))
     yield* checkNoPublisher(kind, streamUrl)
     yield* checkCapacity
-    const origin = yield* balancer.pick(streamUrl.key)
     const path = kind === "publish" ? "publish" : "play"
     const clientAddress = yield* ClientAddress
     const clientip = clientAddress.address
-    const response = yield* client.send({
+    const { origin, response } = yield* pickAndSend(streamUrl, (origin) => ({
       method: "POST",
       url: `${apiBaseUrl(origin)!}/rtc/v1/${path}/`,
       headers: headersForOrigin(request, clientAddress),
@@ -434,7 +469,7 @@ export const legacyOffer = (kind: SessionKind) =>
         contentType: "application/json",
         text: LegacyApi.encodeOffer({ ...body, sdp: Sdp.stripCandidates(body.sdp), clientip: body.clientip ?? clientip })
       }
-    }).pipe(Effect.mapError(explainHangUp(kind)))
+    })).pipe(Effect.mapError(explainHangUp(kind)))
     if (response.status !== 200) return yield* originRefused(origin, response)
     const answer = yield* Either.mapLeft(
       LegacyApi.decodeAnswer(response.body),

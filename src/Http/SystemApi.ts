@@ -103,19 +103,25 @@ export const stats = Effect.gen(function*() {
   const relay = yield* Relay
   const relayStats = yield* relay.stats
   // What this proxy knows by itself is shown even when the shared state (Redis) cannot be read.
-  const [origins, streams] = yield* Effect.all([Effect.either(balancer.origins), Effect.either(balancer.streams)])
+  const [origins, streams, failover] = yield* Effect.all([
+    Effect.either(balancer.origins),
+    Effect.either(balancer.streams),
+    balancer.failover
+  ])
   const unavailable = Either.isLeft(origins) ? origins.left : Either.isLeft(streams) ? streams.left : undefined
   return HttpServerResponse.unsafeJson({
     code: 0,
-    origins: Either.isLeft(origins) ? null : origins.right.map(({ healthy, lastSeen, origin }) => ({
+    origins: Either.isLeft(origins) ? null : origins.right.map(({ down, healthy, lastSeen, origin }) => ({
       id: origin.id,
       ip: origin.ip,
       api: origin.apiPort ?? null,
       rtc: origin.rtc.map((endpoint) => `${endpoint.protocol ?? "udp"}://${endpoint.port}`),
       healthy,
+      down,
       lastSeen: new Date(lastSeen).toISOString()
     })),
     streams: Either.isLeft(streams) ? null : streams.right,
+    failover,
     ...(unavailable === undefined ? {} : { sharedState: unavailable.message }),
     relay: relayStats,
     process: processStats()

@@ -8,6 +8,7 @@
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
 import type * as Option from "effect/Option"
 import { ServiceUnavailable } from "../Domain/Errors.js"
 import type { Origin, OriginId } from "../Domain/Origin.js"
@@ -21,6 +22,18 @@ export interface OriginStatus {
   readonly healthy: boolean
   /** Drained by an operator: takes no new streams; its live streams stay. */
   readonly draining: boolean
+  /** Marked down by a failed signaling request (see `markDown`); it gets no new streams. */
+  readonly down: boolean
+}
+
+/** This proxy's failover counts (the admin view). */
+export interface FailoverStats {
+  /** Streams moved to another origin because theirs was down or expired. */
+  readonly reroutes: number
+  /** Origins this proxy marked down. */
+  readonly markedDown: number
+  /** Origins back up after a hold-down (a heartbeat or a probe after it ended). */
+  readonly cameBack: number
 }
 
 export interface StreamMapping {
@@ -33,9 +46,22 @@ export interface LoadBalancerShape {
   readonly register: (origin: Origin) => Effect.Effect<void>
   /**
    * The origin for a stream: the one it is mapped to while that origin is healthy, else a healthy
-   * origin that is not draining, chosen now (and mapped). Fails when no healthy origin can take WebRTC.
+   * origin that is not draining, chosen now (and mapped). Origins marked down count as unhealthy, and so does `avoid`: the
+   * mapping moves off it only if it still points there (compare and set), so that two proxies
+   * failing over one stream at once agree on its new origin. Fails when no healthy origin can take
+   * WebRTC.
    */
-  readonly pick: (streamUrl: StreamKey) => Effect.Effect<Origin, ServiceUnavailable>
+  readonly pick: (streamUrl: StreamKey, avoid?: OriginId) => Effect.Effect<Origin, ServiceUnavailable>
+  /**
+   * The origin could not be reached: it gets no new streams for the hold-down, and after it until its
+   * next heartbeat. Streams mapped to it move when they next pick. With Redis every proxy knows.
+   */
+  readonly markDown: (originId: OriginId, why: string) => Effect.Effect<void>
+  /** An active health probe reached the origin: a down mark whose hold-down is over ends, as with a heartbeat. */
+  readonly markUp: (originId: OriginId) => Effect.Effect<void>
+  /** Which of these origins are marked down (none when shared state cannot be read). */
+  readonly downOrigins: (originIds: ReadonlyArray<OriginId>) => Effect.Effect<ReadonlySet<OriginId>>
+  readonly failover: Effect.Effect<FailoverStats>
   /**
    * These streams have relay sessions on this proxy, with the origin each is relayed to: their
    * mappings stay, and one that was lost (it lapsed while shared state was unreachable) is set again
@@ -64,6 +90,45 @@ export const noHealthyOrigin = (): ServiceUnavailable =>
     retryAfter: Duration.seconds(10)
   })
 
-/** A stream whose origin expired was given another one. */
-export const logMoved = (streamUrl: StreamKey, from: OriginId, to: OriginId): Effect.Effect<void> =>
-  Effect.logInfo(`stream ${streamUrl} moved from expired origin ${from} to ${to}`)
+/** How long an origin marked down gets no new streams when the configuration does not say. */
+export const DEFAULT_ORIGIN_DOWN_HOLD = Duration.seconds(10)
+
+const reroutesTotal = Metric.counter("rtc_proxy_origin_reroutes_total", {
+  description: "Streams moved to another origin because theirs was down or expired"
+})
+const stateChangesTotal = Metric.counter("rtc_proxy_origin_state_changes_total", {
+  description: "Origins marked down, and back up, by this proxy (tag state)"
+})
+
+/** The failover counts of one load balancer, logged and counted in the metrics once per event. */
+export const makeFailoverCounters = () => {
+  const counts = { reroutes: 0, markedDown: 0, cameBack: 0 }
+  return {
+    stats: Effect.sync((): FailoverStats => ({ ...counts })),
+    /** A stream whose origin was down or expired was given another one. */
+    moved: (streamUrl: StreamKey, from: OriginId, to: OriginId): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        counts.reroutes++
+        return Effect.zipRight(
+          Metric.increment(reroutesTotal),
+          Effect.logInfo(`stream ${streamUrl} moved from origin ${from} (down or expired) to ${to}`)
+        )
+      }),
+    down: (originId: OriginId, why: string, hold: Duration.Duration): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        counts.markedDown++
+        return Effect.zipRight(
+          Metric.increment(Metric.tagged(stateChangesTotal, "state", "down")),
+          Effect.logWarning(`origin ${originId} marked down for ${Duration.format(hold)}: ${why}`)
+        )
+      }),
+    up: (originId: OriginId): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        counts.cameBack++
+        return Effect.zipRight(
+          Metric.increment(Metric.tagged(stateChangesTotal, "state", "up")),
+          Effect.logInfo(`origin ${originId} is back up after its hold-down`)
+        )
+      })
+  }
+}

@@ -12,7 +12,14 @@ import * as Random from "effect/Random"
 import { ProxyConfig } from "../Config.js"
 import { canServeWebRtc, type Origin, type OriginId } from "../Domain/Origin.js"
 import type { StreamKey } from "../Domain/StreamUrl.js"
-import { LoadBalancer, type LoadBalancerShape, logMoved, noHealthyOrigin, type OriginStatus } from "./LoadBalancer.js"
+import {
+  DEFAULT_ORIGIN_DOWN_HOLD,
+  LoadBalancer,
+  type LoadBalancerShape,
+  makeFailoverCounters,
+  noHealthyOrigin,
+  type OriginStatus
+} from "./LoadBalancer.js"
 
 /** How long a stream's mapping outlives its last session when the configuration does not say. */
 export const DEFAULT_STREAM_MAPPING_TTL = Duration.hours(1)
@@ -24,14 +31,20 @@ interface StreamEntry {
 }
 
 /**
- * Builds a memory load balancer whose origins expire `originTtl` after their last heartbeat, and
- * whose stream mappings are forgotten `streamMappingTtl` after the stream was last used (zero: never).
+ * Builds a memory load balancer whose origins expire `originTtl` after their last heartbeat, whose
+ * stream mappings are forgotten `streamMappingTtl` after the stream was last used (zero: never), and
+ * whose origins marked down stay down for `downHold` and then until their next heartbeat.
  */
 export const make = (
   originTtl: Duration.Duration,
-  streamMappingTtl: Duration.Duration = DEFAULT_STREAM_MAPPING_TTL
+  streamMappingTtl: Duration.Duration = DEFAULT_STREAM_MAPPING_TTL,
+  downHold: Duration.Duration = DEFAULT_ORIGIN_DOWN_HOLD
 ): Effect.Effect<LoadBalancerShape> =>
   Effect.sync(() => {
+    const holdMillis = Duration.toMillis(downHold)
+    // Origins marked down, with the end of their hold-down (epoch milliseconds).
+    const down = new Map<OriginId, number>()
+    const counters = makeFailoverCounters()
     const ttlMillis = Duration.toMillis(originTtl)
     const streamTtlMillis = Duration.toMillis(streamMappingTtl)
     const origins = new Map<OriginId, { origin: Origin; lastSeen: number }>()
@@ -44,27 +57,53 @@ export const make = (
     const isHealthy = (entry: { origin: Origin; lastSeen: number }, now: number) =>
       entry.origin.fixed || now - entry.lastSeen < ttlMillis
 
-    const pick = Effect.fn("LoadBalancer.pick")(function*(streamUrl: StreamKey) {
+    // A configured origin sends no heartbeat: its hold-down alone ends its down mark.
+    const isDown = (origin: Origin, now: number) => {
+      const until = down.get(origin.id)
+      return until !== undefined && (!origin.fixed || now < until)
+    }
+
+    const pick = Effect.fn("LoadBalancer.pick")(function*(streamUrl: StreamKey, avoid?: OriginId) {
       const now = yield* Clock.currentTimeMillis
+      const usable = (entry: { origin: Origin; lastSeen: number }) =>
+        isHealthy(entry, now) && !isDown(entry.origin, now) && entry.origin.id !== avoid
       const mapped = streams.get(streamUrl)
       if (mapped !== undefined) {
         const entry = origins.get(mapped.originId)
-        if (entry !== undefined && isHealthy(entry, now)) {
+        if (entry !== undefined && usable(entry)) {
           mapped.lastUsed = now
           return entry.origin
         }
       }
-      const candidates = [...origins.values()].filter((entry) => isHealthy(entry, now) && canServeWebRtc(entry.origin) && !draining.has(entry.origin.id))
+      const candidates = [...origins.values()].filter((entry) =>
+        usable(entry) && canServeWebRtc(entry.origin) && !draining.has(entry.origin.id)
+      )
       if (candidates.length === 0) return yield* noHealthyOrigin()
       const chosen = candidates[yield* Random.nextIntBetween(0, candidates.length)]!.origin
       streams.set(streamUrl, { originId: chosen.id, lastUsed: now })
-      if (mapped !== undefined) yield* logMoved(streamUrl, mapped.originId, chosen.id)
+      if (mapped !== undefined) yield* counters.moved(streamUrl, mapped.originId, chosen.id)
       return chosen
     })
 
+    const markUp = (originId: OriginId) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const until = down.get(originId)
+        if (until === undefined || now < until) return Effect.void
+        down.delete(originId)
+        return counters.up(originId)
+      })
+
     const register = (origin: Origin) =>
-      Effect.map(Clock.currentTimeMillis, (now) => {
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
         origins.set(origin.id, { origin, lastSeen: now })
+        return markUp(origin.id)
+      })
+
+    const markDown = (originId: OriginId, why: string) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const wasDown = down.has(originId)
+        down.set(originId, now + holdMillis)
+        return wasDown ? Effect.void : counters.down(originId, why, downHold)
       })
 
     // Expired origins are kept (as unhealthy) until three TTLs have passed, for the admin view.
@@ -74,6 +113,7 @@ export const make = (
         if (!entry.origin.fixed && now - entry.lastSeen >= 3 * ttlMillis) {
           origins.delete(id)
           draining.delete(id)
+          down.delete(id)
         }
       }
       for (const [stream, entry] of streams) {
@@ -95,6 +135,15 @@ export const make = (
     return {
       register: (origin) => Effect.zipRight(Effect.map(Clock.currentTimeMillis, prune), register(origin)),
       pick,
+      markDown,
+      markUp,
+      downOrigins: (ids) =>
+        Effect.map(Clock.currentTimeMillis, (now) =>
+          new Set(ids.filter((id) => {
+            const entry = origins.get(id)
+            return entry !== undefined && isDown(entry.origin, now)
+          }))),
+      failover: counters.stats,
       keepStreams,
       find: (originId) => Effect.sync(() => Option.map(Option.fromNullable(origins.get(originId)), (e) => e.origin)),
       drain: (originId, on) =>
@@ -108,7 +157,8 @@ export const make = (
         [...origins.values()].map((entry) => ({
           ...entry,
           healthy: isHealthy(entry, now),
-          draining: draining.has(entry.origin.id)
+          draining: draining.has(entry.origin.id),
+          down: isDown(entry.origin, now)
         }))),
       streams: Effect.sync(() => [...streams].map(([streamUrl, entry]) => ({ streamUrl, originId: entry.originId })))
     } satisfies LoadBalancerShape
@@ -118,5 +168,9 @@ export const make = (
 export const layer: Layer.Layer<LoadBalancer, never, ProxyConfig> = Layer.effect(
   LoadBalancer,
   Effect.flatMap(ProxyConfig, (config) =>
-    make(config.originTtl, Option.getOrElse(config.streamMappingTtl, () => DEFAULT_STREAM_MAPPING_TTL)))
+    make(
+      config.originTtl,
+      Option.getOrElse(config.streamMappingTtl, () => DEFAULT_STREAM_MAPPING_TTL),
+      config.originDownHold
+    ))
 )

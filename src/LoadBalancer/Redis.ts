@@ -10,6 +10,9 @@
  *   (by default it does not, as the Go proxies, which never renew it, expect);
  * - `rtc-proxy-drain:<origin id>`: present while an operator drains the origin (ours: Go proxies
  *   do not read it, and may still choose a draining origin).
+ * - `rtc-proxy-origin-down:<origin id>`: ours alone, an origin marked down (it could not be reached),
+ *   holding the end of its hold-down; a heartbeat after that deletes it (it expires with the origin
+ *   TTL otherwise). Go proxies do not read it.
  *
  * Registration and pick are Lua scripts (`RedisScripts.ts`), so each is atomic. A Redis failure
  * becomes the 503 a client sees here, at the service's boundary.
@@ -31,13 +34,21 @@ import { canServeWebRtc, formatListen, type ListenEndpoint, Origin, OriginId, pa
 import { StreamKey } from "../Domain/StreamUrl.js"
 import { RedisClient } from "../Redis.js"
 import * as RenewalSchedule from "../RenewalSchedule.js"
-import { LoadBalancer, type LoadBalancerShape, logMoved, noHealthyOrigin, type OriginStatus } from "./LoadBalancer.js"
-import { KEEP_STREAMS, PICK, REGISTER } from "./RedisScripts.js"
+import {
+  DEFAULT_ORIGIN_DOWN_HOLD,
+  LoadBalancer,
+  type LoadBalancerShape,
+  makeFailoverCounters,
+  noHealthyOrigin,
+  type OriginStatus
+} from "./LoadBalancer.js"
+import { KEEP_STREAMS, MARK_DOWN, MARK_UP, PICK, REGISTER } from "./RedisScripts.js"
 
 const SERVER = "srs-proxy-server:"
 const ALL_SERVERS = "srs-proxy-all-servers"
 const STREAM = "srs-proxy-url:"
 const DRAIN = "rtc-proxy-drain:"
+const DOWN = "rtc-proxy-origin-down:"
 
 const ListenStrings = Schema.optional(Schema.NullOr(Schema.Array(Schema.String)))
 
@@ -130,9 +141,16 @@ const MAX_LISTED_STREAMS = 10_000
  * like any origin whose heartbeat stopped, instead of staying in the shared Redis with nobody
  * vouching for them.
  */
-export const make = (ttl: Duration.Duration, streamMappingTtl: Duration.Duration = Duration.zero) =>
+export const make = (
+  ttl: Duration.Duration,
+  streamMappingTtl: Duration.Duration = Duration.zero,
+  downHold: Duration.Duration = DEFAULT_ORIGIN_DOWN_HOLD
+) =>
   Effect.gen(function*() {
     const redis = yield* RedisClient
+    const holdMillis = Math.max(1, Math.round(Duration.toMillis(downHold)))
+    const counters = makeFailoverCounters()
+    const downKey = (id: OriginId) => redis.key(`${DOWN}${id}`)
     const ttlMillis = Math.max(1, Math.round(Duration.toMillis(ttl)))
     const streamTtlMillis = Math.max(0, Math.round(Duration.toMillis(streamMappingTtl)))
     const serverKey = (id: OriginId) => redis.key(`${SERVER}${id}`)
@@ -147,9 +165,41 @@ export const make = (ttl: Duration.Duration, streamMappingTtl: Duration.Duration
 
     const write = (origin: Origin) =>
       Effect.gen(function*() {
-        const [, json] = yield* encodeOrigin({ origin, lastSeen: yield* Clock.currentTimeMillis }).pipe(Effect.orDie)
-        yield* redis.eval(REGISTER, [serverKey(origin.id), redis.key(ALL_SERVERS)], [json, ttlMillis])
+        const now = yield* Clock.currentTimeMillis
+        const [, json] = yield* encodeOrigin({ origin, lastSeen: now }).pipe(Effect.orDie)
+        const result = yield* redis.eval(
+          REGISTER,
+          [serverKey(origin.id), redis.key(ALL_SERVERS), downKey(origin.id)],
+          [json, ttlMillis, now]
+        )
+        if (Array.isArray(result) && result[1] === 1) yield* counters.up(origin.id)
       })
+
+    const markDown = Effect.fn("LoadBalancer.markDown")(function*(originId: OriginId, why: string) {
+      const now = yield* Clock.currentTimeMillis
+      const first = yield* redis.eval(MARK_DOWN, [downKey(originId)], [now + holdMillis, Math.max(holdMillis, ttlMillis)])
+        .pipe(
+          Effect.catchAll((error) =>
+            Effect.as(Effect.logWarning(`origin ${originId} not marked down in Redis: ${error.message}`), 0)
+          )
+        )
+      if (first === 1) yield* counters.down(originId, why, downHold)
+    })
+
+    const markUp = Effect.fn("LoadBalancer.markUp")(function*(originId: OriginId) {
+      const now = yield* Clock.currentTimeMillis
+      const ended = yield* redis.eval(MARK_UP, [downKey(originId)], [now]).pipe(
+        Effect.catchAll((error) => Effect.as(Effect.logWarning(`origin ${originId} not marked up in Redis: ${error.message}`), 0))
+      )
+      if (ended === 1) yield* counters.up(originId)
+    })
+
+    // Sessions are checked about once a second: a Redis that cannot answer makes none of them end.
+    const downOrigins = (ids: ReadonlyArray<OriginId>): Effect.Effect<ReadonlySet<OriginId>> =>
+      ids.length === 0 ? Effect.succeed(new Set()) : redis.use((client) => client.mget(...ids.map(downKey))).pipe(
+        Effect.map((values) => new Set(ids.filter((_, i) => values[i] !== null && values[i] !== undefined))),
+        Effect.catchAll(() => Effect.succeed(new Set<OriginId>()))
+      )
 
     // The LoadBalancer's register cannot fail: a heartbeat that Redis missed comes again shortly.
     const register = Effect.fn("LoadBalancer.register")(function*(origin: Origin) {
@@ -159,15 +209,13 @@ export const make = (ttl: Duration.Duration, streamMappingTtl: Duration.Duration
       )
     })
 
-    const pick = Effect.fn("LoadBalancer.pick")(function*(streamUrl: StreamKey) {
+    const pick = Effect.fn("LoadBalancer.pick")(function*(streamUrl: StreamKey, avoid?: OriginId) {
       const random = yield* Random.next
-      const result = yield* redis.eval(PICK, [streamKey(streamUrl), redis.key(ALL_SERVERS)], [
-        random,
-        streamTtlMillis,
-        redis.key(DRAIN),
-        serverPrefix
-      ])
-        .pipe(orSharedStateUnavailable)
+      const result = yield* redis.eval(
+        PICK,
+        [streamKey(streamUrl), redis.key(ALL_SERVERS)],
+        [random, streamTtlMillis, avoid === undefined ? "" : serverKey(avoid), serverPrefix, redis.key(DOWN), redis.key(DRAIN)]
+      ).pipe(orSharedStateUnavailable)
       if (!Array.isArray(result)) return yield* noHealthyOrigin()
       // The pick renewed (or set) the mapping's TTL.
       if (streamTtlMillis > 0) keeps.renewed(streamUrl, yield* Clock.currentTimeMillis)
@@ -178,7 +226,7 @@ export const make = (ttl: Duration.Duration, streamMappingTtl: Duration.Duration
         return yield* sharedStateUnavailable()
       }
       const origin = stored.value.origin
-      if (previous !== "") yield* logMoved(streamUrl, idOf(previous), origin.id)
+      if (previous !== "" && previous !== key) yield* counters.moved(streamUrl, idOf(previous), origin.id)
       if (!canServeWebRtc(origin)) {
         return yield* new ServiceUnavailable({
           message: `stream ${streamUrl} is on origin ${origin.id}, which announced no HTTP API for WebRTC`,
@@ -228,10 +276,11 @@ export const make = (ttl: Duration.Duration, streamMappingTtl: Duration.Duration
       if (keys.length === 0) return []
       const values = yield* redis.use((client) => client.mget(...keys))
       const drains = yield* redis.use((client) => client.mget(...keys.map((key) => drainKey(idOf(key)))))
+      const down = yield* redis.use((client) => client.mget(...keys.map((key) => downKey(idOf(key)))))
       return keys.flatMap((key, i): Array<OriginStatus> =>
         Option.match(originAt(key, values[i]), {
           onNone: () => [],
-          onSome: ({ lastSeen, origin }) => [{ origin, lastSeen, healthy: true, draining: drains[i] != null }]
+          onSome: ({ lastSeen, origin }) => [{ origin, lastSeen, healthy: true, draining: drains[i] != null, down: down[i] != null }]
         })
       )
     }).pipe(orSharedStateUnavailable, Effect.withSpan("LoadBalancer.origins"))
@@ -263,7 +312,19 @@ export const make = (ttl: Duration.Duration, streamMappingTtl: Duration.Duration
       Effect.forkScoped
     )
 
-    return { register, pick, keepStreams, find, drain, origins, streams } satisfies LoadBalancerShape
+    return {
+      register,
+      pick,
+      markDown,
+      markUp,
+      downOrigins,
+      failover: counters.stats,
+      keepStreams,
+      find,
+      drain,
+      origins,
+      streams
+    } satisfies LoadBalancerShape
   })
 
 /**
@@ -273,5 +334,5 @@ export const make = (ttl: Duration.Duration, streamMappingTtl: Duration.Duration
 export const layer: Layer.Layer<LoadBalancer, never, ProxyConfig | RedisClient> = Layer.scoped(
   LoadBalancer,
   Effect.flatMap(ProxyConfig, (config) =>
-    make(config.originTtl, Option.getOrElse(config.streamMappingTtl, () => Duration.zero)))
+    make(config.originTtl, Option.getOrElse(config.streamMappingTtl, () => Duration.zero), config.originDownHold))
 )

@@ -1,7 +1,7 @@
 /**
  * Relay sessions: each one a scoped fiber that owns one socket connected to its origin, registered
  * in the router while it lives, and freed (socket closed, keys gone, record removed) when it ends:
- * on DELETE, on idle timeout, when displaced, or at shutdown.
+ * on DELETE, on idle timeout, when displaced, when its origin is lost, or at shutdown.
  *
  * @since 0.1.0
  */
@@ -116,6 +116,16 @@ const addRelayed = (
   return total
 }
 
+/**
+ * A session whose origin socket reports this many ICMP port unreachables (ECONNREFUSED) within
+ * ORIGIN_REFUSED_WINDOW_MS has lost its origin: one alone may be a restart's moment.
+ */
+const ORIGIN_REFUSALS = 2
+const ORIGIN_REFUSED_WINDOW_MS = 5000
+
+/** A session of an origin marked down ends once nothing came from that origin for this long. */
+const ORIGIN_QUIET_MS = 3000
+
 /** Concurrent lookups of unknown ufrag pairs in the store; past this, binding requests just drop. */
 const MAX_PENDING_LOOKUPS = 256
 
@@ -129,7 +139,14 @@ const make = Effect.gen(function*() {
   const runFork = yield* FiberSet.makeRuntime<never>()
   const fibers = yield* FiberMap.make<string, void, never>()
   const enders = new Map<string, Deferred.Deferred<SessionEndReason>>()
-  const ended: Record<SessionEndReason, number> = { deleted: 0, idle: 0, shutdown: 0, replaced: 0, "socket-error": 0 }
+  const ended: Record<SessionEndReason, number> = {
+    deleted: 0,
+    idle: 0,
+    shutdown: 0,
+    replaced: 0,
+    "socket-error": 0,
+    "origin-lost": 0
+  }
   // One tagged counter per reason and kind, made once: tagging builds a new metric key each time.
   const endedCounters = new Map<string, Metric.Metric.Counter<number>>()
   const endedCounter = (reason: SessionEndReason, kind: SessionRecord["kind"]) => {
@@ -190,6 +207,20 @@ const make = Effect.gen(function*() {
 
   const runSession = (record: SessionRecord, ready: Deferred.Deferred<void, OriginFailed>) =>
     Effect.gen(function*() {
+      const end = yield* Deferred.make<SessionEndReason>()
+      // Errors of the connected origin socket come from the kernel (ICMP), not per packet.
+      let refusals = 0
+      let firstRefusalAt = 0
+      const onOriginError = (error: Error) => {
+        router.countSendError()
+        if ((error as NodeJS.ErrnoException).code !== "ECONNREFUSED") return
+        const now = Date.now()
+        if (refusals === 0 || now - firstRefusalAt > ORIGIN_REFUSED_WINDOW_MS) {
+          refusals = 0
+          firstRefusalAt = now
+        }
+        if (++refusals >= ORIGIN_REFUSALS) Deferred.unsafeDone(end, Exit.succeed("origin-lost"))
+      }
       const backend = yield* openSocket({
         host: isIPv6(record.originMedia.host) ? "::" : "0.0.0.0",
         port: 0,
@@ -197,13 +228,12 @@ const make = Effect.gen(function*() {
         // The kernel's default (about 200 KB) holds under 100 full datagrams: a 10 ms pause of the
         // event loop at 10,000 packets/s would overflow it. The size is a cap, not an allocation.
         bufferBytes: Math.min(config.udpBufferBytes, 1024 * 1024),
-        onError: router.countSendError
+        onError: onOriginError
       }).pipe(
         Effect.mapError((error) => new OriginFailed({ message: error.message })),
         Effect.tapError((error) => Deferred.fail(ready, error))
       )
       const live = new LiveSession(record, backend)
-      const end = yield* Deferred.make<SessionEndReason>()
       yield* Effect.acquireRelease(
         Effect.sync(() => {
           enders.set(record.id, end)
@@ -284,6 +314,18 @@ const make = Effect.gen(function*() {
       return true
     })
 
+  // A dead host sends no ICMP: its sessions end when it is marked down and nothing comes from it.
+  const endSessionsOfDownOrigins = (quiet: ReadonlyArray<LiveSession>) =>
+    quiet.length === 0 ? Effect.void : Effect.gen(function*() {
+      const down = yield* loadBalancer.downOrigins([...new Set(quiet.map((live) => live.record.originId))])
+      if (down.size === 0) return
+      yield* Effect.forEach(
+        quiet.filter((live) => down.has(live.record.originId)),
+        (live) => close(live.record.id, "origin-lost"),
+        { discard: true, concurrency: "unbounded" }
+      )
+    })
+
   // One sweeper for every session, so ten thousand sessions cost one timer and not ten thousand.
   const idleMillis = Duration.toMillis(config.relayIdleTimeout)
   const sweepEvery = Duration.millis(Math.min(1000, Math.max(50, idleMillis / 4)))
@@ -294,8 +336,15 @@ const make = Effect.gen(function*() {
     const idle: Array<string> = []
     const alive: Array<SessionRecord> = []
     const streams = new Map<StreamKey, OriginId>()
+    const originQuiet: Array<LiveSession> = []
     for (const live of router.byId.values()) {
       streams.set(live.record.streamUrl, live.record.originId)
+      if (live.originMark !== live.packetsFromOrigin) {
+        live.originMark = live.packetsFromOrigin
+        live.originQuietSince = now
+      } else if (now - live.originQuietSince >= ORIGIN_QUIET_MS) {
+        originQuiet.push(live)
+      }
       if (live.idleMark !== live.packetsFromClient) {
         live.quietSince = live.idleMark === -1 ? live.record.createdAt : now
         live.idleMark = live.packetsFromClient
@@ -310,7 +359,10 @@ const make = Effect.gen(function*() {
     yield* Effect.forEach(idle, (id) => close(id, "idle"), { discard: true, concurrency: "unbounded" })
     // Side by side: a shared store that hangs holds the sweep (and with it idle and consent timing)
     // for one command timeout, not two. Streams whose sessions ended in this sweep still count once.
-    yield* Effect.all([store.touch(alive), loadBalancer.keepStreams(streams)], { concurrency: 2, discard: true })
+    yield* Effect.all([store.touch(alive), loadBalancer.keepStreams(streams), endSessionsOfDownOrigins(originQuiet)], {
+      concurrency: 3,
+      discard: true
+    })
   })
   yield* sweep.pipe(Effect.delay(sweepEvery), Effect.forever, Effect.forkScoped, Effect.interruptible)
 

@@ -58,6 +58,9 @@ export class LiveSession {
   /** Idle bookkeeping for the owner's sweeper: the client packet count it last saw, and since when. */
   idleMark = -1
   quietSince = 0
+  /** The same for packets from the origin (a session of an origin marked down that is quiet ends). */
+  originMark = -1
+  originQuietSince = 0
   packetsFromOrigin = 0
   bytesFromClient = 0
   bytesFromOrigin = 0

@@ -107,4 +107,77 @@ describe("memory load balancer", () => {
       assert.deepStrictEqual(yield* lb.streams, [{ streamUrl: StreamKey.make("v/live/adopted"), originId: second.id }])
       for (let i = 0; i < 10; i++) assert.strictEqual((yield* lb.pick(StreamKey.make("v/live/adopted"))).id, second.id)
     }))
+
+  it.effect("an origin marked down gets no new streams for the hold-down, then until its next heartbeat", () =>
+    Effect.gen(function*() {
+      const lb = yield* MemoryLoadBalancer.make(Duration.seconds(30), Duration.hours(1), Duration.seconds(10))
+      const first = origin()
+      yield* lb.register(first)
+      const streams = ["a", "b", "c"].map((name) => StreamKey.make(`v/live/${name}`))
+      for (const stream of streams) yield* lb.pick(stream)
+      const second = origin()
+      yield* lb.register(second)
+
+      yield* lb.markDown(first.id, "connection refused")
+      yield* lb.markDown(first.id, "connection refused")
+      assert.deepStrictEqual(yield* lb.failover, { reroutes: 0, markedDown: 1, cameBack: 0 })
+      // Only the stream that signals moves.
+      assert.strictEqual((yield* lb.pick(streams[0]!)).id, second.id)
+      assert.deepStrictEqual([...(yield* lb.downOrigins([first.id, second.id]))], [first.id])
+
+      yield* TestClock.adjust(Duration.seconds(5))
+      yield* lb.register(first)
+      assert.isTrue((yield* lb.origins).find((s) => s.origin.id === first.id)!.down, "a heartbeat in the hold-down")
+      yield* TestClock.adjust(Duration.seconds(6))
+      assert.isTrue((yield* lb.origins).find((s) => s.origin.id === first.id)!.down, "no heartbeat since the hold-down")
+      yield* lb.register(second)
+      yield* lb.register(first)
+      assert.isFalse((yield* lb.origins).find((s) => s.origin.id === first.id)!.down)
+      // The streams that did not signal while it was down stayed; the one that moved stays moved.
+      assert.strictEqual((yield* lb.pick(streams[1]!)).id, first.id)
+      assert.strictEqual((yield* lb.pick(streams[2]!)).id, first.id)
+      assert.strictEqual((yield* lb.pick(streams[0]!)).id, second.id)
+      assert.deepStrictEqual(yield* lb.failover, { reroutes: 1, markedDown: 1, cameBack: 1 })
+    }))
+
+  it.effect("a pick that avoids an origin moves the stream only off that origin (compare and set)", () =>
+    Effect.gen(function*() {
+      const lb = yield* MemoryLoadBalancer.make(Duration.seconds(30))
+      const first = origin()
+      yield* lb.register(first)
+      const stream = StreamKey.make("v/live/s")
+      yield* lb.pick(stream)
+      const second = origin()
+      yield* lb.register(second)
+      assert.strictEqual((yield* lb.pick(stream, first.id)).id, second.id)
+      // Already moved: avoiding the old origin again keeps the new one.
+      assert.strictEqual((yield* lb.pick(stream, first.id)).id, second.id)
+      assert.strictEqual((yield* lb.pick(stream)).id, second.id)
+      assert.strictEqual((yield* lb.failover).reroutes, 1)
+    }))
+
+  it.effect("a configured origin, which sends no heartbeat, is back when its hold-down ends", () =>
+    Effect.gen(function*() {
+      const lb = yield* MemoryLoadBalancer.make(Duration.seconds(30), Duration.hours(1), Duration.seconds(10))
+      const configured = fixed({ ip: "127.0.0.1", apiPort: 1985, rtcPort: 8000 })
+      yield* lb.register(configured)
+      yield* lb.markDown(configured.id, "connection refused")
+      assert.strictEqual((yield* Effect.flip(lb.pick(StreamKey.make("v/live/s"))))._tag, "ServiceUnavailable")
+      yield* TestClock.adjust(Duration.seconds(10))
+      assert.strictEqual((yield* lb.pick(StreamKey.make("v/live/s"))).id, configured.id)
+    }))
+
+  it.effect("a probe that reaches an origin after its hold-down brings it back without a heartbeat", () =>
+    Effect.gen(function*() {
+      const lb = yield* MemoryLoadBalancer.make(Duration.seconds(30), Duration.hours(1), Duration.seconds(10))
+      const first = origin()
+      yield* lb.register(first)
+      yield* lb.markDown(first.id, "3 health probes missed")
+      yield* lb.markUp(first.id)
+      assert.strictEqual((yield* lb.downOrigins([first.id])).size, 1, "in the hold-down")
+      yield* TestClock.adjust(Duration.seconds(10))
+      yield* lb.markUp(first.id)
+      assert.strictEqual((yield* lb.downOrigins([first.id])).size, 0)
+      assert.strictEqual((yield* lb.failover).cameBack, 1)
+    }))
 })

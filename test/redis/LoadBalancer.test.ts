@@ -26,7 +26,12 @@ const origin = heartbeatOrigin
 /** One proxy's load balancer (its own Redis connection) on the file's redis-server. */
 const balancer = (
   server: RedisServer,
-  options: { readonly ttl?: Duration.Duration; readonly keyPrefix?: string; readonly streamMappingTtl?: Duration.Duration } = {}
+  options: {
+    readonly ttl?: Duration.Duration
+    readonly keyPrefix?: string
+    readonly streamMappingTtl?: Duration.Duration
+    readonly downHold?: Duration.Duration
+  } = {}
 ) =>
   Effect.map(
     Layer.build(
@@ -36,7 +41,8 @@ const balancer = (
           loadBalancer: "redis",
           redis: server.config(options.keyPrefix),
           originTtl: options.ttl ?? Duration.seconds(30),
-          streamMappingTtl: Option.fromNullable(options.streamMappingTtl)
+          streamMappingTtl: Option.fromNullable(options.streamMappingTtl),
+          ...(options.downHold === undefined ? {} : { originDownHold: options.downHold })
         }))
       )
     ),
@@ -60,6 +66,38 @@ describe.skipIf(REDIS_SERVER === undefined)("Redis load balancer (real redis-ser
         assert.isNull(yield* server.command("GET", `${keyPrefix}:rtc-proxy-drain:${first.id}`))
         assert.isTrue(yield* a.drain(first.id, true))
         assert.strictEqual(yield* server.command("GET", `${keyPrefix}:rtc-proxy-drain:${first.id}`), "1")
+      }))
+
+    it.scoped("an origin marked down through one proxy gets no streams through another until a heartbeat after the hold-down", () =>
+      Effect.gen(function*() {
+        const server = yield* TestRedis
+        const keyPrefix = prefix()
+        const a = yield* balancer(server, { keyPrefix, downHold: Duration.millis(300) })
+        const b = yield* balancer(server, { keyPrefix, downHold: Duration.millis(300) })
+        const first = origin()
+        yield* a.register(first)
+        const streams = ["s1", "s2"].map((name) => StreamKey.make(`__defaultVhost__/live/${name}`))
+        for (const stream of streams) assert.strictEqual((yield* a.pick(stream)).id, first.id)
+        const second = origin()
+        yield* a.register(second)
+        const goKeys = (yield* server.command("KEYS", `${keyPrefix}:srs-proxy-*`)) as Array<string>
+
+        yield* a.markDown(first.id, "connection refused")
+        assert.deepStrictEqual([...(yield* b.downOrigins([first.id, second.id]))], [first.id])
+        assert.strictEqual((yield* b.pick(streams[0]!)).id, second.id)
+        assert.deepStrictEqual(((yield* server.command("KEYS", `${keyPrefix}:srs-proxy-*`)) as Array<string>).sort(), goKeys.sort())
+        assert.isNotNull(yield* server.command("GET", `${keyPrefix}:rtc-proxy-origin-down:${first.id}`))
+
+        yield* b.register(first)
+        assert.isTrue((yield* b.origins).find((s) => s.origin.id === first.id)!.down, "a heartbeat in the hold-down")
+        yield* Effect.sleep(Duration.millis(350))
+        assert.isTrue((yield* b.origins).find((s) => s.origin.id === first.id)!.down, "no heartbeat since the hold-down")
+        yield* b.register(first)
+        assert.isFalse((yield* a.origins).find((s) => s.origin.id === first.id)!.down)
+        assert.strictEqual((yield* a.pick(streams[1]!)).id, first.id, "the stream that did not signal stayed")
+        assert.strictEqual((yield* a.pick(streams[0]!)).id, second.id, "the stream that moved stays moved")
+        assert.deepStrictEqual(yield* a.failover, { reroutes: 0, markedDown: 1, cameBack: 0 })
+        assert.deepStrictEqual(yield* b.failover, { reroutes: 1, markedDown: 0, cameBack: 1 })
       }))
 
     it.scoped("an origin registered through one proxy is picked through another, under the Go proxy's keys", () =>

@@ -41,7 +41,7 @@ import { LoadBalancer } from "../LoadBalancer/LoadBalancer.js"
 import * as Sdp from "../Sdp.js"
 import { SessionStore } from "../Session/SessionStore.js"
 import { Relay } from "../Udp/Relay.js"
-import { UdpSocket } from "../Udp/UdpSocket.js"
+import { endpoint, UdpSocket } from "../Udp/UdpSocket.js"
 import { readText } from "./Body.js"
 import * as IceServers from "./IceServers.js"
 import { ClientAddress, type ClientAddressShape } from "./ClientAddress.js"
@@ -253,7 +253,7 @@ const startSession = Effect.fn("Signaling.startSession")(function*(options: {
   }
   yield* relay.open(record)
   yield* Effect.logInfo(
-    `${options.kind} ${options.streamUrl.key} via origin ${origin.id} (media ${originMedia.host}:${originMedia.port}), session ${record.id}`
+    `${options.kind} ${options.streamUrl.key} via origin ${origin.id} (media ${endpoint(originMedia.host, originMedia.port)}), session ${record.id}`
   )
   return { record, answer: Sdp.rewriteAnswer(answer, { ip, port: yield* publicPort }) } satisfies Negotiated
 })

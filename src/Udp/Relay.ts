@@ -26,7 +26,7 @@ import type { StreamKey } from "../Domain/StreamUrl.js"
 import { LoadBalancer } from "../LoadBalancer/LoadBalancer.js"
 import { SessionStore } from "../Session/SessionStore.js"
 import { type DropReason, LiveSession, Router } from "./Router.js"
-import { open as openSocket, UdpSocket } from "./UdpSocket.js"
+import { endpoint, open as openSocket, UdpSocket } from "./UdpSocket.js"
 
 /** A live session as the admin view and tests see it. */
 export interface RelaySessionView {
@@ -286,7 +286,7 @@ const make = Effect.gen(function*() {
     yield* Deferred.await(ready).pipe(Effect.tapError(() => store.remove(record.id)))
     yield* Metric.increment(Metric.tagged(sessionsOpened, "kind", record.kind))
     yield* Effect.logDebug(
-      `relay session ${record.id} open: ${record.ufragPair} to ${record.originMedia.host}:${record.originMedia.port}`
+      `relay session ${record.id} open: ${record.ufragPair} to ${endpoint(record.originMedia.host, record.originMedia.port)}`
     )
   })
 
@@ -377,8 +377,8 @@ const make = Effect.gen(function*() {
         streamUrl: live.record.streamUrl,
         originId: live.record.originId,
         ufragPairs: [...live.ufragPairs.keys()],
-        client: live.clientPort === 0 ? undefined : `${live.clientAddress}:${live.clientPort}`,
-        originMedia: `${live.record.originMedia.host}:${live.record.originMedia.port}`,
+        client: live.clientPort === 0 ? undefined : endpoint(live.clientAddress, live.clientPort),
+        originMedia: endpoint(live.record.originMedia.host, live.record.originMedia.port),
         createdAt: live.record.createdAt,
         packetsFromClient: live.packetsFromClient,
         packetsFromOrigin: live.packetsFromOrigin,

@@ -130,7 +130,8 @@ const closeSocket = (socket: dgram.Socket): Effect.Effect<void> =>
 export const open = (options: BindOptions): Effect.Effect<dgram.Socket, UdpSocketError, Scope.Scope> =>
   Effect.acquireRelease(openSocket(options), closeSocket)
 
-const endpoint = (host: string, port: number) => host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`
+/** `host:port`, with an IPv6 host in brackets. */
+export const endpoint = (host: string, port: number) => host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`
 
 const isWildcard = (host: string) => host === "0.0.0.0" || host === "::"
 

@@ -41,6 +41,20 @@ describe("the way back to a client", () => {
       assert.deepStrictEqual(client.received.slice(2).map((d) => d.address), ["127.0.0.1", "127.0.0.1"])
     }))
 
+  live("on `::` both families are bound per address: an IPv6 client's replies come from the IPv6 address it reached", () =>
+    Effect.gen(function*() {
+      const { port, relay, udp } = yield* startRelay({}, undefined, wildcardPort(Effect.succeed(["127.0.0.1", "::1"]), "::"))
+      assert.sameMembers([...yield* udp.boundAddresses], ["127.0.0.1", "::1"])
+      const origin = yield* udpPeer({ echo: true })
+      yield* relay.open(makeRecord(origin))
+      const client = yield* udpPeer({ host: "::1" })
+      client.send(binding(PAIR, SERVER_PWD), port, "::1")
+      client.send(rtp("media"), port, "::1")
+      yield* eventually(() => assert.strictEqual(client.received.length, 2))
+      for (const reply of client.received) assert.strictEqual(reply.address, "::1")
+      assert.strictEqual((yield* relay.sessions)[0]?.client, `[::1]:${client.port}`)
+    }))
+
   live("two addresses of one session check at once: each binding response reaches the address that sent its request", () =>
     Effect.gen(function*() {
       const { port, relay } = yield* startRelay()

@@ -31,9 +31,12 @@ export const relayLayer = (overrides: Partial<ProxyConfigShape> = {}, udp: Layer
     Layer.provideMerge(ProxyConfig.layerWith({ listenHost: "127.0.0.1", udpPort: 0, ...overrides }))
   )
 
-/** A wildcard shared port (0.0.0.0) standing for the local addresses `addresses` gives, read at every rescan. */
-export const wildcardPort = (addresses: Effect.Effect<ReadonlyArray<string>>): Layer.Layer<UdpSocket, unknown> =>
-  Layer.scoped(UdpSocket, UdpSocket.make({ host: "0.0.0.0", port: 0, bufferBytes: 1 << 20, addresses }))
+/** A wildcard shared port (0.0.0.0, or `::`) standing for the local addresses `addresses` gives, read at every rescan. */
+export const wildcardPort = (
+  addresses: Effect.Effect<ReadonlyArray<string>>,
+  host: "0.0.0.0" | "::" = "0.0.0.0"
+): Layer.Layer<UdpSocket, unknown> =>
+  Layer.scoped(UdpSocket, UdpSocket.make({ host, port: 0, bufferBytes: 1 << 20, addresses }))
 
 /** The relay with its live layers, in `scope` (the test's scope when omitted). */
 export const startRelay = (

@@ -37,7 +37,7 @@ export const udpPeer = (
 ): Effect.Effect<UdpPeer, never, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.async<dgram.Socket>((resume) => {
-      const socket = dgram.createSocket("udp4")
+      const socket = dgram.createSocket(options.host?.includes(":") ? "udp6" : "udp4")
       socket.bind(0, options.host ?? "127.0.0.1", () => resume(Effect.succeed(socket)))
     }),
     closeSocket

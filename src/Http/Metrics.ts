@@ -13,6 +13,7 @@ import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
+import * as MetricLabel from "effect/MetricLabel"
 import { monitorEventLoopDelay } from "node:perf_hooks"
 import type { OriginFailed, OriginTimeout } from "../Domain/Errors.js"
 import { LoadBalancer } from "../LoadBalancer/LoadBalancer.js"
@@ -84,11 +85,12 @@ export const measureSignaling = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Defa
     const started = performance.now()
     return Effect.onExit(app, (exit) =>
       Metric.update(
-        signalingDuration.pipe(
-          Metric.tagged("route", routeOf(request.url)),
-          Metric.tagged("method", request.method),
-          Metric.tagged("status", Exit.isSuccess(exit) ? String(exit.value.status) : "500")
-        ),
+        // One metric key per request, not three nested ones.
+        Metric.taggedWithLabels(signalingDuration, [
+          MetricLabel.make("route", routeOf(request.url)),
+          MetricLabel.make("method", request.method),
+          MetricLabel.make("status", Exit.isSuccess(exit) ? String(exit.value.status) : "500")
+        ]),
         (performance.now() - started) / 1000
       ))
   })

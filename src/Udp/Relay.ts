@@ -12,11 +12,11 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
-import * as FiberMap from "effect/FiberMap"
 import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
+import type * as dgram from "node:dgram"
 import { isIPv6 } from "node:net"
 import { ProxyConfig } from "../Config.js"
 import { OriginFailed, type ServiceUnavailable } from "../Domain/Errors.js"
@@ -26,7 +26,7 @@ import type { StreamKey } from "../Domain/StreamUrl.js"
 import { LoadBalancer } from "../LoadBalancer/LoadBalancer.js"
 import { SessionStore } from "../Session/SessionStore.js"
 import { type DropReason, LiveSession, Router } from "./Router.js"
-import { endpoint, open as openSocket, UdpSocket } from "./UdpSocket.js"
+import { closeQuietly, endpoint, openUnscoped as openSocket, UdpSocket } from "./UdpSocket.js"
 
 /** A live session as the admin view and tests see it. */
 export interface RelaySessionView {
@@ -126,6 +126,14 @@ const ORIGIN_REFUSED_WINDOW_MS = 5000
 /** A session of an origin marked down ends once nothing came from that origin for this long. */
 const ORIGIN_QUIET_MS = 3000
 
+/** A live session and its lifetime: the fiber that waits for its end, and whether it was freed. */
+interface SessionFiber {
+  readonly live: LiveSession
+  readonly end: Deferred.Deferred<SessionEndReason>
+  finished: boolean
+  fiber: Fiber.RuntimeFiber<void, never> | undefined
+}
+
 /** Concurrent lookups of unknown ufrag pairs in the store; past this, binding requests just drop. */
 const MAX_PENDING_LOOKUPS = 256
 
@@ -134,11 +142,18 @@ const make = Effect.gen(function*() {
   const udp = yield* UdpSocket
   const store = yield* SessionStore
   const loadBalancer = yield* LoadBalancer
+  const sessions = new Map<string, SessionFiber>()
+  // The origin socket is opened by the request, before the session's fiber exists; a fiber
+  // interrupted at shutdown before its first step never runs its finalizer, so this one frees
+  // whatever is left. Added before the sets of fibers: it runs after they are interrupted.
+  yield* Effect.addFinalizer(() =>
+    Effect.forEach([...sessions.values()], (session) => finish(session, "shutdown"), { discard: true })
+  )
+  const sessionFibers = yield* FiberSet.make<void, never>()
+
   // Work started from the data path (store lookups, closing a displaced session) belongs to the
-  // relay's scope: shutdown interrupts it, so none of it can write to a store after the relay closed.
+  // relay's scope: shutdown interrupts it (first), so none of it can write to a store after the relay closed.
   const runFork = yield* FiberSet.makeRuntime<never>()
-  const fibers = yield* FiberMap.make<string, void, never>()
-  const enders = new Map<string, Deferred.Deferred<SessionEndReason>>()
   const ended: Record<SessionEndReason, number> = {
     deleted: 0,
     idle: 0,
@@ -157,6 +172,11 @@ const make = Effect.gen(function*() {
     }
     return counter
   }
+  const openedCounters = {
+    publish: Metric.tagged(sessionsOpened, "kind", "publish"),
+    play: Metric.tagged(sessionsOpened, "kind", "play")
+  }
+  const openedCounter = (kind: SessionRecord["kind"]) => openedCounters[kind]
   const pendingLookups = new Set<string>()
   const relayedByEnded = { packetsFromClient: 0, packetsFromOrigin: 0, bytesFromClient: 0, bytesFromOrigin: 0 }
 
@@ -178,7 +198,7 @@ const make = Effect.gen(function*() {
             // record (a store write that failed) must not bring back a pair the session retired.
             const live = router.byId.get(record.id)
             if (live !== undefined) return live.retiredUfrags.includes(record.ufragPair) ? Effect.void : learnKeys(live, record)
-            return enders.has(record.id) ? Effect.void : open(record)
+            return sessions.has(record.id) ? Effect.void : open(record)
           }
         })),
         Effect.catchAll((error) => Effect.logWarning(`cannot relay stored session for ${ufragPair}: ${error.message}`)),
@@ -190,7 +210,7 @@ const make = Effect.gen(function*() {
   const router: Router = new Router(onUnknownUfrag)
   // A session deleted through another proxy on a shared store: it ends here too.
   yield* store.onRemoved((id) => {
-    if (enders.has(id)) runFork(close(id, "deleted"))
+    if (sessions.has(id)) runFork(close(id, "deleted"))
   })
 
   const learnKeys = (live: LiveSession, keys: { readonly ufragPair: UfragPair; readonly serverPwd: string }) =>
@@ -205,99 +225,92 @@ const make = Effect.gen(function*() {
     closing: (socket) => router.forgetSocket(socket)
   })
 
-  const runSession = (record: SessionRecord, ready: Deferred.Deferred<void, OriginFailed>) =>
-    Effect.gen(function*() {
-      const end = yield* Deferred.make<SessionEndReason>()
-      // Errors of the connected origin socket come from the kernel (ICMP), not per packet.
-      let refusals = 0
-      let firstRefusalAt = 0
-      const onOriginError = (error: Error) => {
-        router.countSendError()
-        if ((error as NodeJS.ErrnoException).code !== "ECONNREFUSED") return
-        const now = Date.now()
-        if (refusals === 0 || now - firstRefusalAt > ORIGIN_REFUSED_WINDOW_MS) {
-          refusals = 0
-          firstRefusalAt = now
-        }
-        if (++refusals >= ORIGIN_REFUSALS) Deferred.unsafeDone(end, Exit.succeed("origin-lost"))
-      }
-      const backend = yield* openSocket({
-        host: isIPv6(record.originMedia.host) ? "::" : "0.0.0.0",
-        port: 0,
-        connect: record.originMedia,
-        // The kernel's default (about 200 KB) holds under 100 full datagrams: a 10 ms pause of the
-        // event loop at 10,000 packets/s would overflow it. The size is a cap, not an allocation.
-        bufferBytes: Math.min(config.udpBufferBytes, 1024 * 1024),
-        onError: onOriginError
-      }).pipe(
-        Effect.mapError((error) => new OriginFailed({ message: error.message })),
-        Effect.tapError((error) => Deferred.fail(ready, error))
+  /**
+   * Frees a session exactly once: its keys leave the router, its origin socket closes, and the end
+   * is counted, logged and told to the store.
+   */
+  const finish = (session: SessionFiber, reason: SessionEndReason): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      if (session.finished) return Effect.void
+      session.finished = true
+      const { live } = session
+      router.remove(live)
+      closeQuietly(live.backend)
+      if (sessions.get(live.record.id) === session) sessions.delete(live.record.id)
+      ended[reason]++
+      addRelayed(relayedByEnded, live)
+      endedCounter(reason, live.record.kind).unsafeUpdate(1, [])
+      return Effect.zipRight(
+        store.release(live.record.id, reason),
+        Effect.logInfo(
+          `relay session ended (${reason}, ${live.packetsFromClient} packets from client, ${live.packetsFromOrigin} from origin)`
+        ).pipe(Effect.annotateLogs({ session: live.record.id, stream: live.record.streamUrl, kind: live.record.kind }))
       )
-      const live = new LiveSession(record, backend)
-      yield* Effect.acquireRelease(
-        Effect.sync(() => {
-          enders.set(record.id, end)
-          return router.add(live)
-        }),
-        () =>
-          Effect.sync(() => {
-            router.remove(live)
-            if (enders.get(record.id) === end) enders.delete(record.id)
-          })
-      ).pipe(
-        Effect.tap((displaced) =>
-          Effect.sync(() => {
-            if (displaced !== undefined) runFork(close(displaced.record.id, "replaced"))
-          })
-        )
-      )
-      yield* Deferred.succeed(ready, undefined)
-      const reason = yield* Deferred.await(end)
-      return { reason, live }
-    }).pipe(
-      Effect.scoped,
-      Effect.onExit((exit) =>
-        Effect.gen(function*() {
-          // An error captures a stack trace: made only for a session that never started.
-          if (!(yield* Deferred.isDone(ready))) {
-            yield* Deferred.fail(ready, new OriginFailed({ message: "the relay session ended before it started" }))
-          }
-          if (Exit.isFailure(exit) && !Exit.isInterrupted(exit)) return
-          const reason: SessionEndReason = Exit.isSuccess(exit) ? exit.value.reason : "shutdown"
-          ended[reason]++
-          if (Exit.isSuccess(exit)) addRelayed(relayedByEnded, exit.value.live)
-          yield* Metric.increment(endedCounter(reason, record.kind))
-          yield* store.release(record.id, reason)
-          const counts = Exit.isSuccess(exit)
-            ? `, ${exit.value.live.packetsFromClient} packets from client, ${exit.value.live.packetsFromOrigin} from origin`
-            : ""
-          yield* Effect.logInfo(`relay session ended (${reason}${counts})`)
-        })
-      ),
-      Effect.asVoid,
-      Effect.catchAll(() => Effect.void),
-      Effect.annotateLogs({ session: record.id, stream: record.streamUrl, kind: record.kind })
-    )
+    })
 
-  const open = Effect.fn("Relay.open")(function*(record: SessionRecord) {
-    const ready = yield* Deferred.make<void, OriginFailed>()
-    yield* store.put(record)
-    yield* FiberMap.run(fibers, record.id, runSession(record, ready))
-    yield* Deferred.await(ready).pipe(Effect.tapError(() => store.remove(record.id)))
-    yield* Metric.increment(Metric.tagged(sessionsOpened, "kind", record.kind))
-    yield* Effect.logDebug(
-      `relay session ${record.id} open: ${record.ufragPair} to ${endpoint(record.originMedia.host, record.originMedia.port)}`
-    )
-  })
+  const openOriginSocket = (record: SessionRecord, end: Deferred.Deferred<SessionEndReason>) => {
+    // Errors of the connected origin socket come from the kernel (ICMP), not per packet.
+    let refusals = 0
+    let firstRefusalAt = 0
+    const onOriginError = (error: Error) => {
+      router.countSendError()
+      if ((error as NodeJS.ErrnoException).code !== "ECONNREFUSED") return
+      const now = Date.now()
+      if (refusals === 0 || now - firstRefusalAt > ORIGIN_REFUSED_WINDOW_MS) {
+        refusals = 0
+        firstRefusalAt = now
+      }
+      if (++refusals >= ORIGIN_REFUSALS) Deferred.unsafeDone(end, Exit.succeed("origin-lost"))
+    }
+    return openSocket({
+      host: isIPv6(record.originMedia.host) ? "::" : "0.0.0.0",
+      port: 0,
+      connect: record.originMedia,
+      // The kernel's default (about 200 KB) holds under 100 full datagrams: a 10 ms pause of the
+      // event loop at 10,000 packets/s would overflow it. The size is a cap, not an allocation.
+      bufferBytes: Math.min(config.udpBufferBytes, 1024 * 1024),
+      onError: onOriginError
+    }).pipe(Effect.mapError((error) => new OriginFailed({ message: error.message })))
+  }
+
+  // A session is a fiber that waits for its end (DELETE, idle, displaced, origin lost) and frees
+  // the session when it ends or is interrupted (shutdown). The request that signaled it opens the
+  // socket and registers the keys, so that the answer goes out only once packets can flow.
+  const start = (record: SessionRecord, end: Deferred.Deferred<SessionEndReason>, backend: dgram.Socket) =>
+    Effect.suspend(() => {
+      const session: SessionFiber = { live: new LiveSession(record, backend), end, finished: false, fiber: undefined }
+      sessions.set(record.id, session)
+      const displaced = router.add(session.live)
+      if (displaced !== undefined) runFork(close(displaced.record.id, "replaced"))
+      // Forked from an uninterruptible region, whose flags it would inherit: the wait itself can be interrupted.
+      const lifetime = Effect.onExit(
+        Effect.interruptible(Deferred.await(end)),
+        (exit) => finish(session, Exit.isSuccess(exit) ? exit.value : "shutdown")
+      )
+      return Effect.map(FiberSet.run(sessionFibers, lifetime), (fiber) => {
+        session.fiber = fiber
+      })
+    })
+
+  const open = (record: SessionRecord): Effect.Effect<void, OriginFailed | ServiceUnavailable> =>
+    Effect.gen(function*() {
+      yield* store.put(record)
+      const end = yield* Deferred.make<SessionEndReason>()
+      // From the socket's opening to its fiber's start, nothing may interrupt: the socket has an owner.
+      yield* Effect.uninterruptible(Effect.flatMap(
+        openOriginSocket(record, end).pipe(Effect.tapError(() => store.remove(record.id))),
+        (backend) => start(record, end, backend)
+      ))
+      openedCounter(record.kind).unsafeUpdate(1, [])
+    }).pipe(Effect.withSpan("Relay.open"))
 
   const close = (id: string, reason: SessionEndReason): Effect.Effect<boolean> =>
-    Effect.gen(function*() {
-      const end = enders.get(id)
-      if (end === undefined) return false
-      yield* Deferred.succeed(end, reason)
-      const fiber = yield* Effect.option(FiberMap.get(fibers, id))
-      if (Option.isSome(fiber)) yield* Fiber.await(fiber.value)
-      return true
+    Effect.suspend(() => {
+      const session = sessions.get(id)
+      if (session === undefined) return Effect.succeed(false)
+      Deferred.unsafeDone(session.end, Exit.succeed(reason))
+      // Returns once the session is freed (its socket closed), whoever ended it first.
+      return session.fiber === undefined ? Effect.succeed(true) : Effect.as(Fiber.await(session.fiber), true)
     })
 
   // The store is told even when this proxy does not relay the session: the proxy that does learns

@@ -80,47 +80,57 @@ const routeOf = (url: string): string => {
 }
 
 /** Times each request of an app into the signaling histogram, by route, method and status. */
+/**
+ * Tagging a metric builds and hashes a new key: each combination of label values is tagged once and
+ * kept (a handful of routes, methods, statuses and outcomes).
+ */
+const seriesOf = <M extends Metric.Metric<any, any, any>>(metric: M, labelNames: ReadonlyArray<string>) => {
+  const made = new Map<string, M>()
+  return (...values: ReadonlyArray<string>): M => {
+    const key = values.join(" ")
+    let series = made.get(key)
+    if (series === undefined) {
+      series = Metric.taggedWithLabels(metric, values.map((value, i) => MetricLabel.make(labelNames[i]!, value))) as M
+      made.set(key, series)
+    }
+    return series
+  }
+}
+
+const signalingSeries = seriesOf(signalingDuration, ["route", "method", "status"])
+const originSeries = seriesOf(originDuration, ["method", "outcome"])
+
+/** Times every media API request into `rtc_proxy_signaling_request_duration_seconds`. */
 export const measureSignaling = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
   Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
     const started = performance.now()
     return Effect.onExit(app, (exit) =>
-      Metric.update(
-        // One metric key per request, not three nested ones.
-        Metric.taggedWithLabels(signalingDuration, [
-          MetricLabel.make("route", routeOf(request.url)),
-          MetricLabel.make("method", request.method),
-          MetricLabel.make("status", Exit.isSuccess(exit) ? String(exit.value.status) : "500")
-        ]),
-        (performance.now() - started) / 1000
+      Effect.sync(() =>
+        signalingSeries(routeOf(request.url), request.method, Exit.isSuccess(exit) ? String(exit.value.status) : "500")
+          .unsafeUpdate((performance.now() - started) / 1000, [])
       ))
   })
 
-/** Times an origin request into the origin histogram, by method and outcome. */
+/** Times an origin request into `rtc_proxy_origin_request_duration_seconds`, by method and outcome. */
 export const measureOrigin = (
   request: OriginRequest,
   send: Effect.Effect<OriginResponse, OriginFailed | OriginTimeout>
 ): Effect.Effect<OriginResponse, OriginFailed | OriginTimeout> =>
   Effect.suspend(() => {
     const started = performance.now()
-    return Effect.onExit(send, (exit) => {
-      const outcome = Exit.isSuccess(exit)
-        ? `${Math.floor(exit.value.status / 100)}xx`
-        : Exit.isInterrupted(exit)
-        ? "interrupted"
-        : exit.cause._tag === "Fail" && exit.cause.error._tag === "OriginTimeout"
-        ? "timeout"
-        : "failed"
-      return Metric.update(
-        originDuration.pipe(Metric.tagged("method", request.method), Metric.tagged("outcome", outcome)),
-        (performance.now() - started) / 1000
-      )
-    })
+    return Effect.onExit(send, (exit) =>
+      Effect.sync(() => {
+        const outcome = Exit.isSuccess(exit)
+          ? `${Math.floor(exit.value.status / 100)}xx`
+          : Exit.isInterrupted(exit)
+          ? "interrupted"
+          : exit.cause._tag === "Fail" && exit.cause.error._tag === "OriginTimeout"
+          ? "timeout"
+          : "failed"
+        originSeries(request.method, outcome).unsafeUpdate((performance.now() - started) / 1000, [])
+      }))
   })
 
-/**
- * What brings the scrape-time series up to date: counters that the relay and the process keep
- * themselves are turned into Effect counters by adding what grew since the last scrape.
- */
 export const makeScrapeUpdate = Effect.gen(function*() {
   const delay = yield* Effect.acquireRelease(
     Effect.sync(() => {

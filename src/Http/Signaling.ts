@@ -214,7 +214,7 @@ interface Negotiated {
  * The shared core of every route: given an accepted offer and the origin's answer, check the answer,
  * choose the origin's media address, rewrite the candidates and start the relay session.
  */
-const startSession = Effect.fn("Signaling.startSession")(function*(options: {
+const startSession = (options: {
   readonly kind: SessionKind
   readonly request: HttpServerRequest.HttpServerRequest
   readonly streamUrl: StreamUrl.StreamUrl
@@ -222,7 +222,7 @@ const startSession = Effect.fn("Signaling.startSession")(function*(options: {
   readonly offer: Sdp.Offer
   readonly answer: string
   readonly originLocation: string | undefined
-}) {
+}) => Effect.gen(function*() {
   const relay = yield* Relay
   const { answer, origin } = options
   if (!answer.trimStart().startsWith("v=0")) {
@@ -296,7 +296,7 @@ const pickAndSend = (
           ))
       )
     return yield* Effect.flatMap(balancer.pick(streamUrl.key), (origin) => sendTo(origin, 1))
-  }).pipe(Effect.withSpan("Signaling.pickAndSend"))
+  })
 
 /** Tells the origin a session it created is not wanted after all (the relay could not start). */
 const abandonAtOrigin = (location: string | undefined, headers: Record<string, string>) =>
@@ -305,6 +305,9 @@ const abandonAtOrigin = (location: string | undefined, headers: Record<string, s
     : Effect.flatMap(OriginClient, (client) => client.send({ method: "DELETE", url: location, headers })).pipe(
       Effect.ignore
     )
+
+// The handlers run under the platform's request span (named by method, with http.route); their own
+// spans are the steps that leave the process or take a resource: OriginClient.send, Relay.open, LoadBalancer.*.
 
 /** POST /rtc/v1/whip/ and /rtc/v1/whep/: an SDP offer in, a 201 with the answer and a session URL out. */
 export const offer = (kind: SessionKind) =>
@@ -348,7 +351,7 @@ export const offer = (kind: SessionKind) =>
       contentType: "application/sdp",
       headers
     })
-  }).pipe(Effect.withSpan(`Signaling.${endpointOf(kind)}`))
+  })
 
 const findSession = (id: string) =>
   Effect.flatMap(SessionStore, (store) => store.get(SessionId.make(id))).pipe(
@@ -362,7 +365,7 @@ const findSession = (id: string) =>
  * Ends a session, as a DELETE on its session URL does (client or admin): the relay session ends at
  * once, its record goes (which tells every proxy on a shared store), and the origin is told with `headers`.
  */
-export const endSession = Effect.fn("Signaling.endSession")(function*(id: string, headers: Record<string, string>) {
+export const endSession = (id: string, headers: Record<string, string>) => Effect.gen(function*() {
   const relay = yield* Relay
   const store = yield* SessionStore
   const client = yield* OriginClient
@@ -388,7 +391,7 @@ export const deleteSession = (id: string) =>
     const request = yield* HttpServerRequest.HttpServerRequest
     yield* endSession(id, headersForOrigin(request, yield* ClientAddress))
     return HttpServerResponse.empty({ status: 200 })
-  }).pipe(Effect.withSpan("Signaling.delete"))
+  })
 
 /**
  * PATCH on a session URL (RFC 9725 section 4.3). Trickled client candidates are answered here with
@@ -446,7 +449,7 @@ export const patchSession = (id: string) =>
       contentType: "application/trickle-ice-sdpfrag",
       headers: copyableHeaders(response.headers)
     })
-  }).pipe(Effect.withSpan("Signaling.patch"))
+  })
 
 /** POST /rtc/v1/publish/ and /rtc/v1/play/ (SRS's JSON API before WHIP): answered 200 with JSON. */
 export const legacyOffer = (kind: SessionKind) =>
@@ -487,4 +490,4 @@ export const legacyOffer = (kind: SessionKind) =>
       originLocation: undefined
     })
     return HttpServerResponse.unsafeJson(LegacyApi.encodeAnswer({ ...answer.right, sdp: negotiated.answer }))
-  }).pipe(Effect.withSpan(`Signaling.legacy.${kind}`))
+  })

@@ -302,7 +302,7 @@ const make = Effect.gen(function*() {
         (backend) => start(record, end, backend)
       ))
       openedCounter(record.kind).unsafeUpdate(1, [])
-    }).pipe(Effect.withSpan("Relay.open"))
+    }).pipe(Effect.withSpan("Relay.open", { captureStackTrace: false }))
 
   const close = (id: string, reason: SessionEndReason): Effect.Effect<boolean> =>
     Effect.suspend(() => {

@@ -20,6 +20,7 @@ import * as MemoryLoadBalancer from "./LoadBalancer/Memory.js"
 import type { RedisError } from "./Redis.js"
 import * as MemorySessionStore from "./Session/Memory.js"
 import type { SessionStore } from "./Session/SessionStore.js"
+import { IceTcpServer } from "./Tcp/IceTcpServer.js"
 import * as Tracing from "./Tracing.js"
 import { Relay } from "./Udp/Relay.js"
 import { UdpSocket } from "./Udp/UdpSocket.js"
@@ -64,11 +65,13 @@ export const DefaultBackendLive: Layer.Layer<never, never, ProxyConfig | LoadBal
 )
 
 /**
- * Everything but the configuration and the load balancer: relay, UDP port, origin client, session
+ * Everything but the configuration and the load balancer: relay, UDP port (and the ICE-TCP port
+ * when PROXY_WEBRTC_TCP is set), origin client, session
  * store (memory or Redis, as configured), both HTTP listeners, health and metrics (`/metrics`), and
  * spans over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set.
  */
 export const ProxyCore = Layer.merge(Servers.layer, OriginProbe.layer).pipe(
+  Layer.provideMerge(IceTcpServer.layer),
   Layer.provideMerge(Relay.layer),
   Layer.provideMerge(Layer.mergeAll(UdpSocket.layer, SessionStoreLive, OriginClient.layer, RateLimiter.layer)),
   Layer.provideMerge(Layer.merge(Health.layer, Prometheus.layer)),

@@ -409,6 +409,20 @@ export const config: Config.Config<ProxyConfigShape> = Config.all({
   udpHost: udp.host
 })))
 
+/**
+ * Candidate addresses no client could use, as warnings for the start-up log: an address of a family
+ * the media port does not listen on (an IPv6 candidate while the UDP port is bound to 0.0.0.0). Not
+ * an error: a NAT or load balancer in front may translate.
+ */
+export const candidateFamilyWarnings = (config: ProxyConfigShape): ReadonlyArray<string> => {
+  const host = Option.getOrElse(config.udpHost, () => config.listenHost)
+  const listens = host === "::" ? [4, 6] : [isIP(host)]
+  return config.candidateIps.filter((ip) => !listens.includes(isIP(ip))).map((ip) =>
+    `PROXY_CANDIDATE_IP names ${ip}, but the WebRTC UDP port listens on ${host} (IPv${listens[0]} only): ` +
+    `clients cannot reach it there unless something in front translates; PROXY_LISTEN_HOST=:: listens on both families`
+  )
+}
+
 /** The proxy's configuration as a service. */
 export class ProxyConfig extends Context.Tag("rtc-proxy/ProxyConfig")<ProxyConfig, ProxyConfigShape>() {
   /** From the current ConfigProvider (the environment, and `.env` in main). */

@@ -7,7 +7,7 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import { ProxyConfig } from "./Config.js"
+import { candidateFamilyWarnings, ProxyConfig } from "./Config.js"
 import * as Origin from "./Domain/Origin.js"
 import { Health } from "./Http/Health.js"
 import { OriginClient } from "./Http/OriginClient.js"
@@ -64,6 +64,11 @@ export const DefaultBackendLive: Layer.Layer<never, never, ProxyConfig | LoadBal
   })
 )
 
+/** Says at start-up when a configured candidate address is of a family the media port does not listen on. */
+export const CandidateCheckLive: Layer.Layer<never, never, ProxyConfig> = Layer.effectDiscard(
+  Effect.flatMap(ProxyConfig, (config) => Effect.forEach(candidateFamilyWarnings(config), (warning) => Effect.logWarning(warning)))
+)
+
 /**
  * Everything but the configuration and the load balancer: relay, UDP port (and the ICE-TCP port
  * when PROXY_WEBRTC_TCP is set), origin client, session
@@ -76,6 +81,7 @@ export const ProxyCore = Layer.merge(Servers.layer, OriginProbe.layer).pipe(
   Layer.provideMerge(Layer.mergeAll(UdpSocket.layer, SessionStoreLive, OriginClient.layer, RateLimiter.layer)),
   Layer.provideMerge(Layer.merge(Health.layer, Prometheus.layer)),
   Layer.merge(DefaultBackendLive),
+  Layer.merge(CandidateCheckLive),
   Layer.provide(Tracing.layer)
 )
 

@@ -6,6 +6,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import {
+  candidateFamilyWarnings,
   config,
   GO_PROXY_IGNORED_VARIABLES,
   ignoredGoProxyVariables,
@@ -371,6 +372,20 @@ describe("config", () => {
       // A list: one candidate per address, in order; spaces, empty items and repeats do not count.
       const both = yield* load({ PROXY_CANDIDATE_IP: " 203.0.113.10, 2001:db8::10,,203.0.113.10 " })
       assert.deepStrictEqual(both.candidateIps, ["203.0.113.10", "2001:db8::10"])
+    }))
+
+  it.effect("a candidate address of a family the UDP port does not listen on is named in a warning", () =>
+    Effect.gen(function*() {
+      const both = yield* load({ PROXY_CANDIDATE_IP: "203.0.113.10,2001:db8::10" })
+      const [warning, ...others] = candidateFamilyWarnings(both)
+      assert.deepStrictEqual(others, [])
+      assert.include(warning, "2001:db8::10")
+      assert.include(warning, "0.0.0.0 (IPv4 only)")
+      assert.include(warning, "PROXY_LISTEN_HOST=::")
+      assert.deepStrictEqual(candidateFamilyWarnings(yield* load({ PROXY_CANDIDATE_IP: "203.0.113.10,2001:db8::10", PROXY_LISTEN_HOST: "::" })), [])
+      const v6Only = yield* load({ PROXY_CANDIDATE_IP: "203.0.113.10", PROXY_WEBRTC_SERVER: "[2001:db8::1]:18000" })
+      assert.include(candidateFamilyWarnings(v6Only)[0], "203.0.113.10")
+      assert.deepStrictEqual(candidateFamilyWarnings(yield* load({})), [])
     }))
 
   it.effect("PROXY_WEBRTC_TCP in the listen forms, with its cap and handshake timeout", () =>

@@ -146,8 +146,10 @@ const listen = (server: net.Server, host: string, port: number) =>
     const fail = (cause: Error) =>
       resume(Effect.fail(new IceTcpError({ message: `cannot listen for ICE-TCP on tcp://${endpoint(host, port)}: ${cause.message}`, cause })))
     server.once("error", fail)
-    // On `::` Node accepts IPv4 too (IPv4-mapped), so one wildcard listener serves both families.
-    server.listen({ host, port }, () => {
+    // On `::` Node accepts IPv4 too (IPv4-mapped), so one wildcard listener serves both families. A
+    // deep accept queue (the kernel caps it at somaxconn) lets a burst of connections wait to be
+    // counted and refused instead of overflowing, which leaves clients retrying their handshakes.
+    server.listen({ host, port, backlog: 4096 }, () => {
       server.off("error", fail)
       resume(Effect.succeed((server.address() as net.AddressInfo).port))
     })

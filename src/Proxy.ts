@@ -70,10 +70,9 @@ export const CandidateCheckLive: Layer.Layer<never, never, ProxyConfig> = Layer.
 )
 
 /**
- * Everything but the configuration and the load balancer: relay, UDP port (and the ICE-TCP port
- * when PROXY_WEBRTC_TCP is set), origin client, session
- * store (memory or Redis, as configured), both HTTP listeners, health and metrics (`/metrics`), and
- * spans over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+ * Everything but the configuration and the load balancer: relay, UDP port (and the ICE-TCP port when
+ * PROXY_WEBRTC_TCP is set), origin client, session store (memory or Redis, as configured), both HTTP
+ * listeners, health and metrics (`/metrics`), and spans over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set.
  */
 export const ProxyCore = Layer.merge(Servers.layer, OriginProbe.layer).pipe(
   Layer.provideMerge(IceTcpServer.layer),

@@ -19,6 +19,7 @@ import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as net from "node:net"
@@ -135,13 +136,15 @@ class IceTcpConnection implements ClientPath {
     this.closed = true
     this.counters.closed[reason]++
     this.socket.destroy()
-    // A release came from the router itself, which has already let go of this path.
-    if (this.verified && reason !== "session-ended") this.paths.forget(this)
+    // A release came from the router itself, which has already let go of this path; at shutdown the
+    // relay's sessions end next anyway.
+    if (this.verified && reason !== "session-ended" && reason !== "shutdown") this.paths.forget(this)
     this.onClose(this)
   }
 }
 
-const listen = (server: net.Server, host: string, port: number) =>
+/** Listens; from then on errors are failed accepts, handed to `onAcceptError`. */
+const listen = (server: net.Server, host: string, port: number, onAcceptError: (error: Error) => void) =>
   Effect.async<number, IceTcpError>((resume) => {
     const fail = (cause: Error) =>
       resume(Effect.fail(new IceTcpError({ message: `cannot listen for ICE-TCP on tcp://${endpoint(host, port)}: ${cause.message}`, cause })))
@@ -151,6 +154,7 @@ const listen = (server: net.Server, host: string, port: number) =>
     // counted and refused instead of overflowing, which leaves clients retrying their handshakes.
     server.listen({ host, port, backlog: 4096 }, () => {
       server.off("error", fail)
+      server.on("error", onAcceptError)
       resume(Effect.succeed((server.address() as net.AddressInfo).port))
     })
   })
@@ -173,7 +177,7 @@ const make = (options: {
     }
     const forgetConnection = (connection: IceTcpConnection) => connections.delete(connection)
 
-    const server = net.createServer({ pauseOnConnect: false })
+    const server = net.createServer()
     server.on("connection", (socket) => {
       const remote = socket.remoteAddress
       if (connections.size >= options.maxConnections || remote === undefined) {
@@ -186,9 +190,20 @@ const make = (options: {
       const address = tcpClientAddress(remote.replace(/^::ffff:/, ""))
       connections.add(new IceTcpConnection(socket, address, socket.remotePort ?? 0, relay.clientPaths, counters, forgetConnection))
     })
-    server.on("error", () => {}) // after listening: accept errors (EMFILE) are the kernel's, the server carries on
+    // A failed accept (EMFILE: out of descriptors) leaves the server serving. Said at most every 10 s,
+    // so that a flood does not flood the log as well.
+    const runFork = yield* FiberSet.makeRuntime<never>()
+    let acceptErrors = 0
+    let lastWarned = 0
+    const onAcceptError = (error: Error) => {
+      acceptErrors++
+      const now = Date.now()
+      if (now - lastWarned < 10_000) return
+      lastWarned = now
+      runFork(Effect.logWarning(`ICE-TCP: cannot accept connections (${acceptErrors} so far): ${error.message}`))
+    }
 
-    const port = yield* Effect.acquireRelease(listen(server, options.host, options.port), () =>
+    const port = yield* Effect.acquireRelease(listen(server, options.host, options.port, onAcceptError), () =>
       Effect.async<void>((resume) => {
         for (const connection of [...connections]) connection.close("shutdown")
         server.close(() => resume(Effect.void))

@@ -94,6 +94,3 @@ export const encodeFrame = (packet: Uint8Array): Buffer => {
   frame.set(packet, HEADER_LENGTH)
   return frame
 }
-
-/** Whether `packet` fits in one frame. */
-export const fitsInFrame = (packet: Uint8Array): boolean => packet.length <= 0xffff

@@ -119,9 +119,10 @@ class IceTcpConnection implements ClientPath {
     this.verified = this.paths.isBound(this.address, this.port)
   }
 
+  // What the origin sends is a UDP datagram (at most 65,507 bytes): it always fits in one frame.
   send(msg: Buffer): void {
     if (this.closed) return
-    if (this.socket.writableLength > WRITE_QUEUE_LIMIT_BYTES || msg.length > 0xffff) {
+    if (this.socket.writableLength > WRITE_QUEUE_LIMIT_BYTES) {
       this.counters.backpressureDrops++
       return
     }

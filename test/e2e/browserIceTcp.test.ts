@@ -2,7 +2,8 @@
 // second page plays it with WHEP, through the proxy in front of an ICE-lite origin (as SRS is), while
 // each answer reaches the page without its UDP candidates, as if the network blocked UDP. The proxy
 // never checks first (ICE-lite toward the client), so the only way in is the passive TCP candidate:
-// every packet of both sessions must cross RFC 4571-framed TCP connections.
+// every packet of both sessions must cross RFC 4571-framed TCP connections. Given both candidates,
+// Chromium keeps to UDP.
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -13,6 +14,19 @@ import { startSrsOrigin } from "../support/srsOrigin.ts"
 import { waitUntil } from "../support/wait.ts"
 
 const UDP_CANDIDATE = /^a=candidate:\S+ \d+ udp .*\r?\n/gim
+
+/** A proxy with ICE-TCP on, on the default listen host, in front of an ICE-lite origin that registered. */
+const proxyWithIceTcp = Effect.gen(function*() {
+  const proxy = yield* startProxy({ listenHost: "0.0.0.0", iceTcp: Option.some({ host: Option.none(), port: 0 }) })
+  yield* Effect.acquireRelease(
+    Effect.promise(() => startSrsOrigin({ heartbeat: { url: `${proxy.systemUrl}/api/v1/srs/register`, intervalMs: 1000 } })),
+    (origin) => Effect.promise(() => origin.close())
+  )
+  yield* Effect.promise(() =>
+    waitUntil("the origin registered", async () => (await Effect.runPromise(proxy.balancer.origins)).length > 0, 5000)
+  )
+  return proxy
+})
 
 /** Hands the page each WHIP/WHEP answer without its UDP candidates; `answers` gets what the page saw. */
 const withoutUdpCandidates = (page: Page, answers: Array<string>) =>
@@ -27,21 +41,11 @@ const withoutUdpCandidates = (page: Page, answers: Array<string>) =>
 
 const textOf = (page: Page, selector: string) => Effect.promise(() => page.textContent(selector))
 
-describe.skipIf(chromiumPath === undefined)("a browser whose network blocks UDP", () => {
+describe.skipIf(chromiumPath === undefined)("Chromium and the proxy's ICE-TCP candidate", () => {
   it.scopedLive("Chromium given only the proxy's TCP candidate publishes its camera; another page decodes it over ICE-TCP", () =>
     Effect.gen(function*() {
-      const proxy = yield* startProxy({
-        listenHost: "0.0.0.0",
-        iceTcp: Option.some({ host: Option.none(), port: 0 })
-      })
+      const proxy = yield* proxyWithIceTcp
       assert.isDefined(proxy.tcpPort)
-      yield* Effect.acquireRelease(
-        Effect.promise(() => startSrsOrigin({ heartbeat: { url: `${proxy.systemUrl}/api/v1/srs/register`, intervalMs: 1000 } })),
-        (origin) => Effect.promise(() => origin.close())
-      )
-      yield* Effect.promise(() =>
-        waitUntil("the origin registered", async () => (await Effect.runPromise(proxy.balancer.origins)).length > 0, 5000)
-      )
       const { browser } = yield* launchBrowserWith([ALLOW_LOOPBACK])
       const pageUrl = `http://localhost:${proxy.mediaPort}/?app=live&stream=tcp-only`
       const answers: Array<string> = []
@@ -110,4 +114,28 @@ describe.skipIf(chromiumPath === undefined)("a browser whose network blocks UDP"
         waitUntil("their TCP connections closed", async () => (await Effect.runPromise(proxy.iceTcp.stats)).verified === 0, 5000)
       )
     }), { timeout: 90_000 })
+
+  it.scopedLive("given both candidates, Chromium publishes over UDP: the TCP candidate's lower priority keeps it a fallback", () =>
+    Effect.gen(function*() {
+      const proxy = yield* proxyWithIceTcp
+      const { browser } = yield* launchBrowserWith([ALLOW_LOOPBACK])
+      const publisher = yield* Effect.promise(() => browser.newPage())
+      yield* Effect.promise(() => publisher.goto(`http://localhost:${proxy.mediaPort}/?app=live&stream=both`))
+      yield* Effect.promise(() => publisher.click("#publish"))
+      yield* Effect.promise(() =>
+        publisher.waitForFunction(`document.getElementById("publish-status").textContent.includes("connected")`, null, {
+          timeout: 20_000
+        })
+      )
+      // Media (DTLS, SRTP) sets the way back: it settles on the UDP pair.
+      yield* Effect.promise(() =>
+        waitUntil("media from the publisher", async () => {
+          const [session] = await Effect.runPromise(proxy.relay.sessions)
+          return session !== undefined && session.packetsFromClient > 50
+        }, 10_000)
+      )
+      const [session] = yield* proxy.relay.sessions
+      assert.notMatch(session?.client ?? "", /^tcp:/)
+      yield* Effect.promise(() => publisher.click("#stop-publish"))
+    }), { timeout: 60_000 })
 })

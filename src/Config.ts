@@ -30,8 +30,11 @@ export interface ProxyConfigShape {
   readonly udpPort: number
   /** Host of PROXY_WEBRTC_SERVER, always an IP literal; none: listenHost. */
   readonly udpHost: Option.Option<string>
-  /** IP written into answers' candidates; none: the hostname of each request's Host, resolved. */
-  readonly candidateIp: Option.Option<string>
+  /**
+   * IPs written into answers' candidates, one candidate each (IPv4 and IPv6 alike), the first also in
+   * `c=` lines; empty: the hostname of each request's Host, resolved.
+   */
+  readonly candidateIps: ReadonlyArray<string>
   /** Port written into answers' candidates, when it differs from the bound UDP port (port forwarding). */
   readonly candidatePort: Option.Option<number>
   readonly loadBalancer: "memory" | "redis"
@@ -88,6 +91,15 @@ export interface ProxyConfigShape {
   readonly trustedProxies: TrustedProxies
   /** Most relay sessions at once (0: no cap); past it, new offers get 503. */
   readonly maxSessions: number
+  /**
+   * ICE-TCP (RFC 6544, RFC 4571 framing) on one TCP port beside the UDP one; none: off. The host is
+   * an IP literal (none: listenHost).
+   */
+  readonly iceTcp: Option.Option<ListenAddress>
+  /** Most ICE-TCP connections at once; past it, new ones are closed at once (counted). */
+  readonly iceTcpMaxConnections: number
+  /** An ICE-TCP connection without a verified binding request this long after it opened is closed. */
+  readonly iceTcpHandshakeTimeout: Duration.Duration
   /** Kernel socket buffer size for the shared UDP port. */
   readonly udpBufferBytes: number
   readonly graceQuitTimeout: Duration.Duration
@@ -269,7 +281,16 @@ export const config: Config.Config<ProxyConfigShape> = Config.all({
   // The shared UDP socket binds and sends without DNS lookups: its host must be an IP literal.
   udp: listen("PROXY_WEBRTC_SERVER", 18000, { hostnames: false }),
   goProxyAuthRefused,
-  candidateIp: Config.option(ipLiteral("PROXY_CANDIDATE_IP")),
+  candidateIps: Config.string("PROXY_CANDIDATE_IP").pipe(
+    Config.withDefault(""),
+    Config.mapOrFail((text) => {
+      const ips = text.split(",").map((ip) => ip.trim()).filter((ip) => ip !== "")
+      const bad = ips.find((ip) => isIP(ip) === 0)
+      return bad === undefined
+        ? Either.right([...new Set(ips)])
+        : Either.left(ConfigErrorInvalid("PROXY_CANDIDATE_IP", `expected IPv4 or IPv6 addresses, comma-separated, got ${JSON.stringify(bad)}`))
+    })
+  ),
   candidatePort: Config.option(Config.integer("PROXY_CANDIDATE_PORT").pipe(
     Config.validate({ message: "expected a port from 1 to 65535", validation: (n) => n >= 1 && n <= 65535 })
   )),
@@ -355,6 +376,23 @@ export const config: Config.Config<ProxyConfigShape> = Config.all({
     Config.validate({ message: "expected a number of sessions, 0 or more", validation: (n) => n >= 0 }),
     Config.withDefault(10_000)
   ),
+  // Off unless set: a TCP port is one more thing to open in a firewall, and most clients never need it.
+  iceTcp: Config.string("PROXY_WEBRTC_TCP").pipe(
+    Config.withDefault(""),
+    Config.mapOrFail((text) =>
+      text.trim() === ""
+        ? Either.right(Option.none())
+        : Either.map(
+          Either.mapLeft(parseListenAddress(text, { hostnames: false }), (message) => ConfigErrorInvalid("PROXY_WEBRTC_TCP", message)),
+          Option.some
+        )
+    )
+  ),
+  iceTcpMaxConnections: Config.integer("PROXY_WEBRTC_TCP_MAX_CONNECTIONS").pipe(
+    Config.validate({ message: "expected a number of connections, 1 or more", validation: (n) => n >= 1 }),
+    Config.withDefault(2000)
+  ),
+  iceTcpHandshakeTimeout: duration("PROXY_WEBRTC_TCP_HANDSHAKE_TIMEOUT", "5s"),
   udpBufferBytes: Config.integer("PROXY_UDP_BUFFER_SIZE").pipe(
     Config.validate({ message: "expected a size in bytes from 65536", validation: (n) => n >= 65536 }),
     Config.withDefault(4 * 1024 * 1024)
@@ -370,6 +408,20 @@ export const config: Config.Config<ProxyConfigShape> = Config.all({
   udpPort: udp.port,
   udpHost: udp.host
 })))
+
+/**
+ * Candidate addresses no client could use, as warnings for the start-up log: an address of a family
+ * the media port does not listen on (an IPv6 candidate while the UDP port is bound to 0.0.0.0). Not
+ * an error: a NAT or load balancer in front may translate.
+ */
+export const candidateFamilyWarnings = (config: ProxyConfigShape): ReadonlyArray<string> => {
+  const host = Option.getOrElse(config.udpHost, () => config.listenHost)
+  const listens = host === "::" ? [4, 6] : [isIP(host)]
+  return config.candidateIps.filter((ip) => !listens.includes(isIP(ip))).map((ip) =>
+    `PROXY_CANDIDATE_IP names ${ip}, but the WebRTC UDP port listens on ${host} (IPv${listens[0]} only): ` +
+    `clients cannot reach it there unless something in front translates; PROXY_LISTEN_HOST=:: listens on both families`
+  )
+}
 
 /** The proxy's configuration as a service. */
 export class ProxyConfig extends Context.Tag("rtc-proxy/ProxyConfig")<ProxyConfig, ProxyConfigShape>() {

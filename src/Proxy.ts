@@ -7,7 +7,7 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import { ProxyConfig } from "./Config.js"
+import { candidateFamilyWarnings, ProxyConfig } from "./Config.js"
 import * as Origin from "./Domain/Origin.js"
 import { Health } from "./Http/Health.js"
 import { OriginClient } from "./Http/OriginClient.js"
@@ -20,6 +20,7 @@ import * as MemoryLoadBalancer from "./LoadBalancer/Memory.js"
 import type { RedisError } from "./Redis.js"
 import * as MemorySessionStore from "./Session/Memory.js"
 import type { SessionStore } from "./Session/SessionStore.js"
+import { IceTcpServer } from "./Tcp/IceTcpServer.js"
 import * as Tracing from "./Tracing.js"
 import { Relay } from "./Udp/Relay.js"
 import { UdpSocket } from "./Udp/UdpSocket.js"
@@ -63,16 +64,23 @@ export const DefaultBackendLive: Layer.Layer<never, never, ProxyConfig | LoadBal
   })
 )
 
+/** Says at start-up when a configured candidate address is of a family the media port does not listen on. */
+export const CandidateCheckLive: Layer.Layer<never, never, ProxyConfig> = Layer.effectDiscard(
+  Effect.flatMap(ProxyConfig, (config) => Effect.forEach(candidateFamilyWarnings(config), (warning) => Effect.logWarning(warning)))
+)
+
 /**
- * Everything but the configuration and the load balancer: relay, UDP port, origin client, session
- * store (memory or Redis, as configured), both HTTP listeners, health and metrics (`/metrics`), and
- * spans over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+ * Everything but the configuration and the load balancer: relay, UDP port (and the ICE-TCP port when
+ * PROXY_WEBRTC_TCP is set), origin client, session store (memory or Redis, as configured), both HTTP
+ * listeners, health and metrics (`/metrics`), and spans over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set.
  */
 export const ProxyCore = Layer.merge(Servers.layer, OriginProbe.layer).pipe(
+  Layer.provideMerge(IceTcpServer.layer),
   Layer.provideMerge(Relay.layer),
   Layer.provideMerge(Layer.mergeAll(UdpSocket.layer, SessionStoreLive, OriginClient.layer, RateLimiter.layer)),
   Layer.provideMerge(Layer.merge(Health.layer, Prometheus.layer)),
   Layer.merge(DefaultBackendLive),
+  Layer.merge(CandidateCheckLive),
   Layer.provide(Tracing.layer)
 )
 

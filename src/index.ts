@@ -5,6 +5,7 @@
  * @since 0.1.0
  */
 export {
+  candidateFamilyWarnings,
   config,
   ignoredGoProxyVariables,
   type ListenAddress,
@@ -35,7 +36,7 @@ export {
 } from "./LoadBalancer/LoadBalancer.js"
 export * as MemoryLoadBalancer from "./LoadBalancer/Memory.js"
 export * as RedisLoadBalancer from "./LoadBalancer/Redis.js"
-export { DefaultBackendLive, LoadBalancerLive, ProxyCore, ProxyLive, SessionStoreLive } from "./Proxy.js"
+export { CandidateCheckLive, DefaultBackendLive, LoadBalancerLive, ProxyCore, ProxyLive, SessionStoreLive } from "./Proxy.js"
 export { RedisClient, type RedisClientShape, RedisError } from "./Redis.js"
 export * as RenewalSchedule from "./RenewalSchedule.js"
 export { RateLimiter, type RateLimiterShape } from "./Http/RateLimit.js"
@@ -44,7 +45,17 @@ export * as MemorySessionStore from "./Session/Memory.js"
 export * as RedisSessionStore from "./Session/Redis.js"
 export { SessionStore, type SessionStoreShape } from "./Session/SessionStore.js"
 export * as Stun from "./Stun.js"
+export * as Framing from "./Tcp/Framing.js"
+export {
+  type CloseReason as IceTcpCloseReason,
+  CloseReasons as IceTcpCloseReasons,
+  IceTcpError,
+  IceTcpServer,
+  type IceTcpServerShape,
+  type IceTcpStats
+} from "./Tcp/IceTcpServer.js"
 export * as Tracing from "./Tracing.js"
-export { Relay, type RelayedCounts, type RelaySessionView, type RelayShape, type RelayStats } from "./Udp/Relay.js"
+export { type ClientPath, describeClient, tcpClientAddress } from "./Udp/ClientPath.js"
+export { type ClientPaths, Relay, type RelayedCounts, type RelaySessionView, type RelayShape, type RelayStats } from "./Udp/Relay.js"
 export { type DropReason, DropReasons } from "./Udp/Router.js"
 export { UdpSocket, UdpSocketError, type UdpSocketShape } from "./Udp/UdpSocket.js"

@@ -6,6 +6,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import {
+  candidateFamilyWarnings,
   config,
   GO_PROXY_IGNORED_VARIABLES,
   ignoredGoProxyVariables,
@@ -328,7 +329,10 @@ describe("config", () => {
       assert.strictEqual(Duration.toMillis(loaded.graceQuitTimeout), 20_000)
       assert.strictEqual(Duration.toMillis(loaded.forceQuitTimeout), 30_000)
       assert.isTrue(Option.isNone(loaded.defaultBackend))
-      assert.isTrue(Option.isNone(loaded.candidateIp))
+      assert.deepStrictEqual(loaded.candidateIps, [])
+      assert.isTrue(Option.isNone(loaded.iceTcp))
+      assert.strictEqual(loaded.iceTcpMaxConnections, 2000)
+      assert.strictEqual(Duration.toMillis(loaded.iceTcpHandshakeTimeout), 5_000)
       // No PROXY_CANDIDATE_PORT: answers carry the port the UDP socket is bound to.
       assert.isTrue(Option.isNone(loaded.candidatePort))
       assert.isTrue(Option.isNone(loaded.systemApiToken))
@@ -361,10 +365,37 @@ describe("config", () => {
     Effect.gen(function*() {
       const loaded = yield* load({ PROXY_CANDIDATE_PORT: "28000", PROXY_CANDIDATE_IP: "198.51.100.1", PROXY_WEBRTC_SERVER: "19000" })
       assert.deepStrictEqual(loaded.candidatePort, Option.some(28000))
-      assert.deepStrictEqual(loaded.candidateIp, Option.some("198.51.100.1"))
+      assert.deepStrictEqual(loaded.candidateIps, ["198.51.100.1"])
       assert.strictEqual(loaded.udpPort, 19000)
       const v6 = yield* load({ PROXY_CANDIDATE_IP: "2001:db8::9" })
-      assert.deepStrictEqual(v6.candidateIp, Option.some("2001:db8::9"))
+      assert.deepStrictEqual(v6.candidateIps, ["2001:db8::9"])
+      // A list: one candidate per address, in order; spaces, empty items and repeats do not count.
+      const both = yield* load({ PROXY_CANDIDATE_IP: " 203.0.113.10, 2001:db8::10,,203.0.113.10 " })
+      assert.deepStrictEqual(both.candidateIps, ["203.0.113.10", "2001:db8::10"])
+    }))
+
+  it.effect("a candidate address of a family the UDP port does not listen on is named in a warning", () =>
+    Effect.gen(function*() {
+      const both = yield* load({ PROXY_CANDIDATE_IP: "203.0.113.10,2001:db8::10" })
+      const [warning, ...others] = candidateFamilyWarnings(both)
+      assert.deepStrictEqual(others, [])
+      assert.include(warning, "2001:db8::10")
+      assert.include(warning, "0.0.0.0 (IPv4 only)")
+      assert.include(warning, "PROXY_LISTEN_HOST=::")
+      assert.deepStrictEqual(candidateFamilyWarnings(yield* load({ PROXY_CANDIDATE_IP: "203.0.113.10,2001:db8::10", PROXY_LISTEN_HOST: "::" })), [])
+      const v6Only = yield* load({ PROXY_CANDIDATE_IP: "203.0.113.10", PROXY_WEBRTC_SERVER: "[2001:db8::1]:18000" })
+      assert.include(candidateFamilyWarnings(v6Only)[0], "203.0.113.10")
+      assert.deepStrictEqual(candidateFamilyWarnings(yield* load({})), [])
+    }))
+
+  it.effect("PROXY_WEBRTC_TCP in the listen forms, with its cap and handshake timeout", () =>
+    Effect.gen(function*() {
+      const port = yield* load({ PROXY_WEBRTC_TCP: "18000" })
+      assert.deepStrictEqual(port.iceTcp, Option.some({ host: Option.none(), port: 18000 }))
+      const v6 = yield* load({ PROXY_WEBRTC_TCP: "[::]:443", PROXY_WEBRTC_TCP_MAX_CONNECTIONS: "10", PROXY_WEBRTC_TCP_HANDSHAKE_TIMEOUT: "2s" })
+      assert.deepStrictEqual(v6.iceTcp, Option.some({ host: Option.some("::"), port: 443 }))
+      assert.strictEqual(v6.iceTcpMaxConnections, 10)
+      assert.strictEqual(Duration.toMillis(v6.iceTcpHandshakeTimeout), 2_000)
     }))
 
   it.effect("the default backend on, with its defaults and with overrides", () =>
@@ -440,6 +471,11 @@ describe("config", () => {
     ["PROXY_STREAM_MAPPING_TTL", "2s"],
     ["PROXY_CANDIDATE_IP", "not-an-ip"],
     ["PROXY_CANDIDATE_IP", "media.example.com"],
+    ["PROXY_CANDIDATE_IP", "203.0.113.10,not-an-ip"],
+    ["PROXY_WEBRTC_TCP", "media.internal:18000"],
+    ["PROXY_WEBRTC_TCP", "70000"],
+    ["PROXY_WEBRTC_TCP_MAX_CONNECTIONS", "0"],
+    ["PROXY_WEBRTC_TCP_HANDSHAKE_TIMEOUT", "soon"],
     ["PROXY_CANDIDATE_PORT", "0"],
     ["PROXY_CANDIDATE_PORT", "port"],
     ["PROXY_LOAD_BALANCER_TYPE", "mysql"],

@@ -14,9 +14,11 @@ import * as Exit from "effect/Exit"
 import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
 import * as MetricLabel from "effect/MetricLabel"
+import * as Option from "effect/Option"
 import { monitorEventLoopDelay } from "node:perf_hooks"
 import type { OriginFailed, OriginTimeout } from "../Domain/Errors.js"
 import { LoadBalancer } from "../LoadBalancer/LoadBalancer.js"
+import { IceTcpServer } from "../Tcp/IceTcpServer.js"
 import { Relay } from "../Udp/Relay.js"
 import type { OriginRequest, OriginResponse } from "./OriginClient.js"
 
@@ -40,6 +42,11 @@ const sessionsActive = Metric.gauge("rtc_proxy_sessions_active", { description: 
 const packets = counter("rtc_proxy_packets_total", "Datagrams relayed, by direction (from_client, from_origin)")
 const bytes = counter("rtc_proxy_bytes_total", "Bytes relayed, by direction (from_client, from_origin)")
 const drops = counter("rtc_proxy_drops_total", "Datagrams dropped, by reason")
+const iceTcpConnections = Metric.gauge("rtc_proxy_ice_tcp_connections", { description: "ICE-TCP connections open now" })
+const iceTcpClosed = counter(
+  "rtc_proxy_ice_tcp_connections_closed_total",
+  "ICE-TCP connections closed, by reason (refused: past the connection cap)"
+)
 const originsRegistered = Metric.gauge("rtc_proxy_origins", { description: "Origins known to the load balancer" })
 const originsHealthy = Metric.gauge("rtc_proxy_origins_healthy", { description: "Origins that can take streams now" })
 const loadBalancerUp = Metric.gauge("rtc_proxy_load_balancer_up", {
@@ -166,6 +173,18 @@ export const makeScrapeUpdate = Effect.gen(function*() {
     ]
     for (const [reason, count] of Object.entries(stats.drops)) {
       updates.push(advance(Metric.tagged(drops, "reason", reason), `drop ${reason}`, count))
+    }
+    const iceTcp = yield* Effect.serviceOption(IceTcpServer)
+    if (Option.isSome(iceTcp) && Option.isSome(iceTcp.value.port)) {
+      const tcp = yield* iceTcp.value.stats
+      updates.push(
+        Metric.set(iceTcpConnections, tcp.connections),
+        advance(Metric.tagged(iceTcpClosed, "reason", "refused"), "ice-tcp refused", tcp.refused),
+        advance(Metric.tagged(drops, "reason", "ice-tcp-backpressure"), "drop ice-tcp-backpressure", tcp.backpressureDrops)
+      )
+      for (const [reason, count] of Object.entries(tcp.closed)) {
+        updates.push(advance(Metric.tagged(iceTcpClosed, "reason", reason), `ice-tcp ${reason}`, count))
+      }
     }
     // With Redis down, the origin gauges keep their last values and the up gauge says so.
     const origins = yield* Effect.either(Effect.timeoutOption(balancer.origins, "1 second"))

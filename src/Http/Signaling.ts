@@ -38,6 +38,7 @@ import {
 } from "../Domain/Session.js"
 import * as StreamUrl from "../Domain/StreamUrl.js"
 import { LoadBalancer } from "../LoadBalancer/LoadBalancer.js"
+import { IceTcpServer } from "../Tcp/IceTcpServer.js"
 import * as Sdp from "../Sdp.js"
 import { SessionStore } from "../Session/SessionStore.js"
 import { Relay } from "../Udp/Relay.js"
@@ -161,30 +162,43 @@ const headersForOrigin = (request: HttpServerRequest.HttpServerRequest, client: 
   return headers
 }
 
-/** The port written into answers: the configured one, else the port the UDP socket is bound to. */
+/** The UDP port written into answers: the configured one, else the port the UDP socket is bound to. */
 const publicPort = Effect.map(
   Effect.all([ProxyConfig, UdpSocket]),
   ([config, udp]) => Option.getOrElse(config.candidatePort, () => udp.address.port)
 )
 
 /**
- * The IP written into answers: the configured one; else the request's Host when it is an IP; else
- * that name resolved (IPv4 first, matching the default IPv4 listener); else the local address the
- * request arrived on.
+ * The IPs written into answers: the configured ones; else the request's Host when it is an IP; else
+ * that name resolved (in the family the request arrived over: IPv4 unless it came over IPv6); else the
+ * local address the request arrived on.
  */
-const publicIp = (config: ProxyConfigShape, request: HttpServerRequest.HttpServerRequest): Effect.Effect<string> => {
-  if (Option.isSome(config.candidateIp)) return Effect.succeed(config.candidateIp.value)
-  const localAddress = () =>
-    NodeHttpServerRequest.toIncomingMessage(request).socket.localAddress?.replace(/^::ffff:/, "") ?? "127.0.0.1"
+const publicIps = (config: ProxyConfigShape, request: HttpServerRequest.HttpServerRequest): Effect.Effect<ReadonlyArray<string>> => {
+  if (config.candidateIps.length > 0) return Effect.succeed(config.candidateIps)
+  const arrivedOn = NodeHttpServerRequest.toIncomingMessage(request).socket.localAddress?.replace(/^::ffff:/, "")
+  const localAddress = () => [arrivedOn ?? "127.0.0.1"]
   const host = request.headers["host"]
   if (host === undefined) return Effect.sync(localAddress)
   const hostname = StreamUrl.hostnameOf(host)
-  if (isIP(hostname) !== 0) return Effect.succeed(hostname)
-  return Effect.tryPromise(() => lookup(hostname, { family: 4 })).pipe(
+  if (isIP(hostname) !== 0) return Effect.succeed([hostname])
+  return Effect.tryPromise(() => lookup(hostname, { family: arrivedOn !== undefined && isIP(arrivedOn) === 6 ? 6 : 4 })).pipe(
     Effect.timeout("2 seconds"),
-    Effect.match({ onFailure: localAddress, onSuccess: ({ address }) => address })
+    Effect.match({ onFailure: localAddress, onSuccess: ({ address }) => [address] })
   )
 }
+
+/** Where the answer tells the client to send media: every public IP, the UDP port, and the ICE-TCP port when on. */
+const proxyAddress = (config: ProxyConfigShape, request: HttpServerRequest.HttpServerRequest) =>
+  Effect.gen(function*() {
+    const [ip, ...moreIps] = yield* publicIps(config, request)
+    const tcp = yield* Effect.serviceOption(IceTcpServer)
+    return {
+      ip: ip!,
+      moreIps,
+      port: yield* publicPort,
+      tcpPort: Option.getOrUndefined(Option.flatMap(tcp, (server) => server.port))
+    } satisfies Sdp.PublicAddress
+  })
 
 /** An origin's answer that is not a success is passed on: 4xx as the origin said it, 5xx as a 502. */
 const originRefused = (origin: Origin, response: OriginResponse) => {
@@ -239,7 +253,7 @@ const startSession = (options: {
       message: `origin ${origin.id} answered without a UDP candidate and announced no UDP RTC port`
     })
   }
-  const ip = yield* publicIp(yield* ProxyConfig, options.request)
+  const address = yield* proxyAddress(yield* ProxyConfig, options.request)
   const record: SessionRecord = {
     id: newSessionId(),
     kind: options.kind,
@@ -255,7 +269,7 @@ const startSession = (options: {
   yield* Effect.logInfo(
     `${options.kind} ${options.streamUrl.key} via origin ${origin.id} (media ${endpoint(originMedia.host, originMedia.port)}), session ${record.id}`
   )
-  return { record, answer: Sdp.rewriteAnswer(answer, { ip, port: yield* publicPort }) } satisfies Negotiated
+  return { record, answer: Sdp.rewriteAnswer(answer, address) } satisfies Negotiated
 })
 
 /** Origins an offer is sent to at most, each one after the last could not be reached. */
@@ -443,8 +457,7 @@ export const patchSession = (id: string) =>
     })
     // Deleted or expired while the origin was restarting ICE.
     if (!known) return yield* new NotFound({ message: "the session ended during the ICE restart" })
-    const ip = yield* publicIp(config, request)
-    return HttpServerResponse.text(Sdp.rewriteAnswer(response.body, { ip, port: yield* publicPort }), {
+    return HttpServerResponse.text(Sdp.rewriteAnswer(response.body, yield* proxyAddress(config, request)), {
       status: 200,
       contentType: "application/trickle-ice-sdpfrag",
       headers: copyableHeaders(response.headers)

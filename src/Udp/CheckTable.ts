@@ -8,7 +8,7 @@
  *
  * @since 0.1.0
  */
-import type * as dgram from "node:dgram"
+import type { ClientPath } from "./ClientPath.js"
 
 /** Checks in flight at once per session: one per candidate pair, retransmissions share a slot. */
 const SLOTS = 8
@@ -20,7 +20,7 @@ const ID_LENGTH = 12
 export interface CheckSender {
   address: string
   port: number
-  socket: dgram.Socket | undefined
+  socket: ClientPath | undefined
 }
 
 export class CheckTable {
@@ -35,7 +35,7 @@ export class CheckTable {
   private next = 0
 
   /** Records who sent the binding request `msg` (at least a STUN header long). */
-  record(msg: Uint8Array, address: string, port: number, socket: dgram.Socket | undefined, tick: number): void {
+  record(msg: Uint8Array, address: string, port: number, socket: ClientPath | undefined, tick: number): void {
     let slot = this.find(msg)
     if (slot === -1) {
       slot = this.next
@@ -62,7 +62,7 @@ export class CheckTable {
   }
 
   /** Forgets every check sent through `socket` (its local address went away). */
-  forgetSocket(socket: dgram.Socket): void {
+  forgetSocket(socket: ClientPath): void {
     for (let slot = 0; slot < SLOTS; slot++) {
       if (this.senders[slot]!.socket === socket) this.filledAt[slot] = -1
     }

@@ -25,6 +25,7 @@ import { type SessionEndReason, type SessionId, type SessionRecord, UfragPair } 
 import type { StreamKey } from "../Domain/StreamUrl.js"
 import { LoadBalancer } from "../LoadBalancer/LoadBalancer.js"
 import { SessionStore } from "../Session/SessionStore.js"
+import { type ClientPath, describeClient } from "./ClientPath.js"
 import { type DropReason, LiveSession, Router } from "./Router.js"
 import { closeQuietly, endpoint, openUnscoped as openSocket, UdpSocket } from "./UdpSocket.js"
 
@@ -84,9 +85,21 @@ export interface RelayShape {
     keys: { readonly ufragPair: UfragPair; readonly serverPwd: string }
   ) => Effect.Effect<boolean, ServiceUnavailable>
   readonly sessions: Effect.Effect<ReadonlyArray<RelaySessionView>>
+  /** The data path for client transports beside the shared UDP port (ICE-TCP). */
+  readonly clientPaths: ClientPaths
   /** How many sessions it relays now (cheap: for a check on every offer). */
   readonly activeSessions: Effect.Effect<number>
   readonly stats: Effect.Effect<RelayStats>
+}
+
+/** Plain synchronous calls into the router, as the UDP port makes them; none of them throws. */
+export interface ClientPaths {
+  /** A packet from the client at `address` and `port` (see `tcpClientAddress`) that came over `path`. */
+  readonly fromClient: (msg: Buffer, address: string, port: number, path: ClientPath) => void
+  /** Whether a verified binding request has bound that client to a session. */
+  readonly isBound: (address: string, port: number) => boolean
+  /** `path` closed: its clients are forgotten, their sessions carry on (they may come back another way). */
+  readonly forget: (path: ClientPath) => void
 }
 
 export class Relay extends Context.Tag("rtc-proxy/Relay")<Relay, RelayShape>() {
@@ -390,7 +403,7 @@ const make = Effect.gen(function*() {
         streamUrl: live.record.streamUrl,
         originId: live.record.originId,
         ufragPairs: [...live.ufragPairs.keys()],
-        client: live.clientPort === 0 ? undefined : endpoint(live.clientAddress, live.clientPort),
+        client: live.clientPort === 0 ? undefined : describeClient(live.clientAddress, live.clientPort),
         originMedia: endpoint(live.record.originMedia.host, live.record.originMedia.port),
         createdAt: live.record.createdAt,
         packetsFromClient: live.packetsFromClient,
@@ -399,6 +412,11 @@ const make = Effect.gen(function*() {
         bytesFromOrigin: live.bytesFromOrigin
       }))
     ),
+    clientPaths: {
+      fromClient: (msg, address, port, path) => router.fromClient(msg, address, port, path),
+      isBound: (address, port) => router.isBound(address, port),
+      forget: (path) => router.forgetSocket(path)
+    },
     activeSessions: Effect.sync(() => router.byId.size),
     stats: Effect.sync((): RelayStats => ({
       sessions: router.byId.size,

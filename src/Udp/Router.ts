@@ -9,6 +9,7 @@ import type * as dgram from "node:dgram"
 import type { SessionRecord } from "../Domain/Session.js"
 import { HEADER_LENGTH, MessageType, parseStun, verifyMessageIntegrity } from "../Stun.js"
 import { CheckTable } from "./CheckTable.js"
+import type { ClientPath } from "./ClientPath.js"
 
 /** Why a datagram was dropped; each one is counted. */
 export const DropReasons = [
@@ -46,12 +47,12 @@ export class LiveSession {
    */
   clientAddress = ""
   clientPort = 0
-  clientSocket: dgram.Socket | undefined = undefined
+  clientSocket: ClientPath | undefined = undefined
   /**
    * Every client address verified for this session. An ICE agent checks several candidate pairs at
    * once (one per local interface), so more than one address may carry its packets for a while.
    */
-  readonly addresses: Array<{ address: string; port: number; socket: dgram.Socket; seen: number }> = []
+  readonly addresses: Array<{ address: string; port: number; socket: ClientPath; seen: number }> = []
   /** Who sent each recent binding request, for the origin's responses (made at the first one). */
   checks: CheckTable | undefined = undefined
   packetsFromClient = 0
@@ -140,6 +141,11 @@ export class Router {
     return this.byUfrag.size
   }
 
+  /** Whether a binding request with valid integrity has bound this client address to a session. */
+  isBound(address: string, port: number): boolean {
+    return this.byAddress.get(address, port) !== undefined
+  }
+
   /** Registers a live session under its id and ufrag pair; returns a session it displaced. */
   add(session: LiveSession): LiveSession | undefined {
     this.byId.set(session.record.id, session)
@@ -157,8 +163,9 @@ export class Router {
   remove(session: LiveSession): void {
     if (this.byId.get(session.record.id) === session) this.byId.delete(session.record.id)
     for (const pair of session.ufragPairs.keys()) if (this.byUfrag.get(pair) === session) this.byUfrag.delete(pair)
-    for (const { address, port } of session.addresses) this.byAddress.delete(address, port, session)
-    session.addresses.length = 0
+    const addresses = session.addresses.splice(0)
+    for (const { address, port } of addresses) this.byAddress.delete(address, port, session)
+    for (const { socket } of addresses) socket.released?.()
     session.backend.removeAllListeners("message")
   }
 
@@ -178,8 +185,8 @@ export class Router {
     }
   }
 
-  /** A datagram from a client, on the shared port's socket `socket`. */
-  fromClient(msg: Buffer, address: string, port: number, socket: dgram.Socket): void {
+  /** A packet from a client: a datagram on the shared port's socket `socket`, or a frame of an ICE-TCP connection. */
+  fromClient(msg: Buffer, address: string, port: number, socket: ClientPath): void {
     const first = msg[0]
     // RFC 7983: 0-3 STUN, 20-63 DTLS, 64-79 TURN channel, 128-191 RTP/RTCP.
     if (first === undefined) return this.drop("unclassified")
@@ -197,7 +204,7 @@ export class Router {
     this.toOrigin(session, msg)
   }
 
-  private fromClientStun(msg: Buffer, address: string, port: number, socket: dgram.Socket): void {
+  private fromClientStun(msg: Buffer, address: string, port: number, socket: ClientPath): void {
     const message = parseStun(msg)
     if (typeof message === "string") return this.drop(`stun-${message}`)
     if (message.type !== MessageType.BindingRequest) {
@@ -237,7 +244,7 @@ export class Router {
    * network). An address belongs to one session only: a session that held it loses it, and with it
    * the way back to that address. A session keeps its last few addresses.
    */
-  private bind(session: LiveSession, address: string, port: number, socket: dgram.Socket): void {
+  private bind(session: LiveSession, address: string, port: number, socket: ClientPath): void {
     const previous = this.byAddress.get(address, port)
     if (previous !== undefined) this.unbind(previous, address, port)
     if (session.addresses.length >= MAX_ADDRESSES_PER_SESSION) {
@@ -248,7 +255,7 @@ export class Router {
     this.byAddress.set(address, port, session)
   }
 
-  private refreshConsent(session: LiveSession, address: string, port: number, socket: dgram.Socket): void {
+  private refreshConsent(session: LiveSession, address: string, port: number, socket: ClientPath): void {
     for (const entry of session.addresses) {
       if (entry.port === port && entry.address === address) {
         entry.seen = this.tick
@@ -258,10 +265,11 @@ export class Router {
   }
 
   /**
-   * A local address of the shared port went away, and its socket with it: every client reached
-   * through it is forgotten (it checks again through another candidate, or its consent lapses).
+   * A local address of the shared port went away, and its socket with it, or an ICE-TCP connection
+   * closed: every client reached through it is forgotten (it checks again through another candidate,
+   * or its consent lapses; its session carries on until its idle timeout).
    */
-  forgetSocket(socket: dgram.Socket): void {
+  forgetSocket(socket: ClientPath): void {
     for (const session of this.byId.values()) {
       session.checks?.forgetSocket(socket)
       for (let i = session.addresses.length - 1; i >= 0; i--) {
@@ -294,13 +302,14 @@ export class Router {
   private unbind(session: LiveSession, address: string, port: number): void {
     this.byAddress.delete(address, port, session)
     const index = session.addresses.findIndex((a) => a.port === port && a.address === address)
-    if (index !== -1) session.addresses.splice(index, 1)
+    const path = index === -1 ? undefined : session.addresses.splice(index, 1)[0]!.socket
     if (session.clientPort === port && session.clientAddress === address) {
       const fallback = session.addresses[session.addresses.length - 1]
       session.clientAddress = fallback?.address ?? ""
       session.clientPort = fallback?.port ?? 0
       session.clientSocket = fallback?.socket
     }
+    path?.released?.()
   }
 
   private toOrigin(session: LiveSession, msg: Buffer): void {

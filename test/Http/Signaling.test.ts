@@ -107,6 +107,46 @@ const assertNoSession = (proxy: TestProxy) =>
 const posts = (origin: FakeSrsApi): Array<SeenRequest> => origin.requests.filter((r) => r.method === "POST")
 
 describe("WHIP and WHEP through the proxy", () => {
+  live("ICE-TCP on: the answer carries a passive TCP candidate at the ICE-TCP port after the UDP one, and /api/v1/stats counts its connections", () =>
+    Effect.gen(function*() {
+      const { proxy } = yield* proxyWithOrigin({ iceTcp: Option.some({ host: Option.none(), port: 0 }) })
+      const response = yield* post(proxy, "whip", "tcp")
+      assert.strictEqual(response.status, 201, response.body)
+      const candidates = candidatesOf(response.body).map((line) => line.split(" "))
+      assert.deepStrictEqual(candidates.map((fields) => [fields[1], fields[2], fields[4], fields[5], fields[7], fields[8], fields[9]].join(" ")), [
+        `1 udp 127.0.0.1 ${proxy.udpPort} host generation 0`,
+        `1 tcp 127.0.0.1 ${proxy.tcpPort} host tcptype passive`
+      ])
+      assert.isBelow(Number(candidates[1]![3]), Number(candidates[0]![3]))
+      const stats = yield* httpRequest(`${proxy.systemUrl}/api/v1/stats`)
+      const iceTcp = (JSON.parse(stats.body) as { iceTcp: { connections: number; refused: number } | null }).iceTcp
+      assert.deepInclude(iceTcp, { connections: 0, refused: 0 })
+    }))
+
+  live("ICE-TCP off (the default): no TCP candidate, and iceTcp is null in /api/v1/stats", () =>
+    Effect.gen(function*() {
+      const { proxy } = yield* proxyWithOrigin()
+      const response = yield* post(proxy, "whip", "no-tcp")
+      assertProxyCandidates(response.body, proxy)
+      assert.isUndefined(proxy.tcpPort)
+      const stats = yield* httpRequest(`${proxy.systemUrl}/api/v1/stats`)
+      assert.isNull((JSON.parse(stats.body) as { iceTcp: unknown }).iceTcp)
+    }))
+
+  live("without PROXY_CANDIDATE_IP a host name in Host resolves in the family the request came over (IPv6 for [::1])", () =>
+    Effect.gen(function*() {
+      const { proxy } = yield* proxyWithOrigin({ listenHost: "::" })
+      const overIpv6 = yield* httpRequest(`http://[::1]:${proxy.mediaPort}/rtc/v1/whip/?app=live&stream=v6`, {
+        method: "POST",
+        headers: { ...SDP, host: `localhost:${proxy.mediaPort}` },
+        body: OFFER
+      })
+      assert.strictEqual(overIpv6.status, 201, overIpv6.body)
+      assert.deepStrictEqual(candidatesOf(overIpv6.body).map((line) => line.split(" ")[4]), ["::1"])
+      const overIpv4 = yield* post(proxy, "whep", "v6", { host: `localhost:${proxy.mediaPort}` })
+      assert.deepStrictEqual(candidatesOf(overIpv4.body).map((line) => line.split(" ")[4]), ["127.0.0.1"])
+    }))
+
   live("WHIP: 201 with the proxy's session URL and candidates; the origin gets the offer without candidates", () =>
     Effect.gen(function*() {
       const { origin, proxy } = yield* proxyWithOrigin()

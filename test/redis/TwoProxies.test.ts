@@ -16,6 +16,7 @@ import { startProxy, type TestProxy } from "../support/proxy.ts"
 import { REDIS_SERVER, type RedisServer, redisServer } from "../support/redisServer.ts"
 import { minimalOffer } from "../support/offers.ts"
 import { binding } from "../support/relay.ts"
+import { tcpPeer } from "../support/tcpPeer.ts"
 import { type UdpPeer, udpPeer } from "../support/udpPeer.ts"
 
 
@@ -139,6 +140,33 @@ describe.skipIf(REDIS_SERVER === undefined)("two proxies sharing one Redis (real
       assert.isTrue(Option.isNone(yield* a.store.get(SessionId.make(session.id))))
       const again = yield* httpRequest(`${a.mediaUrl}${session.location}`, { method: "DELETE" })
       assert.strictEqual(again.status, 404)
+    }), 20_000)
+
+  it.scopedLive("a session signaled through proxy A reaches proxy B over ICE-TCP: found in Redis at a binding request on a TCP connection", () =>
+    Effect.gen(function*() {
+      const server = yield* redisServer()
+      const config = { loadBalancer: "redis" as const, redis: server.config("tcp") }
+      const a = yield* startProxy(config)
+      const b = yield* startProxy({ ...config, iceTcp: Option.some({ host: Option.none(), port: 0 }) })
+      yield* echoOrigin(a)
+      const session = yield* publish(a, "shared-tcp", "cliT")
+      const client = yield* tcpPeer(b.tcpPort!)
+      const request = binding(session.pair, session.pwd)
+      // The first request only starts B's lookup in Redis; the client's retransmission gets through.
+      let sent = 0
+      while (client.received.length === 0 && sent < 10) {
+        client.send(request)
+        sent++
+        yield* Effect.exit(eventually(() => assert.isAbove(client.received.length, 0), 150))
+      }
+      assert.strictEqual(hex(client.received[0]!), hex(request))
+      assert.isAtLeast(sent, 2)
+      const [viewAtB] = yield* b.relay.sessions
+      assert.strictEqual(viewAtB?.id, session.id)
+      assert.match(viewAtB?.client ?? "", /^tcp:127\.0\.0\.1:\d+$/)
+      client.send(rtp("through-b-over-tcp"))
+      yield* eventually(() => assert.strictEqual(client.received.length, 2))
+      assert.strictEqual(hex(client.received[1]!), hex(rtp("through-b-over-tcp")))
     }), 20_000)
 
   it.scopedLive("a DELETE through proxy B stops the relay on proxy A within a second (pushed, not polled)", () =>

@@ -23,17 +23,27 @@ export interface Player {
 
 export interface PeerOptions {
   readonly headers?: Record<string, string>
+  /** The peer's one local address: 127.0.0.1 (the default) or ::1. */
+  readonly host?: string
+  /** Gathers ICE-TCP candidates too (active and passive) besides UDP. */
+  readonly tcp?: boolean
+  /** Changes the answer before it is applied (e.g. a network that blocks UDP: its UDP candidates gone). */
+  readonly answer?: (sdp: string) => string
 }
 
-const peerConfig: RTCPeerConnectionConfig = {
-  // werift's default STUN server is stun.l.google.com; tests stay on loopback.
-  iceServers: [],
-  // Exactly one host candidate, 127.0.0.1 (werift skips internal interfaces unless added explicitly).
-  iceUseIpv4: false,
-  iceUseIpv6: false,
-  iceAdditionalHostAddresses: ["127.0.0.1"],
-  iceInterfaceAddresses: { udp4: "127.0.0.1" },
-  codecs: { video: [useVP8()] }
+const peerConfig = (options: PeerOptions): RTCPeerConnectionConfig => {
+  const host = options.host ?? "127.0.0.1"
+  return {
+    // werift's default STUN server is stun.l.google.com; tests stay on loopback.
+    iceServers: [],
+    // Exactly one host candidate (werift skips internal interfaces unless added explicitly).
+    iceUseIpv4: false,
+    iceUseIpv6: false,
+    iceAdditionalHostAddresses: [host],
+    iceInterfaceAddresses: host.includes(":") ? { udp6: host } : { udp4: host },
+    ...(options.tcp ? { iceUseTcp: true } : {}),
+    codecs: { video: [useVP8()] }
+  }
 }
 
 /** Creates the offer, waits for all candidates (WHIP/WHEP here is non-trickle), POSTs it, applies the answer. */
@@ -52,7 +62,7 @@ const negotiate = async (pc: RTCPeerConnection, url: string, options: PeerOption
   }
   const location = response.headers.location
   if (location === undefined) throw new Error(`POST ${url} answered 201 without Location`)
-  await pc.setRemoteDescription({ type: "answer", sdp: response.body })
+  await pc.setRemoteDescription({ type: "answer", sdp: options.answer?.(response.body) ?? response.body })
   return new URL(location, url).href
 }
 
@@ -96,7 +106,7 @@ const fakeVp8 = () => {
 }
 
 export const publish = async (whipUrl: string, options: PeerOptions = {}): Promise<Publisher> => {
-  const pc = new RTCPeerConnection(peerConfig)
+  const pc = new RTCPeerConnection(peerConfig(options))
   const track = new MediaStreamTrack({ kind: "video" })
   const transceiver = pc.addTransceiver(track, { direction: "sendonly" })
   // SRS rejects a publish offer without a=msid; werift writes it only when streamId is set.
@@ -135,7 +145,7 @@ export const publish = async (whipUrl: string, options: PeerOptions = {}): Promi
 }
 
 export const play = async (whepUrl: string, options: PeerOptions = {}): Promise<Player> => {
-  const pc = new RTCPeerConnection(peerConfig)
+  const pc = new RTCPeerConnection(peerConfig(options))
   pc.addTransceiver("video", { direction: "recvonly" })
   let received = 0
   let onFirst: () => void = () => undefined

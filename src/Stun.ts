@@ -284,3 +284,79 @@ export const encodeBindingSuccess = (options: {
     true
   )
 }
+
+/** What a message is re-signed with: the key of its new MESSAGE-INTEGRITY, and a new USERNAME if any. */
+export interface ResignOptions {
+  readonly key: string | Uint8Array
+  /** Replaces the value of the first USERNAME (a message without one gets none). */
+  readonly username?: Uint8Array
+}
+
+/**
+ * The same message for other ICE credentials (an ICE restart the proxy carries out itself): type,
+ * transaction id and every attribute before MESSAGE-INTEGRITY kept byte for byte, the USERNAME value
+ * replaced when one is given (zero padding), then MESSAGE-INTEGRITY (HMAC-SHA1 with `key`) and
+ * FINGERPRINT recomputed where the message had them. Attributes after MESSAGE-INTEGRITY other than
+ * FINGERPRINT, which RFC 8489 makes receivers ignore, are left out. `message` is `buf` parsed, so
+ * every offset is known to be in bounds. One allocation for the result, plus the HMAC's.
+ */
+export const resign = (buf: Uint8Array, message: StunMessage, options: ResignOptions): Buffer => {
+  const bodyEnd = message.integrityOffset >= 0
+    ? message.integrityOffset
+    : message.fingerprintOffset >= 0
+    ? message.fingerprintOffset
+    : HEADER_LENGTH + message.length
+  // Where the first USERNAME is, if it is to be replaced.
+  let usernameStart = -1
+  let usernameEnd = -1
+  if (options.username !== undefined) {
+    for (let offset = HEADER_LENGTH; offset < bodyEnd;) {
+      const next = offset + 4 + ((readUint16(buf, offset + 2) + 3) & ~3)
+      if (readUint16(buf, offset) === AttributeType.Username) {
+        usernameStart = offset
+        usernameEnd = next
+        break
+      }
+      offset = next
+    }
+  }
+  const username = usernameStart === -1 ? undefined : options.username!
+  const usernameSize = username === undefined ? 0 : 4 + ((username.length + 3) & ~3)
+  const integritySize = message.integrityOffset >= 0 ? 4 + MESSAGE_INTEGRITY_LENGTH : 0
+  const fingerprintSize = message.fingerprintOffset >= 0 ? 8 : 0
+  const bodySize = bodyEnd - (usernameEnd - usernameStart)
+  const out = Buffer.allocUnsafe(bodySize + usernameSize + integritySize + fingerprintSize)
+  let at: number
+  if (username === undefined) {
+    out.set(buf.subarray(0, bodyEnd), 0)
+    at = bodyEnd
+  } else {
+    out.set(buf.subarray(0, usernameStart), 0)
+    out.writeUInt16BE(AttributeType.Username, usernameStart)
+    out.writeUInt16BE(username.length, usernameStart + 2)
+    out.set(username, usernameStart + 4)
+    out.fill(0, usernameStart + 4 + username.length, usernameStart + usernameSize)
+    at = usernameStart + usernameSize
+    out.set(buf.subarray(usernameEnd, bodyEnd), at)
+    at += bodyEnd - usernameEnd
+  }
+  if (integritySize > 0) {
+    // The length field covers MESSAGE-INTEGRITY while it is computed (RFC 8489 section 14.5).
+    out.writeUInt16BE(at - HEADER_LENGTH + integritySize, 2)
+    const digest = createHmac("sha1", options.key).update(out.subarray(0, at)).digest()
+    out.writeUInt16BE(AttributeType.MessageIntegrity, at)
+    out.writeUInt16BE(MESSAGE_INTEGRITY_LENGTH, at + 2)
+    out.set(digest, at + 4)
+    at += integritySize
+  }
+  if (fingerprintSize > 0) {
+    out.writeUInt16BE(at - HEADER_LENGTH + fingerprintSize, 2)
+    const crc = (crc32(out, 0, at) ^ FINGERPRINT_XOR) >>> 0
+    out.writeUInt16BE(AttributeType.Fingerprint, at)
+    out.writeUInt16BE(4, at + 2)
+    out.writeUInt32BE(crc, at + 4)
+    at += fingerprintSize
+  }
+  out.writeUInt16BE(at - HEADER_LENGTH, 2)
+  return out
+}

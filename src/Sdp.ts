@@ -270,7 +270,8 @@ export const restartFragment = (options: {
     if (mid !== undefined) lines.push(mid)
     lines.push(
       ...credentials,
-      `a=candidate:${DEFAULT_FOUNDATION} 1 udp ${DEFAULT_PRIORITY} ${options.address.ip} ${options.address.port} typ host generation 0`,
+      // No "generation 0": that extension counts ICE restarts, and this is a new generation.
+      `a=candidate:${DEFAULT_FOUNDATION} 1 udp ${DEFAULT_PRIORITY} ${options.address.ip} ${options.address.port} typ host`,
       "a=end-of-candidates"
     )
   })

@@ -50,6 +50,7 @@ import { endpoint, UdpSocket } from "../Udp/UdpSocket.js"
 import { readText } from "./Body.js"
 import * as IceServers from "./IceServers.js"
 import { ClientAddress, type ClientAddressShape } from "./ClientAddress.js"
+import { countIceRestart } from "./Metrics.js"
 import { OriginClient, type OriginRequest, type OriginResponse } from "./OriginClient.js"
 
 /** With PROXY_MAX_SESSIONS reached, new sessions wait (503 + Retry-After) rather than starve the rest. */
@@ -501,6 +502,7 @@ const restartAtProxy = Effect.fn("Signaling.restartAtProxy")(function*(
     ice
   })
   if (!known) return yield* new NotFound({ message: "the session ended during the ICE restart" })
+  yield* countIceRestart("proxy")
   yield* Effect.logInfo(`session ${record.id}: ICE restart carried out by the proxy (the origin keeps ${ice.origin!.ufragPair})`)
   const address = { ip: yield* publicIp(config, request), port: yield* publicPort }
   return restarted(
@@ -558,6 +560,7 @@ const restartIce = (record: SessionRecord, fragment: string, client: Sdp.IceCred
     })
     // Deleted or expired while the origin was restarting ICE.
     if (!known) return yield* new NotFound({ message: "the session ended during the ICE restart" })
+    yield* countIceRestart("origin")
     const ip = yield* publicIp(config, request)
     return restarted(Sdp.rewriteAnswer(response.body, { ip, port: yield* publicPort }), etag, copyableHeaders(response.headers))
   })

@@ -144,6 +144,22 @@ describe("Stun.resign", () => {
     assert.strictEqual(resigned.toString("hex"), request("srv2:cli2", "pw2pw2pw2pw2pw2pw2pw2pw2").toString("hex"))
   })
 
+  it("MESSAGE-INTEGRITY-SHA256, which would no longer verify, is left out", () => {
+    const original = assemble(MessageType.BindingRequest, [
+      attr(AttributeType.Username, Buffer.from("a:b")),
+      attr(AttributeType.MessageIntegritySha256, Buffer.alloc(32, 7)),
+      attr(AttributeType.Priority, Buffer.from([0, 0, 0, 1]))
+    ])
+    const resigned = resign(original, parsed(original), { username: Buffer.from("c:d"), key: "k" })
+    assert.strictEqual(
+      resigned.toString("hex"),
+      assemble(MessageType.BindingRequest, [
+        attr(AttributeType.Username, Buffer.from("c:d")),
+        attr(AttributeType.Priority, Buffer.from([0, 0, 0, 1]))
+      ]).toString("hex")
+    )
+  })
+
   it("only the first USERNAME is replaced; non-zero padding of the old value goes", () => {
     const original = assemble(MessageType.BindingRequest, [
       attr(AttributeType.Username, Buffer.from("a:b"), 0x20),

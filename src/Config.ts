@@ -82,6 +82,11 @@ export interface ProxyConfigShape {
   readonly turnSecret: Option.Option<string>
   /** How long those TURN credentials stay valid. */
   readonly turnCredentialTtl: Duration.Duration
+  /**
+   * Whether the proxy carries out an ICE restart itself when the origin cannot (no PATCH: SRS);
+   * off, such a restart is answered 422 (the session supports trickle ICE only).
+   */
+  readonly iceRestart: boolean
   /** POST/PATCH/DELETE per client address: sustained per second (0: off) and burst. */
   readonly rateLimit: { readonly perSecond: number; readonly burst: number }
   /**
@@ -358,6 +363,7 @@ export const config: Config.Config<ProxyConfigShape> = Config.all({
   ),
   turnSecret: Config.option(Config.string("PROXY_TURN_SECRET")),
   turnCredentialTtl: duration("PROXY_TURN_TTL", "24h"),
+  iceRestart: onOff("PROXY_ICE_RESTART", true),
   rateLimit: Config.all({
     perSecond: Config.number("PROXY_RATE_LIMIT").pipe(
       Config.validate({ message: "expected requests per second, 0 or more", validation: (n) => n >= 0 }),

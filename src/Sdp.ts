@@ -255,3 +255,57 @@ export const rewriteAnswer = (sdp: string, address: PublicAddress): string => {
   flush()
   return joinLines(output, eol, sdp.endsWith(eol))
 }
+
+/** The `a=ice-lite` and `a=ice-options` of a description: what a restart's fragment mirrors. */
+export const iceAttributes = (sdp: string): { readonly lite: boolean; readonly options: string | undefined } => {
+  let lite = false
+  let options: string | undefined
+  for (const line of splitLines(sdp, lineEnding(sdp))) {
+    if (line.trimEnd() === "a=ice-lite") lite = true
+    options ??= attributeValue(line, "ice-options")
+  }
+  return { lite, options }
+}
+
+/** Whether a fragment's (or offer's) ICE credentials are valid ICE characters (RFC 8839). */
+export const validCredentials = (credentials: Partial<IceCredentials>): credentials is IceCredentials =>
+  credentials.ufrag !== undefined && credentials.pwd !== undefined && ICE_CHARS.test(credentials.ufrag) &&
+  ICE_CHARS.test(credentials.pwd)
+
+/**
+ * The `application/trickle-ice-sdpfrag` (RFC 8840) answering an ICE restart the proxy carries out:
+ * `a=ice-lite` and `a=ice-options` as the session's answer had them, the request's BUNDLE group, and
+ * for each media section of the request (its m= line and mid) the new server credentials, the
+ * proxy's candidate and `a=end-of-candidates`. A request without media sections gets the credentials
+ * at session level. CRLF line endings.
+ */
+export const restartFragment = (options: {
+  readonly request: string
+  readonly credentials: IceCredentials
+  readonly lite: boolean
+  readonly iceOptions: string | undefined
+  readonly address: PublicAddress
+}): string => {
+  const lines: Array<string> = []
+  if (options.lite) lines.push("a=ice-lite")
+  if (options.iceOptions !== undefined) lines.push(`a=ice-options:${options.iceOptions}`)
+  const requestLines = splitLines(options.request, lineEnding(options.request))
+  const group = requestLines.find((line) => line.startsWith("a=group:"))
+  if (group !== undefined) lines.push(group)
+  const credentials = [`a=ice-ufrag:${options.credentials.ufrag}`, `a=ice-pwd:${options.credentials.pwd}`]
+  const sections = requestLines.flatMap((line, index) => line.startsWith("m=") ? [index] : [])
+  if (sections.length === 0) lines.push(...credentials)
+  sections.forEach((start, i) => {
+    const end = sections[i + 1] ?? requestLines.length
+    const mid = requestLines.slice(start, end).find((line) => line.startsWith("a=mid:"))
+    lines.push(requestLines[start]!)
+    if (mid !== undefined) lines.push(mid)
+    lines.push(
+      ...credentials,
+      // No "generation 0": that extension counts ICE restarts, and this is a new generation.
+      `a=candidate:${DEFAULT_FOUNDATION} 1 udp ${DEFAULT_PRIORITY} ${options.address.ip} ${options.address.port} typ host`,
+      "a=end-of-candidates"
+    )
+  })
+  return joinLines(lines, "\r\n", true)
+}

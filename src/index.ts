@@ -56,6 +56,7 @@ export {
 } from "./Tcp/IceTcpServer.js"
 export * as Tracing from "./Tracing.js"
 export { type ClientPath, describeClient, tcpClientAddress } from "./Udp/ClientPath.js"
+export * as IceTranslation from "./Udp/IceTranslation.js"
 export { type ClientPaths, Relay, type RelayedCounts, type RelaySessionView, type RelayShape, type RelayStats } from "./Udp/Relay.js"
 export { type DropReason, DropReasons } from "./Udp/Router.js"
 export { UdpSocket, UdpSocketError, type UdpSocketShape } from "./Udp/UdpSocket.js"

@@ -485,6 +485,7 @@ describe("config", () => {
     ["PROXY_UDP_BUFFER_SIZE", "1024"],
     ["PROXY_ICE_SERVERS", "stun:ok.example.net,http://not-ice"],
     ["PROXY_TURN_TTL", "forever"],
+    ["PROXY_ICE_RESTART", "sometimes"],
     ["PROXY_TRUSTED_PROXIES", "10.0.0.0/40"],
     ["PROXY_TRUSTED_PROXIES", "lb.internal"],
     ["PROXY_ORIGIN_DOWN_HOLD", "soon"],
@@ -492,6 +493,13 @@ describe("config", () => {
     ["PROXY_ORIGIN_PROBE_INTERVAL", "often"],
     ["PROXY_ORIGIN_PROBE_FAILURES", "0"]
   ]
+  it.effect("PROXY_ICE_RESTART: on by default; off turns the proxy's own ICE restarts off", () =>
+    Effect.gen(function*() {
+      assert.isTrue((yield* load({})).iceRestart)
+      assert.isFalse((yield* load({ PROXY_ICE_RESTART: "off" })).iceRestart)
+      assert.isTrue((yield* load({ PROXY_ICE_RESTART: "ON" })).iceRestart)
+    }))
+
   it.effect("PROXY_ICE_SERVERS: comma-separated URLs, spaces and empty items ignored; none by default", () =>
     Effect.gen(function*() {
       assert.deepStrictEqual((yield* load({})).iceServers, [])

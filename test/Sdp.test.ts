@@ -5,11 +5,14 @@ import type { RTCPeerConnectionConfig } from "werift"
 import {
   answerCredentials,
   candidates,
+  iceAttributes,
   iceCredentials,
   parseCandidate,
+  restartFragment,
   rewriteAnswer,
   stripCandidates,
-  validateOffer
+  validateOffer,
+  validCredentials
 } from "../src/Sdp.ts"
 import type { OfferProblem } from "../src/Sdp.ts"
 
@@ -610,5 +613,96 @@ describe("strict numbers and section ports", () => {
     )
     const components = twoComponents.split("\n").filter((line) => line.startsWith("a=candidate")).map((line) => line.split(" ")[1])
     assert.deepStrictEqual(components, ["1", "2"])
+  })
+})
+
+describe("iceAttributes", () => {
+  it("a=ice-lite and the first a=ice-options, wherever they are", () => {
+    assert.deepStrictEqual(iceAttributes(crlf("v=0", "a=ice-lite", "m=audio 9 UDP 0", "a=ice-options:trickle ice2")), {
+      lite: true,
+      options: "trickle ice2"
+    })
+    assert.deepStrictEqual(iceAttributes(lf("v=0", "a=ice-options:trickle", "a=ice-options:ice2")), { lite: false, options: "trickle" })
+    assert.deepStrictEqual(iceAttributes(""), { lite: false, options: undefined })
+  })
+})
+
+describe("validCredentials", () => {
+  it("both present, both of ICE characters", () => {
+    assert.isTrue(validCredentials({ ufrag: "ab+/", pwd: "0123456789abcdefABCDEF" }))
+    assert.isFalse(validCredentials({ ufrag: "ab" }))
+    assert.isFalse(validCredentials({ pwd: "p" }))
+    assert.isFalse(validCredentials({ ufrag: "a:b", pwd: "p" }))
+    assert.isFalse(validCredentials({ ufrag: "ab", pwd: "p w" }))
+  })
+})
+
+describe("restartFragment", () => {
+  const credentials = { ufrag: "srvN", pwd: "serverPassword0123456789" }
+  it("mirrors ice-lite and ice-options, keeps the request's BUNDLE group, m= lines and mids, one candidate each", () => {
+    const request = lf(
+      "a=ice-options:trickle",
+      "a=group:BUNDLE 0 1",
+      "a=ice-ufrag:cliN",
+      "a=ice-pwd:clientPassword0123456789",
+      "m=audio 9 UDP/TLS/RTP/SAVPF 111",
+      "a=mid:0",
+      "a=candidate:1 1 udp 1 192.0.2.1 5000 typ host",
+      "m=video 9 UDP/TLS/RTP/SAVPF 96",
+      "a=mid:1"
+    )
+    assert.strictEqual(
+      restartFragment({ request, credentials, lite: true, iceOptions: "trickle", address: PROXY }),
+      crlf(
+        "a=ice-lite",
+        "a=ice-options:trickle",
+        "a=group:BUNDLE 0 1",
+        "m=audio 9 UDP/TLS/RTP/SAVPF 111",
+        "a=mid:0",
+        "a=ice-ufrag:srvN",
+        "a=ice-pwd:serverPassword0123456789",
+        "a=candidate:0 1 udp 2130706431 203.0.113.9 18000 typ host",
+        "a=end-of-candidates",
+        "m=video 9 UDP/TLS/RTP/SAVPF 96",
+        "a=mid:1",
+        "a=ice-ufrag:srvN",
+        "a=ice-pwd:serverPassword0123456789",
+        "a=candidate:0 1 udp 2130706431 203.0.113.9 18000 typ host",
+        "a=end-of-candidates"
+      )
+    )
+  })
+
+  it("a request without media sections gets the credentials at session level; no lite, no options", () => {
+    assert.strictEqual(
+      restartFragment({
+        request: crlf("a=ice-ufrag:cliN", "a=ice-pwd:clientPassword0123456789"),
+        credentials,
+        lite: false,
+        iceOptions: undefined,
+        address: PROXY
+      }),
+      crlf("a=ice-ufrag:srvN", "a=ice-pwd:serverPassword0123456789")
+    )
+  })
+
+  it("a media section without a mid keeps its m= line alone", () => {
+    const fragment = restartFragment({
+      request: crlf("m=audio 9 UDP/TLS/RTP/SAVPF 111"),
+      credentials,
+      lite: false,
+      iceOptions: undefined,
+      address: { ip: "2001:db8::1", port: 3478 }
+    })
+    assert.strictEqual(
+      fragment,
+      crlf(
+        "m=audio 9 UDP/TLS/RTP/SAVPF 111",
+        "a=ice-ufrag:srvN",
+        "a=ice-pwd:serverPassword0123456789",
+        "a=candidate:0 1 udp 2130706431 2001:db8::1 3478 typ host",
+        "a=end-of-candidates"
+      )
+    )
   })
 })

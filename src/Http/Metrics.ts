@@ -59,6 +59,13 @@ const eventLoopDelay = Metric.gauge("rtc_proxy_event_loop_delay_seconds", {
   description: "Event loop delay since the previous scrape: p50, p99 and max"
 })
 
+const iceRestarts = counter("rtc_proxy_ice_restarts_total", "ICE restarts, by who carried them out (origin, proxy)")
+// Tagged once: tagging builds a new metric key each time.
+const iceRestartsBy = { origin: Metric.tagged(iceRestarts, "by", "origin"), proxy: Metric.tagged(iceRestarts, "by", "proxy") }
+
+/** One ICE restart, carried out by the origin (PATCH forwarded) or by the proxy (the origin cannot). */
+export const countIceRestart = (by: "origin" | "proxy"): Effect.Effect<void> => Metric.increment(iceRestartsBy[by])
+
 const DELAY_RESOLUTION_MS = 20
 // The histogram records each interval of its timer (nanoseconds), the timer's own period included.
 const lag = (nanos: number) => Number.isFinite(nanos) ? Math.max(0, nanos / 1e9 - DELAY_RESOLUTION_MS / 1000) : 0

@@ -21,7 +21,7 @@ import { isIPv6 } from "node:net"
 import { ProxyConfig } from "../Config.js"
 import { OriginFailed, type ServiceUnavailable } from "../Domain/Errors.js"
 import type { OriginId } from "../Domain/Origin.js"
-import { type SessionEndReason, type SessionId, type SessionRecord, UfragPair } from "../Domain/Session.js"
+import { type IceKeys, type SessionEndReason, type SessionId, type SessionRecord, UfragPair } from "../Domain/Session.js"
 import type { StreamKey } from "../Domain/StreamUrl.js"
 import { LoadBalancer } from "../LoadBalancer/LoadBalancer.js"
 import { SessionStore } from "../Session/SessionStore.js"
@@ -74,7 +74,8 @@ export interface RelayShape {
   /** Ends a live session and waits until it is freed; false when this proxy relays no such session. */
   readonly close: (id: string, reason: SessionEndReason) => Effect.Effect<boolean>
   /**
-   * ICE restart: the session also answers to a new ufrag pair (with its server password); the old
+   * ICE restart: the session also answers to a new ufrag pair (with its server password, and the ICE
+   * state that says how to translate its STUN when the proxy carried the restart out itself); the old
    * pair keeps working until the first binding request with the new one arrives. The store gets the
    * new pair too, so that another proxy relaying the session learns it. False when neither this
    * proxy nor the store knows the session; fails when this proxy does not relay it and the store
@@ -82,7 +83,7 @@ export interface RelayShape {
    */
   readonly rekey: (
     id: SessionId,
-    keys: { readonly ufragPair: UfragPair; readonly serverPwd: string }
+    keys: IceKeys
   ) => Effect.Effect<boolean, ServiceUnavailable>
   readonly sessions: Effect.Effect<ReadonlyArray<RelaySessionView>>
   /** The data path for client transports beside the shared UDP port (ICE-TCP). */
@@ -226,12 +227,21 @@ const make = Effect.gen(function*() {
     if (sessions.has(id)) runFork(close(id, "deleted"))
   })
 
-  const learnKeys = (live: LiveSession, keys: { readonly ufragPair: UfragPair; readonly serverPwd: string }) =>
+  const learnKeys = (live: LiveSession, keys: IceKeys) =>
     Effect.suspend(() => {
       if (live.ufragPairs.get(keys.ufragPair) === keys.serverPwd) return Effect.void
       router.addUfrag(live, keys.ufragPair, keys.serverPwd)
-      live.record = { ...live.record, ufragPair: keys.ufragPair, serverPwd: keys.serverPwd }
-      return Effect.logInfo(`relay session ${live.record.id} now also answers to ${keys.ufragPair} (ICE restart)`)
+      live.record = {
+        ...live.record,
+        ufragPair: keys.ufragPair,
+        serverPwd: keys.serverPwd,
+        ...(keys.ice === undefined ? {} : { ice: keys.ice })
+      }
+      return Effect.logInfo(
+        `relay session ${live.record.id} now also answers to ${keys.ufragPair} (ICE restart${
+          live.translation === undefined ? "" : `, translated to the origin's ${live.translation.originPair}`
+        })`
+      )
     })
   yield* udp.attach({
     datagram: (msg, rinfo, socket) => router.fromClient(msg, rinfo.address, rinfo.port, socket),
@@ -329,7 +339,7 @@ const make = Effect.gen(function*() {
   // The store is told even when this proxy does not relay the session: the proxy that does learns
   // the new pair from it when the client's first check with that pair arrives. When this proxy relays
   // it, a store failure only costs the other proxies the news; otherwise the store is the only way.
-  const rekey = (id: SessionId, keys: { readonly ufragPair: UfragPair; readonly serverPwd: string }) =>
+  const rekey = (id: SessionId, keys: IceKeys) =>
     Effect.gen(function*() {
       const live = router.byId.get(id)
       if (live === undefined) return Option.isSome(yield* store.rekey(id, keys))

@@ -10,6 +10,7 @@ import type { SessionRecord } from "../Domain/Session.js"
 import { HEADER_LENGTH, MessageType, parseStun, verifyMessageIntegrity } from "../Stun.js"
 import { CheckTable } from "./CheckTable.js"
 import type { ClientPath } from "./ClientPath.js"
+import * as IceTranslation from "./IceTranslation.js"
 
 /** Why a datagram was dropped; each one is counted. */
 export const DropReasons = [
@@ -35,7 +36,9 @@ export type DropReason = typeof DropReasons[number]
 
 /** A relay session as the data path sees it: mutable, owned by the router while registered. */
 export class LiveSession {
-  record: SessionRecord
+  private current: SessionRecord
+  /** Set once the proxy carried out an ICE restart itself: STUN is re-signed both ways. */
+  translation: IceTranslation.IceTranslation | undefined
   /** The ufrag pairs it answers to, each with its server ice-pwd (two only during an ICE restart). */
   readonly ufragPairs = new Map<string, string>()
   /** Pairs an ICE restart retired (the latest few): a stale copy of the record must not bring one back. */
@@ -67,8 +70,19 @@ export class LiveSession {
   bytesFromOrigin = 0
 
   constructor(record: SessionRecord, readonly backend: dgram.Socket) {
-    this.record = record
+    this.current = record
+    this.translation = IceTranslation.fromRecord(record)
     this.ufragPairs.set(record.ufragPair, record.serverPwd)
+  }
+
+  get record(): SessionRecord {
+    return this.current
+  }
+
+  /** A new record (an ICE restart) brings its translation with it. */
+  set record(record: SessionRecord) {
+    this.current = record
+    this.translation = IceTranslation.fromRecord(record)
   }
 }
 
@@ -211,7 +225,11 @@ export class Router {
       // Responses and indications belong to whoever holds the address.
       const session = this.byAddress.get(address, port)
       if (session === undefined) return this.drop("unknown-address")
-      return this.toOrigin(session, msg)
+      const translation = session.translation
+      return this.toOrigin(
+        session,
+        translation === undefined ? msg : IceTranslation.responseToOrigin(translation, msg, message)
+      )
     }
     if (message.username === undefined) return this.drop("stun-no-username")
     const session = this.byUfrag.get(message.username)
@@ -219,11 +237,16 @@ export class Router {
       this.onUnknownUfrag(message.username)
       return this.drop("unknown-ufrag")
     }
+    const key = session.ufragPairs.get(message.username)!
+    // A check the proxy re-signs for the origin must verify here: the origin can no longer judge it.
+    const translation = session.translation !== undefined && message.username !== session.translation.originPair
+      ? session.translation
+      : undefined
     if (this.byAddress.get(address, port) !== session) {
-      const key = session.ufragPairs.get(message.username)!
       if (!verifyMessageIntegrity(msg, message, key)) return this.drop("bad-integrity")
       this.bind(session, address, port, socket)
     } else {
+      if (translation !== undefined && !verifyMessageIntegrity(msg, message, key)) return this.drop("bad-integrity")
       this.refreshConsent(session, address, port, socket)
     }
     // The nominated pair (USE-CANDIDATE), or the first verified one, is the way back until media says otherwise.
@@ -233,10 +256,10 @@ export class Router {
       session.clientSocket = socket
     }
     if (session.checks === undefined) session.checks = new CheckTable()
-    session.checks.record(msg, address, port, socket, this.tick)
+    session.checks.record(msg, address, port, socket, this.tick, translation === undefined ? undefined : key)
     // ICE restart: the first check with the newest pair retires the older ones.
     if (session.ufragPairs.size > 1 && message.username === session.record.ufragPair) this.retireOldUfrags(session)
-    this.toOrigin(session, msg)
+    this.toOrigin(session, translation === undefined ? msg : IceTranslation.checkToOrigin(translation, msg, message))
   }
 
   /**
@@ -321,12 +344,14 @@ export class Router {
 
   private fromOrigin(session: LiveSession, msg: Buffer): void {
     // A STUN response goes to whoever sent its request; everything else takes the session's way back.
-    if (msg[0]! <= 3 && msg.length >= HEADER_LENGTH && session.checks !== undefined) {
-      const sender = session.checks.take(msg, this.tick, CHECK_MAX_AGE_TICKS)
+    if (msg[0]! <= 3 && msg.length >= HEADER_LENGTH) {
+      const sender = session.checks?.take(msg, this.tick, CHECK_MAX_AGE_TICKS)
       if (sender !== undefined && sender.socket !== undefined) {
         this.countFromOrigin(session, msg)
-        return sender.socket.send(msg, sender.port, sender.address)
+        const reply = sender.resignKey === undefined ? msg : IceTranslation.responseToClient(msg, sender.resignKey)
+        return sender.socket.send(reply, sender.port, sender.address)
       }
+      if (session.translation !== undefined) msg = IceTranslation.fromOrigin(session.translation, msg)
     }
     const socket = session.clientSocket
     if (socket === undefined) return this.drop("origin-before-client")

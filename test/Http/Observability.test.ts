@@ -97,6 +97,29 @@ describe("observability", () => {
       assert.isFalse(open.isClosed())
     }))
 
+  live("ICE restarts are counted by who carried them out", () =>
+    Effect.gen(function*() {
+      const proxy = yield* startProxy()
+      const origin = yield* fakeSrsApi()
+      yield* origin.register(proxy.systemUrl)
+      const created = yield* httpRequest(proxy.endpoint("whip", "restarts"), {
+        method: "POST",
+        headers: { "content-type": "application/sdp" },
+        body: minimalOffer()
+      })
+      assert.strictEqual(created.status, 201, created.body)
+      const before = yield* scrape(proxy)
+      const restart = yield* httpRequest(`${proxy.mediaUrl}${created.headers["location"]}`, {
+        method: "PATCH",
+        headers: { "content-type": "application/trickle-ice-sdpfrag", "if-match": "*" },
+        body: "a=ice-ufrag:cli2\r\na=ice-pwd:clientPasswordAfterRestart1\r\n"
+      })
+      assert.strictEqual(restart.status, 200, restart.body)
+      const after = yield* scrape(proxy)
+      const byProxy = `rtc_proxy_ice_restarts_total{by="proxy"}`
+      assert.strictEqual(value(after, byProxy) - value(before, byProxy), 1)
+    }))
+
   live("/metrics needs the system token when it is set, and is not on the media port", () =>
     Effect.gen(function*() {
       const proxy = yield* startProxy({ systemApiToken: Option.some("s3cret") })

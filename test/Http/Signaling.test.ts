@@ -737,4 +737,37 @@ describe("legacy JSON API", () => {
       const [view] = yield* proxy.relay.sessions
       assert.deepStrictEqual(view?.ufragPairs, ["srv1:cli1", "srv9:cli2"])
     }))
+  live("PATCH ICE restart: without a usable ice-pwd 400; an origin's other refusal (500) passed on; a session restarted by the proxy stays with it", () =>
+    Effect.gen(function*() {
+      const { proxy, origin } = yield* proxyWithOrigin()
+      const created = yield* post(proxy, "whip", "restart-edges")
+      assert.strictEqual(created.status, 201, created.body)
+      const sessionUrl = `${proxy.mediaUrl}${created.headers["location"]}`
+      const restart = (body: string) =>
+        httpRequest(sessionUrl, { method: "PATCH", headers: { "content-type": "application/trickle-ice-sdpfrag", "if-match": "*" }, body })
+      assertJsonError(yield* restart("a=ice-ufrag:cli2\r\n"), 400)
+      assertJsonError(yield* restart("a=ice-ufrag:cli2\r\na=ice-pwd:not valid\r\n"), 400)
+      assert.isEmpty(origin.requests.filter((r) => r.method === "PATCH"))
+
+      origin.handler = (request, res, req) => {
+        if (request.method !== "PATCH") return origin.srs(request, res, req)
+        res.writeHead(500, { "Content-Type": "application/json" })
+        res.end(JSON.stringify({ code: 500 }))
+      }
+      const failed = yield* restart("a=ice-ufrag:cli2\r\na=ice-pwd:clientPasswordAfterRestart1\r\n")
+      assert.strictEqual(failed.status, 500)
+      assert.deepStrictEqual((yield* proxy.relay.sessions)[0]?.ufragPairs, ["srv1:cli1"], "nothing learnt")
+
+      origin.handler = origin.srs // 404 for PATCH, as SRS
+      const byProxy = yield* restart("a=ice-ufrag:cli2\r\na=ice-pwd:clientPasswordAfterRestart1\r\n")
+      assert.strictEqual(byProxy.status, 200, byProxy.body)
+      assert.lengthOf(origin.requests.filter((r) => r.method === "PATCH"), 2)
+      // The origin still holds the credentials of the offer: later restarts are the proxy's alone.
+      const again = yield* restart("a=ice-ufrag:cli3\r\na=ice-pwd:clientPasswordAfterRestart2\r\n")
+      assert.strictEqual(again.status, 200, again.body)
+      assert.lengthOf(origin.requests.filter((r) => r.method === "PATCH"), 2)
+      const pairs = (yield* proxy.relay.sessions)[0]?.ufragPairs ?? []
+      assert.lengthOf(pairs, 3, "the offer's pair and both restarts' until the client checks with the newest")
+      assert.match(pairs[2]!, /:cli3$/)
+    }))
 })

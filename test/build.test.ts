@@ -2,8 +2,8 @@
 // its entry importable by name with the same exports as src/index.ts, and the Redis client loaded
 // only by a proxy configured for Redis.
 import { assert, describe, it } from "@effect/vitest"
-import { execFileSync } from "node:child_process"
-import { existsSync } from "node:fs"
+import { execFileSync, spawn } from "node:child_process"
+import { existsSync, readdirSync, readFileSync } from "node:fs"
 import { npmStartNodeFlags } from "../bench/npmStart.js"
 import * as Entry from "../src/index.js"
 import { freeTcpPort, freeUdpPort, startMain } from "./support/process.js"
@@ -22,6 +22,30 @@ const startBuilt = async (env: Record<string, string>) =>
     NODE_DEBUG: "module",
     ...env
   }, [...npmStartNodeFlags(process.cwd()), "dist/main.js"])
+
+/** The pids whose parent is `parent`, from /proc (no `ps` needed). */
+const childrenOf = (parent: number): Array<number> =>
+  readdirSync("/proc").filter((name) => /^\d+$/.test(name)).flatMap((name) => {
+    try {
+      // The fields after the command's closing parenthesis: state, then the parent's pid.
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8")
+      return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === parent ? [Number(name)] : []
+    } catch {
+      return []
+    }
+  })
+
+const descendantsOf = (parent: number): Array<number> =>
+  childrenOf(parent).flatMap((child) => [child, ...descendantsOf(child)])
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
 
 describe("built package", { timeout: 120_000 }, () => {
   it("builds, and its entry exports what src/index.ts does, with type declarations", () => {
@@ -51,5 +75,40 @@ describe("built package", { timeout: 120_000 }, () => {
     assert.strictEqual(await redis.exited, 1)
     assert.include(redis.output(), "ioredis")
     assert.include(redis.output(), "cannot connect to Redis")
+  })
+
+  // Docker and systemd signal the process they started; with `npm start` that is npm, whose shell
+  // must not leave the proxy running on its own.
+  it("npm start, then SIGTERM to npm: the proxy drains and exits, no node process left", async () => {
+    const npm = spawn("npm", ["start"], {
+      env: {
+        ...process.env,
+        PROXY_LISTEN_HOST: "127.0.0.1",
+        PROXY_HTTP_API: String(await freeTcpPort()),
+        PROXY_SYSTEM_API: String(await freeTcpPort()),
+        PROXY_WEBRTC_SERVER: String(await freeUdpPort()),
+        PROXY_LOG_FORMAT: "logfmt"
+      },
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    let output = ""
+    npm.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()))
+    npm.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()))
+    const exited = new Promise<number | null>((resolve) => npm.once("exit", (code) => resolve(code)))
+    const started: Array<number> = []
+    try {
+      await waitUntil("the listeners", () => output.includes("WHIP/WHEP on"), 60_000)
+      started.push(...descendantsOf(npm.pid!))
+      // npm's own child is the proxy itself (the script's shell exec'd into node), nothing in between.
+      assert.lengthOf(started, 1, output)
+      assert.match(readFileSync(`/proc/${started[0]}/cmdline`, "utf8"), /^node\0.*dist\/main\.js/)
+      npm.kill("SIGTERM")
+      await exited
+      await waitUntil("the proxy gone", () => !alive(started[0]!), 10_000)
+      assert.include(output, "SIGTERM: draining")
+    } finally {
+      for (const pid of started) if (alive(pid)) process.kill(pid, "SIGKILL")
+      npm.kill("SIGKILL")
+    }
   })
 })

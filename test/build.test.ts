@@ -1,15 +1,35 @@
 // The package as it is published and as `npm start` runs it: compiled to dist/ by the build step,
-// its entry importable by name with the same exports as src/index.ts, and the Redis client loaded
-// only by a proxy configured for Redis.
+// its entries (`rtc-proxy`, `rtc-proxy/redis`) importable by name with the same exports as their
+// sources, ioredis and OpenTelemetry loaded by neither the entry nor a proxy that does not use them,
+// and a SIGTERM to `npm start` reaching the proxy.
 import { assert, describe, it } from "@effect/vitest"
-import { execFileSync, spawn } from "node:child_process"
+import { execFileSync, spawn, spawnSync } from "node:child_process"
 import { existsSync, readdirSync, readFileSync } from "node:fs"
 import { npmStartNodeFlags } from "../bench/npmStart.js"
 import * as Entry from "../src/index.js"
+import * as RedisEntry from "../src/indexRedis.js"
 import { freeTcpPort, freeUdpPort, startMain } from "./support/process.js"
 import { waitUntil } from "./support/wait.js"
 
 const tsc = ["node_modules/typescript/bin/tsc", "-b", "tsconfig.build.json"]
+
+const NAME_MODULES = "./test/support/nameModules.mjs"
+
+/** The packages (under node_modules) that importing `entry` loads, and its export names. */
+const importOf = (entry: string) => {
+  const run = spawnSync(process.execPath, [
+    "--import",
+    NAME_MODULES,
+    "--input-type=module",
+    "-e",
+    `const entry = await import(${JSON.stringify(entry)}); console.log(JSON.stringify(Object.keys(entry).sort()))`
+  ], { encoding: "utf8" })
+  assert.strictEqual(run.status, 0, run.stderr)
+  const packages = new Set(
+    [...run.stderr.matchAll(/node_modules\/((?:@[^/]+\/)?[^/]+)\//g)].map((match) => match[1]!)
+  )
+  return { packages, names: JSON.parse(run.stdout) as Array<string> }
+}
 
 // NODE_DEBUG=module names every CommonJS module the process loads; ioredis is one.
 const startBuilt = async (env: Record<string, string>) =>
@@ -48,16 +68,19 @@ const alive = (pid: number) => {
 }
 
 describe("built package", { timeout: 120_000 }, () => {
-  it("builds, and its entry exports what src/index.ts does, with type declarations", () => {
+  it("builds; rtc-proxy and rtc-proxy/redis export what their sources do, with type declarations; the entry loads neither ioredis nor OpenTelemetry", () => {
     // Up to date after `npm ci` (prepare) or `npm start` (prestart): then this is a check of timestamps.
     execFileSync(process.execPath, tsc, { stdio: "inherit" })
-    assert.isTrue(existsSync("dist/index.d.ts"))
-    const names = execFileSync(process.execPath, [
-      "--input-type=module",
-      "-e",
-      `const entry = await import("rtc-proxy"); console.log(JSON.stringify(Object.keys(entry).sort()))`
-    ], { encoding: "utf8" })
-    assert.deepStrictEqual(JSON.parse(names), Object.keys(Entry).sort())
+    assert.isTrue(existsSync("dist/index.d.ts") && existsSync("dist/indexRedis.d.ts"))
+    const entry = importOf("rtc-proxy")
+    assert.deepStrictEqual(entry.names, Object.keys(Entry).sort())
+    // A library user pays for what they use: no Redis client, no OpenTelemetry until a proxy needs them.
+    assert.isTrue(entry.packages.has("effect") && entry.packages.has("@effect/platform-node"), [...entry.packages].join(" "))
+    const unwanted = [...entry.packages].filter((name) => name === "ioredis" || name.startsWith("@opentelemetry/") || name === "@effect/opentelemetry")
+    assert.deepStrictEqual(unwanted, [])
+    const redis = importOf("rtc-proxy/redis")
+    assert.deepStrictEqual(redis.names, Object.keys(RedisEntry).sort())
+    assert.isTrue(redis.packages.has("ioredis"))
   })
 
   it("starts as npm start runs it, without loading the Redis client in memory mode", async () => {

@@ -78,14 +78,14 @@ export const load = (files: CertificateFiles): Effect.Effect<CertificatePair, Ce
   })
 
 /** One line for the logs: whom the certificate names and until when. */
-export const describe = (pair: CertificatePair): string => `${pair.subject}, valid until ${pair.validTo.toISOString()}`
+export const summary = (pair: CertificatePair): string => `${pair.subject}, valid until ${pair.validTo.toISOString()}`
 
 /** Logs the pair now in use (a warning when it has expired) and sets the expiry gauge. */
 export const announce = (pair: CertificatePair, verb: string) =>
   Effect.zipRight(
     pair.validTo.getTime() < Date.now()
-      ? Effect.logWarning(`HTTPS certificate ${verb}: ${describe(pair)}, which has EXPIRED: clients will refuse it`)
-      : Effect.logInfo(`HTTPS certificate ${verb}: ${describe(pair)}`),
+      ? Effect.logWarning(`HTTPS certificate ${verb}: ${summary(pair)}, which has EXPIRED: clients will refuse it`)
+      : Effect.logInfo(`HTTPS certificate ${verb}: ${summary(pair)}`),
     Metric.set(expiry, Math.floor(pair.validTo.getTime() / 1000))
   )
 
@@ -134,7 +134,7 @@ export const watch = (server: TlsServer, files: CertificateFiles, interval: Dura
       if (loaded._tag === "Left") {
         yield* Metric.increment(Metric.tagged(reloads, "outcome", "failed"))
         return yield* Effect.logWarning(
-          `HTTPS certificate not reloaded: ${loaded.left.message}; still serving ${describe(current)}`
+          `HTTPS certificate not reloaded: ${loaded.left.message}; still serving ${summary(current)}`
         )
       }
       current = loaded.right

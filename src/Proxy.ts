@@ -65,7 +65,7 @@ export const DefaultBackendLive: Layer.Layer<never, never, ProxyConfig | LoadBal
 
 /**
  * Everything but the configuration and the load balancer: relay, UDP port, origin client, session
- * store (memory or Redis, as configured), both HTTP listeners, health and metrics (`/metrics`), and
+ * store (memory or Redis, as configured), the HTTP listeners (HTTPS too, when configured), health and metrics (`/metrics`), and
  * spans over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set.
  */
 export const ProxyCore = Layer.merge(Servers.layer, OriginProbe.layer).pipe(

@@ -1,6 +1,6 @@
 /**
  * Liveness and readiness. `/healthz` answers while the process serves at all; `/readyz` only while
- * the proxy can take sessions: UDP port bound, both HTTP listeners serving, load balancer reachable,
+ * the proxy can take sessions: UDP port bound, every HTTP listener serving (HTTPS too), load balancer reachable,
  * not draining. On SIGTERM/SIGINT the proxy drains first: readiness turns 503 at once, and the
  * listeners stay up until in-flight requests finish (at most PROXY_GRACE_QUIT_TIMEOUT).
  *

@@ -27,6 +27,11 @@ export interface ProxyConfigShape {
   readonly systemPort: number
   /** Host of PROXY_SYSTEM_API; none: listenHost. */
   readonly systemHost: Option.Option<string>
+  /**
+   * The media API over TLS as well, on a listener of its own: when PROXY_HTTPS_CERT and
+   * PROXY_HTTPS_KEY are both set.
+   */
+  readonly https: Option.Option<HttpsConfig>
   readonly udpPort: number
   /** Host of PROXY_WEBRTC_SERVER, always an IP literal; none: listenHost. */
   readonly udpHost: Option.Option<string>
@@ -109,6 +114,19 @@ export interface ProxyConfigShape {
   readonly udpBufferBytes: number
   readonly graceQuitTimeout: Duration.Duration
   readonly forceQuitTimeout: Duration.Duration
+}
+
+/** Where the HTTPS listener binds and the PEM files it serves, re-read when they change. */
+export interface HttpsConfig {
+  /** Host of PROXY_HTTPS_API; none: listenHost. */
+  readonly host: Option.Option<string>
+  readonly port: number
+  /** PROXY_HTTPS_CERT: the certificate, then any intermediates (a `fullchain.pem`). */
+  readonly certFile: string
+  /** PROXY_HTTPS_KEY: its private key, unencrypted. */
+  readonly keyFile: string
+  /** How often both files are checked for a renewal. */
+  readonly reloadInterval: Duration.Duration
 }
 
 // Go's time.ParseDuration: each amount may be `5`, `5.`, `.5` or `5.5`; µ (micro) and μ (mu) both spell µs.
@@ -278,6 +296,43 @@ const originTtl = Config.all({
     : parseDurationOf("PROXY_SERVER_ALIVE_DURATION")(Option.getOrElse(alias, () => "300s"))
 ))
 
+/**
+ * PROXY_HTTPS_CERT and PROXY_HTTPS_KEY go together; PROXY_HTTPS_API or PROXY_HTTPS_RELOAD_INTERVAL
+ * without them would leave an operator believing TLS is served, so each of these is an error.
+ */
+const https = Config.all({
+  listen: Config.option(Config.string("PROXY_HTTPS_API")),
+  cert: Config.option(Config.string("PROXY_HTTPS_CERT")),
+  key: Config.option(Config.string("PROXY_HTTPS_KEY")),
+  reloadInterval: Config.option(Config.string("PROXY_HTTPS_RELOAD_INTERVAL"))
+}).pipe(Config.mapOrFail(({ cert, key, listen: listenText, reloadInterval }): Either.Either<Option.Option<HttpsConfig>, ConfigError.ConfigError> => {
+  if (Option.isNone(cert) || Option.isNone(key)) {
+    const missing = Option.isNone(cert) ? "PROXY_HTTPS_CERT" : "PROXY_HTTPS_KEY"
+    const given = { PROXY_HTTPS_CERT: cert, PROXY_HTTPS_KEY: key, PROXY_HTTPS_API: listenText, PROXY_HTTPS_RELOAD_INTERVAL: reloadInterval }
+    const set = Object.entries(given).filter(([, value]) => Option.isSome(value)).map(([name]) => name)
+    return set.length === 0
+      ? Either.right(Option.none())
+      : Either.left(ConfigErrorInvalid(
+        missing,
+        `${set.join(" and ")} set without ${missing}: HTTPS needs both PROXY_HTTPS_CERT and PROXY_HTTPS_KEY (paths of PEM files)`
+      ))
+  }
+  const address = parseListenAddress(Option.getOrElse(listenText, () => "11443"), { hostnames: true })
+  if (Either.isLeft(address)) return Either.left(ConfigErrorInvalid("PROXY_HTTPS_API", address.left))
+  const interval = parseDurationOf("PROXY_HTTPS_RELOAD_INTERVAL", {
+    valid: (d) => Duration.toMillis(d) >= 100,
+    message: "expected a duration of at least 100ms"
+  })(Option.getOrElse(reloadInterval, () => "10s"))
+  if (Either.isLeft(interval)) return Either.left(interval.left)
+  return Either.right(Option.some({
+    host: address.right.host,
+    port: address.right.port,
+    certFile: cert.value,
+    keyFile: key.value,
+    reloadInterval: interval.right
+  }))
+}))
+
 /** The whole configuration, as an effect/Config. */
 export const config: Config.Config<ProxyConfigShape> = Config.all({
   listenHost: ipLiteral("PROXY_LISTEN_HOST").pipe(Config.withDefault("0.0.0.0")),
@@ -285,6 +340,7 @@ export const config: Config.Config<ProxyConfigShape> = Config.all({
   system: listen("PROXY_SYSTEM_API", 12025, { hostnames: true }),
   // The shared UDP socket binds and sends without DNS lookups: its host must be an IP literal.
   udp: listen("PROXY_WEBRTC_SERVER", 18000, { hostnames: false }),
+  https,
   goProxyAuthRefused,
   candidateIps: Config.string("PROXY_CANDIDATE_IP").pipe(
     Config.withDefault(""),

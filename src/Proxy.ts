@@ -17,7 +17,7 @@ import { RateLimiter } from "./Http/RateLimit.js"
 import * as Servers from "./Http/Servers.js"
 import { LoadBalancer } from "./LoadBalancer/LoadBalancer.js"
 import * as MemoryLoadBalancer from "./LoadBalancer/Memory.js"
-import type { RedisError } from "./Redis.js"
+import type { RedisError } from "./RedisError.js"
 import * as MemorySessionStore from "./Session/Memory.js"
 import type { SessionStore } from "./Session/SessionStore.js"
 import { IceTcpServer } from "./Tcp/IceTcpServer.js"
@@ -71,8 +71,9 @@ export const CandidateCheckLive: Layer.Layer<never, never, ProxyConfig> = Layer.
 
 /**
  * Everything but the configuration and the load balancer: relay, UDP port (and the ICE-TCP port when
- * PROXY_WEBRTC_TCP is set), origin client, session store (memory or Redis, as configured), both HTTP
- * listeners, health and metrics (`/metrics`), and spans over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+ * PROXY_WEBRTC_TCP is set), origin client, session store (memory or Redis, as configured), the HTTP
+ * listeners (HTTPS too, when configured), health and metrics (`/metrics`), and spans over OTLP when
+ * OTEL_EXPORTER_OTLP_ENDPOINT is set.
  */
 export const ProxyCore = Layer.merge(Servers.layer, OriginProbe.layer).pipe(
   Layer.provideMerge(IceTcpServer.layer),

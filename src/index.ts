@@ -1,6 +1,7 @@
 /**
  * rtc-proxy as a library: the services, their layers and the pure protocol modules, for composing the
- * proxy (or parts of it) into a larger Effect application.
+ * proxy (or parts of it) into a larger Effect application. The Redis implementations are in
+ * `rtc-proxy/redis` (`indexRedis.ts`), so that importing this entry does not load ioredis.
  *
  * @since 0.1.0
  */
@@ -12,6 +13,7 @@ export {
   parseDotEnv,
   parseDuration,
   parseListenAddress,
+  type HttpsConfig,
   ProxyConfig,
   type ProxyConfigShape,
   providerFrom
@@ -26,6 +28,7 @@ export { Prometheus, type PrometheusShape } from "./Http/Prometheus.js"
 export { OriginClient, type OriginClientShape, type OriginRequest, type OriginResponse } from "./Http/OriginClient.js"
 export { mediaApp, systemApp } from "./Http/Routes.js"
 export { type Endpoint, ProxyAddresses } from "./Http/Servers.js"
+export * as Certificate from "./Http/Certificate.js"
 export * as Servers from "./Http/Servers.js"
 export {
   type FailoverStats,
@@ -35,14 +38,12 @@ export {
   type StreamMapping
 } from "./LoadBalancer/LoadBalancer.js"
 export * as MemoryLoadBalancer from "./LoadBalancer/Memory.js"
-export * as RedisLoadBalancer from "./LoadBalancer/Redis.js"
 export { CandidateCheckLive, DefaultBackendLive, LoadBalancerLive, ProxyCore, ProxyLive, SessionStoreLive } from "./Proxy.js"
-export { RedisClient, type RedisClientShape, RedisError } from "./Redis.js"
+export { RedisError } from "./RedisError.js"
 export * as RenewalSchedule from "./RenewalSchedule.js"
 export { RateLimiter, type RateLimiterShape } from "./Http/RateLimit.js"
 export * as Sdp from "./Sdp.js"
 export * as MemorySessionStore from "./Session/Memory.js"
-export * as RedisSessionStore from "./Session/Redis.js"
 export { SessionStore, type SessionStoreShape } from "./Session/SessionStore.js"
 export * as Stun from "./Stun.js"
 export * as Framing from "./Tcp/Framing.js"

@@ -515,6 +515,55 @@ describe("config", () => {
       assert.isTrue(trustedProxies.has("10.2.3.4") && trustedProxies.has("::1"))
     }))
 
+  it.effect("HTTPS: off unless both files are named; port 11443 by default, the listen forms, a reload interval", () =>
+    Effect.gen(function*() {
+      assert.isTrue(Option.isNone((yield* load({})).https))
+      const on = yield* load({ PROXY_HTTPS_CERT: "/etc/tls/fullchain.pem", PROXY_HTTPS_KEY: "/etc/tls/privkey.pem" })
+      assert.deepStrictEqual(
+        Option.map(on.https, (https) => ({ ...https, reloadInterval: Duration.toMillis(https.reloadInterval) })),
+        Option.some({
+          host: Option.none(),
+          port: 11443,
+          certFile: "/etc/tls/fullchain.pem",
+          keyFile: "/etc/tls/privkey.pem",
+          reloadInterval: 10_000
+        })
+      )
+      const bound = yield* load({
+        PROXY_HTTPS_CERT: "c",
+        PROXY_HTTPS_KEY: "k",
+        PROXY_HTTPS_API: "[::1]:8443",
+        PROXY_HTTPS_RELOAD_INTERVAL: "1m"
+      })
+      const https = Option.getOrThrow(bound.https)
+      assert.deepStrictEqual([https.host, https.port], [Option.some("::1"), 8443])
+      assert.strictEqual(Duration.toMillis(https.reloadInterval), 60_000)
+      assert.strictEqual(Option.getOrThrow((yield* load({ PROXY_HTTPS_CERT: "c", PROXY_HTTPS_KEY: "k", PROXY_HTTPS_API: ":443" })).https).port, 443)
+    }))
+
+  for (
+    const [env, missing, named] of [
+      [{ PROXY_HTTPS_CERT: "c" }, "PROXY_HTTPS_KEY", "PROXY_HTTPS_CERT set"],
+      [{ PROXY_HTTPS_KEY: "k" }, "PROXY_HTTPS_CERT", "PROXY_HTTPS_KEY set"],
+      [{ PROXY_HTTPS_API: "8443" }, "PROXY_HTTPS_CERT", "PROXY_HTTPS_API set"],
+      [{ PROXY_HTTPS_KEY: "k", PROXY_HTTPS_RELOAD_INTERVAL: "5s" }, "PROXY_HTTPS_CERT", "PROXY_HTTPS_KEY and PROXY_HTTPS_RELOAD_INTERVAL set"]
+    ] as const
+  ) {
+    it.effect(`HTTPS: ${Object.keys(env).join(" and ")} alone is an error naming ${missing}`, () =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(load(env))
+        assert.include(String(error), `at ${missing}: "${named} without ${missing}: HTTPS needs both PROXY_HTTPS_CERT and PROXY_HTTPS_KEY`)
+      }))
+  }
+
+  for (const [name, value] of [["PROXY_HTTPS_API", "tls"], ["PROXY_HTTPS_API", "99999"], ["PROXY_HTTPS_RELOAD_INTERVAL", "10ms"]] as const) {
+    it.effect(`HTTPS: ${name}=${value} fails naming the variable`, () =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(load({ PROXY_HTTPS_CERT: "c", PROXY_HTTPS_KEY: "k", [name]: value }))
+        assert.include(String(error), `at ${name}: `)
+      }))
+  }
+
   for (const [name, value] of bad) {
     it.effect(`${name}=${value} fails with a ConfigError that names the variable`, () =>
       Effect.gen(function*() {

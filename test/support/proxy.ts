@@ -4,8 +4,8 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
-import * as Option from "effect/Option"
 import * as LogLevel from "effect/LogLevel"
+import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import { ProxyConfig, type ProxyConfigShape } from "../../src/Config.js"
 import { ProxyAddresses } from "../../src/Http/Servers.js"
@@ -18,6 +18,9 @@ import { Relay, type RelayShape } from "../../src/Udp/Relay.js"
 export interface TestProxy {
   readonly mediaUrl: string
   readonly mediaPort: number
+  /** `https://127.0.0.1:<port>` when the test configured `https`. */
+  readonly httpsUrl: string | undefined
+  readonly httpsPort: number | undefined
   readonly systemUrl: string
   readonly udpPort: number
   /** The ICE-TCP port, when the test turned it on (`iceTcp`). */
@@ -59,6 +62,8 @@ export const startProxy = (
     return {
       mediaUrl,
       mediaPort: addresses.media.port,
+      httpsUrl: Option.getOrUndefined(Option.map(addresses.https, ({ port }) => `https://127.0.0.1:${port}`)),
+      httpsPort: Option.getOrUndefined(Option.map(addresses.https, ({ port }) => port)),
       systemUrl: `http://127.0.0.1:${addresses.system.port}`,
       udpPort: addresses.udp.port,
       tcpPort: Option.getOrUndefined(iceTcp.port),

@@ -173,7 +173,12 @@ const tcpPriority = (addressIndex: number, component: number): number =>
  * keeps the origin's foundation and priority, each further one a local preference lower), then
  * passive TCP ones when `tcpPort` is given, each below every UDP candidate.
  */
-const proxyCandidates = (address: PublicAddress, components: ReadonlyArray<number>, template: Candidate | undefined) => {
+const proxyCandidates = (
+  address: PublicAddress,
+  components: ReadonlyArray<number>,
+  template: Candidate | undefined,
+  generation = " generation 0"
+) => {
   const ips = [address.ip, ...(address.moreIps ?? [])]
   const udpPriority = template?.priority ?? DEFAULT_PRIORITY
   const lowestUdp = Math.max(0, udpPriority - (ips.length - 1) * 256)
@@ -182,14 +187,14 @@ const proxyCandidates = (address: PublicAddress, components: ReadonlyArray<numbe
     for (const component of components) {
       lines.push(`a=candidate:${i === 0 ? template?.foundation ?? DEFAULT_FOUNDATION : `udp${i}`} ${component} udp ${
         Math.max(0, udpPriority - i * 256)
-      } ${ip} ${address.port} typ host generation 0`)
+      } ${ip} ${address.port} typ host${generation}`)
     }
   })
   if (address.tcpPort !== undefined) {
     ips.forEach((ip, i) => {
       for (const component of components) {
         const priority = Math.max(0, Math.min(tcpPriority(i, component), lowestUdp - 1 - i))
-        lines.push(`a=candidate:tcp${i} ${component} tcp ${priority} ${ip} ${address.tcpPort} typ host tcptype passive generation 0`)
+        lines.push(`a=candidate:tcp${i} ${component} tcp ${priority} ${ip} ${address.tcpPort} typ host tcptype passive${generation}`)
       }
     })
   }
@@ -276,7 +281,8 @@ export const validCredentials = (credentials: Partial<IceCredentials>): credenti
  * The `application/trickle-ice-sdpfrag` (RFC 8840) answering an ICE restart the proxy carries out:
  * `a=ice-lite` and `a=ice-options` as the session's answer had them, the request's BUNDLE group, and
  * for each media section of the request (its m= line and mid) the new server credentials, the
- * proxy's candidate and `a=end-of-candidates`. A request without media sections gets the credentials
+ * proxy's candidates (the same set as an answer's: every address, and the passive TCP ones with
+ * ICE-TCP on, so that a client on IPv6 or on ICE-TCP can follow) and `a=end-of-candidates`. A request without media sections gets the credentials
  * at session level. CRLF line endings.
  */
 export const restartFragment = (options: {
@@ -303,7 +309,7 @@ export const restartFragment = (options: {
     lines.push(
       ...credentials,
       // No "generation 0": that extension counts ICE restarts, and this is a new generation.
-      `a=candidate:${DEFAULT_FOUNDATION} 1 udp ${DEFAULT_PRIORITY} ${options.address.ip} ${options.address.port} typ host`,
+      ...proxyCandidates(options.address, [1], undefined, ""),
       "a=end-of-candidates"
     )
   })

@@ -12,23 +12,17 @@ import {
   encodeBindingRequest,
   encodeBindingSuccess,
   HEADER_LENGTH,
-  MAGIC_COOKIE,
   MessageType,
-  parseStun,
   resign,
-  type StunMessage,
   verifyFingerprint,
   verifyMessageIntegrity
 } from "../src/Stun.ts"
 import * as IceTranslation from "../src/Udp/IceTranslation.ts"
+import { parsedStun, stunAttribute, stunMessage } from "./support/stunMessages.ts"
 
 const TID = Buffer.from("0102030405060708090a0b0c", "hex")
 
-const parsed = (buf: Buffer): StunMessage => {
-  const message = parseStun(buf)
-  if (typeof message === "string") throw new Error(`not STUN: ${message}`)
-  return message
-}
+const parsed = parsedStun
 
 /** Integrity and fingerprint hold with `key`, by our checks and by werift's parser. */
 const assertSigned = (buf: Buffer, key: string) => {
@@ -50,24 +44,10 @@ const request = (username: string, password: string | undefined, extra: { finger
     ...extra
   })
 
-const attr = (type: number, value: Uint8Array, pad = 0): Buffer => {
-  const buf = Buffer.alloc(4 + ((value.length + 3) & ~3), pad)
-  buf.writeUInt16BE(type, 0)
-  buf.writeUInt16BE(value.length, 2)
-  Buffer.from(value).copy(buf, 4)
-  return buf
-}
+const attr = stunAttribute
 
 /** A message assembled by hand: header with the right length, then the attributes as given. */
-const assemble = (type: number, attributes: ReadonlyArray<Buffer>): Buffer => {
-  const body = Buffer.concat(attributes)
-  const header = Buffer.alloc(HEADER_LENGTH)
-  header.writeUInt16BE(type, 0)
-  header.writeUInt16BE(body.length, 2)
-  header.writeUInt32BE(MAGIC_COOKIE, 4)
-  TID.copy(header, 8)
-  return Buffer.concat([header, body])
-}
+const assemble = (type: number, attributes: ReadonlyArray<Buffer>): Buffer => stunMessage(type, TID, attributes)
 
 describe("Stun.resign", () => {
   it("a check with a new USERNAME and key is byte for byte the check the encoder makes with them", () => {

@@ -686,6 +686,32 @@ describe("restartFragment", () => {
     )
   })
 
+  it("carries the answer's candidates: every address (both families) and the passive TCP ones, without a generation", () => {
+    // A client on ICE-TCP (UDP blocked) or on IPv6 only reaches the proxy again only through these.
+    const address = { ip: "203.0.113.9", moreIps: ["2001:db8::9"], port: 18000, tcpPort: 18443 }
+    const fragment = restartFragment({
+      request: crlf("m=audio 9 UDP/TLS/RTP/SAVPF 111", "a=mid:0"),
+      credentials,
+      lite: false,
+      iceOptions: undefined,
+      address
+    })
+    const answered = rewriteAnswer(offer("a=mid:0", "a=candidate:0 1 udp 2130706431 192.0.2.1 5000 typ host"), address)
+      .split("\r\n").filter((line) => line.startsWith("a=candidate:")).map((line) => line.replace(/ generation 0$/, ""))
+    assert.strictEqual(answered.length, 4)
+    assert.strictEqual(
+      fragment,
+      crlf(
+        "m=audio 9 UDP/TLS/RTP/SAVPF 111",
+        "a=mid:0",
+        "a=ice-ufrag:srvN",
+        "a=ice-pwd:serverPassword0123456789",
+        ...answered,
+        "a=end-of-candidates"
+      )
+    )
+  })
+
   it("a media section without a mid keeps its m= line alone", () => {
     const fragment = restartFragment({
       request: crlf("m=audio 9 UDP/TLS/RTP/SAVPF 111"),

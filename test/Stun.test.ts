@@ -14,48 +14,22 @@ import {
   verifyMessageIntegrity
 } from "../src/Stun.ts"
 import type { PacketKind, StunMessage, StunParseFailure } from "../src/Stun.ts"
+import { parsedStun, stunAttribute, stunHeader, stunMessage } from "./support/stunMessages.ts"
 
 // ---------------------------------------------------------------------------------------------------
-// Helpers: STUN messages assembled by hand, byte by byte, independently of src/Stun.ts's encoders.
+// Helpers: STUN messages assembled by hand (test/support/stunMessages.ts), with this file's transaction id.
 
 const TID = Buffer.from("b7e7a701bc34d686fa87dfae", "hex")
-
-const header = (type: number, length: number, cookie = MAGIC_COOKIE, tid: Uint8Array = TID): Buffer => {
-  const buf = Buffer.alloc(HEADER_LENGTH)
-  buf.writeUInt16BE(type, 0)
-  buf.writeUInt16BE(length, 2)
-  buf.writeUInt32BE(cookie, 4)
-  Buffer.from(tid).copy(buf, 8)
-  return buf
-}
-
-/** Type, length, value, then padding to 4 bytes (with `pad`, zero unless told: RFC 5769 pads with 0x20). */
-const attr = (type: number, value: Uint8Array, pad = 0x00): Buffer => {
-  const buf = Buffer.alloc(4 + Math.ceil(value.length / 4) * 4, pad)
-  buf.writeUInt16BE(type, 0)
-  buf.writeUInt16BE(value.length, 2)
-  Buffer.from(value).copy(buf, 4)
-  return buf
-}
-
-/** A message whose header length is exactly the attributes' length. */
-const stun = (type: number, ...attributes: Array<Buffer>): Buffer => {
-  const body = Buffer.concat(attributes)
-  return Buffer.concat([header(type, body.length), body])
-}
-
+const header = (type: number, length: number, cookie = MAGIC_COOKIE): Buffer => stunHeader(type, length, TID, cookie)
+const attr = stunAttribute
+const stun = (type: number, ...attributes: Array<Buffer>): Buffer => stunMessage(type, TID, attributes)
 const username = (text: string, pad = 0x00) => attr(AttributeType.Username, Buffer.from(text, "utf8"), pad)
 const u32 = (n: number) => {
   const b = Buffer.alloc(4)
   b.writeUInt32BE(n >>> 0, 0)
   return b
 }
-
-const parsed = (buf: Uint8Array): StunMessage => {
-  const result = parseStun(buf)
-  if (typeof result === "string") assert.fail(`expected a STUN message, got ${result}`)
-  return result
-}
+const parsed = parsedStun
 
 const FAILURES: ReadonlyArray<StunParseFailure> = [
   "too-short",

@@ -93,7 +93,6 @@ const routeOf = (url: string): string => {
   return session === null ? "other" : `/rtc/v1/${session[1]}/sessions/:id`
 }
 
-/** Times each request of an app into the signaling histogram, by route, method and status. */
 /**
  * Tagging a metric builds and hashes a new key: each combination of label values is tagged once and
  * kept (a handful of routes, methods, statuses and outcomes).
@@ -145,6 +144,10 @@ export const measureOrigin = (
       }))
   })
 
+/**
+ * What brings the scrape-time series up to date: counters that the relay and the process keep
+ * themselves are turned into Effect counters by adding what grew since the last scrape.
+ */
 export const makeScrapeUpdate = Effect.gen(function*() {
   const delay = yield* Effect.acquireRelease(
     Effect.sync(() => {

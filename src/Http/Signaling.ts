@@ -521,7 +521,7 @@ const restartAtProxy = Effect.fn("Signaling.restartAtProxy")(function*(
   if (!known) return yield* new NotFound({ message: "the session ended during the ICE restart" })
   yield* countIceRestart("proxy")
   yield* Effect.logInfo(`session ${record.id}: ICE restart carried out by the proxy (the origin keeps ${ice.origin!.ufragPair})`)
-  // The first public address, over UDP: a restart moves a client that already reached the proxy.
+  // The candidates of an answer: a client on ICE-TCP or on another address family follows too.
   const address = yield* proxyAddress(config, request)
   return restarted(
     Sdp.restartFragment({ request: fragment, credentials: server, lite: ice.lite, iceOptions: ice.options, address }),

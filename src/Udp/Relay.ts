@@ -151,6 +151,9 @@ interface SessionFiber {
 /** Concurrent lookups of unknown ufrag pairs in the store; past this, binding requests just drop. */
 const MAX_PENDING_LOOKUPS = 256
 
+/** Removals remembered for the lookups in flight (see `removedDuringLookups`). */
+const MAX_REMOVALS_REMEMBERED = 4096
+
 const make = Effect.gen(function*() {
   const config = yield* ProxyConfig
   const udp = yield* UdpSocket
@@ -192,6 +195,10 @@ const make = Effect.gen(function*() {
   }
   const openedCounter = (kind: SessionRecord["kind"]) => openedCounters[kind]
   const pendingLookups = new Set<string>()
+  // Sessions removed through another proxy while lookups were pending, by the count of removals then:
+  // a lookup that started before a session's removal may answer with its stale record.
+  const removedDuringLookups = new Map<string, number>()
+  let removals = 0
   const relayedByEnded = { packetsFromClient: 0, packetsFromOrigin: 0, bytesFromClient: 0, bytesFromOrigin: 0 }
 
   // A binding request for a session this proxy does not relay: it may have been signaled through
@@ -203,6 +210,7 @@ const make = Effect.gen(function*() {
       return
     }
     pendingLookups.add(ufragPair)
+    const startedAt = removals
     runFork(
       store.findByUfrag(UfragPair.make(ufragPair)).pipe(
         Effect.flatMap(Option.match({
@@ -212,11 +220,17 @@ const make = Effect.gen(function*() {
             // record (a store write that failed) must not bring back a pair the session retired.
             const live = router.byId.get(record.id)
             if (live !== undefined) return live.retiredUfrags.includes(record.ufragPair) ? Effect.void : learnKeys(live, record)
+            // Removed (DELETE through another proxy) while the answer was on its way: opening it
+            // would bring the session back, and its record with it.
+            if ((removedDuringLookups.get(record.id) ?? -1) > startedAt) return Effect.void
             return sessions.has(record.id) ? Effect.void : open(record)
           }
         })),
         Effect.catchAll((error) => Effect.logWarning(`cannot relay stored session for ${ufragPair}: ${error.message}`)),
-        Effect.ensuring(Effect.sync(() => pendingLookups.delete(ufragPair)))
+        Effect.ensuring(Effect.sync(() => {
+          pendingLookups.delete(ufragPair)
+          if (pendingLookups.size === 0) removedDuringLookups.clear()
+        }))
       )
     )
   }
@@ -224,7 +238,11 @@ const make = Effect.gen(function*() {
   const router: Router = new Router(onUnknownUfrag)
   // A session deleted through another proxy on a shared store: it ends here too.
   yield* store.onRemoved((id) => {
-    if (sessions.has(id)) runFork(close(id, "deleted"))
+    if (sessions.has(id)) return runFork(close(id, "deleted"))
+    if (pendingLookups.size === 0) return
+    removedDuringLookups.set(id, ++removals)
+    // Lookups end within the store's timeout; this bounds the map under a storm of them meanwhile.
+    if (removedDuringLookups.size > MAX_REMOVALS_REMEMBERED) removedDuringLookups.delete(removedDuringLookups.keys().next().value!)
   })
 
   const learnKeys = (live: LiveSession, keys: IceKeys) =>

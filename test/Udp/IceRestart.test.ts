@@ -16,7 +16,8 @@ import {
 } from "../../src/Stun.ts"
 import { eventually } from "../support/eventually.ts"
 import { live } from "../support/live.ts"
-import { binding, makeRecord, PAIR, SERVER_PWD, startRelay } from "../support/relay.ts"
+import { binding, makeRecord, PAIR, SERVER_PWD, startRelay, startRelayWithIceTcp } from "../support/relay.ts"
+import { type TcpPeer, tcpPeer } from "../support/tcpPeer.ts"
 import { udpPeer } from "../support/udpPeer.ts"
 
 const CLIENT_OLD_PWD = "clientOldPassword0123456"
@@ -130,5 +131,39 @@ describe("relay: ICE restart carried out by the proxy", () => {
       const atOrigin = origin.received[0]!.msg
       assert.strictEqual(parsed(atOrigin).username, PAIR)
       assert.isTrue(signedWith(atOrigin, SERVER_PWD))
+    }))
+
+  live("a client on ICE-TCP: checks with the new pair over its connection, or over a new one, are translated both ways", () =>
+    Effect.gen(function*() {
+      const proxy = yield* startRelayWithIceTcp()
+      const origin = yield* udpPeer()
+      const record = makeRecord(origin, { ice: { clientPwd: CLIENT_OLD_PWD, etag: "\"before\"", lite: true } })
+      yield* proxy.relay.open(record)
+      const client = yield* tcpPeer(proxy.tcpPort)
+      client.send(binding(PAIR, SERVER_PWD))
+      yield* eventually(() => assert.strictEqual(origin.received.length, 1))
+      assert.isTrue(yield* proxy.relay.rekey(record.id, { ufragPair: NEW_PAIR, serverPwd: MINTED_PWD, ice: restartedIce }))
+
+      /** A check with the new pair over `peer`: at the origin with its credentials, back signed with the minted password. */
+      const translatedOver = (peer: TcpPeer) =>
+        Effect.gen(function*() {
+          const before = { origin: origin.received.length, peer: peer.received.length }
+          const check = binding(NEW_PAIR, MINTED_PWD)
+          peer.send(check)
+          yield* eventually(() => assert.strictEqual(origin.received.length, before.origin + 1))
+          const atOrigin = origin.received[before.origin]!.msg
+          assert.strictEqual(parsed(atOrigin).username, PAIR)
+          assert.isTrue(signedWith(atOrigin, SERVER_PWD))
+          origin.reply(encodeBindingSuccess({ transactionId: atOrigin.subarray(8, 20), address: "127.0.0.1", port: 1, password: SERVER_PWD }))
+          yield* eventually(() => assert.strictEqual(peer.received.length, before.peer + 1))
+          const response = Buffer.from(peer.received[before.peer]!)
+          assert.isTrue(signedWith(response, MINTED_PWD))
+          assert.strictEqual(response.subarray(8, 20).toString("hex"), check.subarray(8, 20).toString("hex"))
+        })
+      yield* translatedOver(client)
+      // A browser's new ICE generation opens a connection of its own.
+      yield* translatedOver(yield* tcpPeer(proxy.tcpPort))
+      const [view] = yield* proxy.relay.sessions
+      assert.deepStrictEqual(view?.ufragPairs, [NEW_PAIR])
     }))
 })

@@ -8,7 +8,7 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type { Page } from "playwright-core"
-import { ALLOW_LOOPBACK, chromiumPath, launchBrowserWith } from "../support/browser.ts"
+import { ALLOW_LOOPBACK, chromiumPath, clickPublish, launchBrowserWith, playUntilDecoded } from "../support/browser.ts"
 import { startProxy } from "../support/proxy.ts"
 import { startSrsOrigin } from "../support/srsOrigin.ts"
 import { waitUntil } from "../support/wait.ts"
@@ -53,12 +53,7 @@ describe.skipIf(chromiumPath === undefined)("Chromium and the proxy's ICE-TCP ca
       const publisher = yield* Effect.promise(() => browser.newPage())
       yield* withoutUdpCandidates(publisher, answers)
       yield* Effect.promise(() => publisher.goto(pageUrl))
-      yield* Effect.promise(() => publisher.click("#publish"))
-      const published = yield* Effect.tryPromise(() =>
-        publisher.waitForFunction(`document.getElementById("publish-status").textContent.includes("connected")`, null, {
-          timeout: 20_000
-        })
-      ).pipe(Effect.either)
+      const published = yield* clickPublish(publisher, 20_000)
       if (published._tag === "Left") {
         assert.fail(`the publisher did not connect: ${yield* textOf(publisher, "#publish-status")}; ICE-TCP ${
           JSON.stringify(yield* proxy.iceTcp.stats)
@@ -67,15 +62,7 @@ describe.skipIf(chromiumPath === undefined)("Chromium and the proxy's ICE-TCP ca
 
       const player = yield* Effect.promise(() => browser.newPage())
       yield* withoutUdpCandidates(player, answers)
-      yield* Effect.promise(() => player.goto(pageUrl))
-      yield* Effect.promise(() => player.click("#play"))
-      const decoded = yield* Effect.tryPromise(() =>
-        waitUntil(
-          "video frames decoded by the player",
-          async () => (await player.evaluate<number>("window.playerFramesDecoded()")) >= 10,
-          30_000
-        )
-      ).pipe(Effect.either)
+      const decoded = yield* playUntilDecoded(player, pageUrl)
       if (decoded._tag === "Left") {
         assert.fail(`no decoded frames at the player: ${
           JSON.stringify({

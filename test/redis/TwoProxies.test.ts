@@ -77,6 +77,20 @@ const publish = (proxy: TestProxy, stream: string, clientUfrag: string) =>
     return { location, id: location.split("/").pop()!, pair: `${serverUfrag}:${clientUfrag}`, pwd }
   })
 
+/** An ICE restart (PATCH with a new client ufrag) through `proxy`: the new ufrag pair and server password. */
+const restartIce = (proxy: TestProxy, location: string, clientUfrag: string) =>
+  Effect.gen(function*() {
+    const restart = yield* httpRequest(`${proxy.mediaUrl}${location}`, {
+      method: "PATCH",
+      headers: { "content-type": "application/trickle-ice-sdpfrag", "if-match": "*" },
+      body: `a=ice-ufrag:${clientUfrag}\r\na=ice-pwd:clientPasswordAfterRestart1\r\nm=video 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\n`
+    })
+    assert.strictEqual(restart.status, 200, restart.body)
+    const newPair = `${/^a=ice-ufrag:(\S+)/m.exec(restart.body)![1]}:${clientUfrag}`
+    const newPwd = /^a=ice-pwd:(\S+)/m.exec(restart.body)![1]!
+    return { newPair, newPwd }
+  })
+
 /**
  * Sends a binding request to `port` until a reply comes back (the first one to a proxy that does not
  * relay the session yet only starts the store lookup, as a browser's first check would), at most 20
@@ -228,14 +242,7 @@ describe.skipIf(REDIS_SERVER === undefined)("two proxies sharing one Redis (real
       assert.isTrue(Option.isSome(yield* a.store.get(SessionId.make(session.id))))
 
       // The client restarts ICE through A, which forwards it to the origin and stores the new pair.
-      const restart = yield* httpRequest(`${a.mediaUrl}${session.location}`, {
-        method: "PATCH",
-        headers: { "content-type": "application/trickle-ice-sdpfrag", "if-match": "*" },
-        body: "a=ice-ufrag:cli2\r\na=ice-pwd:clientPasswordAfterRestart1\r\nm=video 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\n"
-      })
-      assert.strictEqual(restart.status, 200, restart.body)
-      const newPair = `${/^a=ice-ufrag:(\S+)/m.exec(restart.body)![1]}:cli2`
-      const newPwd = /^a=ice-pwd:(\S+)/m.exec(restart.body)![1]!
+      const { newPair, newPwd } = yield* restartIce(a, session.location, "cli2")
 
       // Its checks with the new pair keep reaching B: B learns the pair from Redis, and the same
       // relay session (same origin socket) carries on; the old pair is retired.
@@ -266,14 +273,7 @@ describe.skipIf(REDIS_SERVER === undefined)("two proxies sharing one Redis (real
       yield* bind(client, b.udpPort, session.pair, session.pwd)
       assert.isTrue(yield* a.relay.close(session.id, "idle"))
 
-      const restart = yield* httpRequest(`${a.mediaUrl}${session.location}`, {
-        method: "PATCH",
-        headers: { "content-type": "application/trickle-ice-sdpfrag", "if-match": "*" },
-        body: "a=ice-ufrag:cli2\r\na=ice-pwd:clientPasswordAfterRestart1\r\nm=video 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\n"
-      })
-      assert.strictEqual(restart.status, 200, restart.body)
-      const newPair = `${/^a=ice-ufrag:(\S+)/m.exec(restart.body)![1]}:cli2`
-      const newPwd = /^a=ice-pwd:(\S+)/m.exec(restart.body)![1]!
+      const { newPair, newPwd } = yield* restartIce(a, session.location, "cli2")
       assert.notStrictEqual(newPair.split(":")[0], session.pair.split(":")[0], "the proxy minted the server ufrag")
 
       // B learns the new pair from Redis at the first check with it, and re-signs it for the origin.

@@ -72,6 +72,31 @@ interface PageFigures {
 
 const textOf = (page: Page, selector: string) => Effect.promise(() => page.textContent(selector))
 
+/** Clicks the loaded page's Publish button; a Left when its status does not say connected by `timeoutMs`. */
+export const clickPublish = (page: Page, timeoutMs: number) =>
+  Effect.gen(function*() {
+    yield* Effect.promise(() => page.click("#publish"))
+    return yield* Effect.tryPromise(() =>
+      page.waitForFunction(`document.getElementById("publish-status").textContent.includes("connected")`, null, {
+        timeout: timeoutMs
+      })
+    ).pipe(Effect.either)
+  })
+
+/** Opens `pageUrl`, clicks Play; a Left when the player has not decoded 10 video frames within 30 s. */
+export const playUntilDecoded = (page: Page, pageUrl: string) =>
+  Effect.gen(function*() {
+    yield* Effect.promise(() => page.goto(pageUrl))
+    yield* Effect.promise(() => page.click("#play"))
+    return yield* Effect.tryPromise(() =>
+      waitUntil(
+        "video frames decoded by the player",
+        async () => (await page.evaluate<number>("window.playerFramesDecoded()")) >= 10,
+        30_000
+      )
+    ).pipe(Effect.either)
+  })
+
 /**
  * Publishes the fake camera from the page at `pageUrl` and plays it back from a second page; both
  * stop in the end, which deletes their sessions through the proxy.
@@ -89,12 +114,7 @@ export const publishAndPlay = (
     const publisher = yield* Effect.promise(() => browser.newPage())
     yield* Effect.promise(() => publisher.goto(pageUrl))
     yield* checkPage(publisher)
-    yield* Effect.promise(() => publisher.click("#publish"))
-    const published = yield* Effect.tryPromise(() =>
-      publisher.waitForFunction(`document.getElementById("publish-status").textContent.includes("connected")`, null, {
-        timeout: 15_000
-      })
-    ).pipe(Effect.either)
+    const published = yield* clickPublish(publisher, 15_000)
     if (published._tag === "Left") {
       assert.fail(`the publisher did not connect: ${yield* textOf(publisher, "#publish-status")}; drops ${
         JSON.stringify((yield* proxy.relay.stats).drops)
@@ -102,15 +122,7 @@ export const publishAndPlay = (
     }
 
     const player = yield* Effect.promise(() => browser.newPage())
-    yield* Effect.promise(() => player.goto(pageUrl))
-    yield* Effect.promise(() => player.click("#play"))
-    const decoded = yield* Effect.tryPromise(() =>
-      waitUntil(
-        "video frames decoded by the player",
-        async () => (await player.evaluate<number>("window.playerFramesDecoded()")) >= 10,
-        30_000
-      )
-    ).pipe(Effect.either)
+    const decoded = yield* playUntilDecoded(player, pageUrl)
     if (decoded._tag === "Left") {
       // Say what each side saw, so that a failure here can be told apart from a slow machine.
       const diagnosis = {

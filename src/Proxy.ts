@@ -22,7 +22,8 @@ import * as MemorySessionStore from "./Session/Memory.js"
 import type { SessionStore } from "./Session/SessionStore.js"
 import * as Tracing from "./Tracing.js"
 import { Relay } from "./Udp/Relay.js"
-import { UdpSocket } from "./Udp/UdpSocket.js"
+import { UdpSocket, type UdpSocketError } from "./Udp/UdpSocket.js"
+import { WorkerPool } from "./Workers/WorkerPool.js"
 
 // The Redis modules (and ioredis) are imported only by a proxy configured for Redis.
 const importRedis = Effect.promise(() =>
@@ -64,13 +65,22 @@ export const DefaultBackendLive: Layer.Layer<never, never, ProxyConfig | LoadBal
 )
 
 /**
+ * The WebRTC UDP port as PROXY_RTC_WORKERS asks: 1, the shared port on this thread; more, a worker
+ * thread per port, which the relay finds as the (optional) WorkerPool beside the UdpSocket.
+ */
+export const UdpLive: Layer.Layer<UdpSocket, UdpSocketError, ProxyConfig> = Layer.unwrapEffect(
+  Effect.map(ProxyConfig, (config): Layer.Layer<UdpSocket, UdpSocketError, ProxyConfig> =>
+    config.rtcWorkers === 1 ? UdpSocket.layer : WorkerPool.layer)
+)
+
+/**
  * Everything but the configuration and the load balancer: relay, UDP port, origin client, session
  * store (memory or Redis, as configured), both HTTP listeners, health and metrics (`/metrics`), and
  * spans over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set.
  */
 export const ProxyCore = Layer.merge(Servers.layer, OriginProbe.layer).pipe(
   Layer.provideMerge(Relay.layer),
-  Layer.provideMerge(Layer.mergeAll(UdpSocket.layer, SessionStoreLive, OriginClient.layer, RateLimiter.layer)),
+  Layer.provideMerge(Layer.mergeAll(UdpLive, SessionStoreLive, OriginClient.layer, RateLimiter.layer)),
   Layer.provideMerge(Layer.merge(Health.layer, Prometheus.layer)),
   Layer.merge(DefaultBackendLive),
   Layer.provide(Tracing.layer)

@@ -41,7 +41,7 @@ import { LoadBalancer } from "../LoadBalancer/LoadBalancer.js"
 import * as Sdp from "../Sdp.js"
 import { SessionStore } from "../Session/SessionStore.js"
 import { Relay } from "../Udp/Relay.js"
-import { endpoint, UdpSocket } from "../Udp/UdpSocket.js"
+import { endpoint } from "../Udp/UdpSocket.js"
 import { readText } from "./Body.js"
 import * as IceServers from "./IceServers.js"
 import { ClientAddress, type ClientAddressShape } from "./ClientAddress.js"
@@ -161,12 +161,6 @@ const headersForOrigin = (request: HttpServerRequest.HttpServerRequest, client: 
   return headers
 }
 
-/** The port written into answers: the configured one, else the port the UDP socket is bound to. */
-const publicPort = Effect.map(
-  Effect.all([ProxyConfig, UdpSocket]),
-  ([config, udp]) => Option.getOrElse(config.candidatePort, () => udp.address.port)
-)
-
 /**
  * The IP written into answers: the configured one; else the request's Host when it is an IP; else
  * that name resolved (IPv4 first, matching the default IPv4 listener); else the local address the
@@ -251,11 +245,12 @@ const startSession = Effect.fn("Signaling.startSession")(function*(options: {
     originMedia,
     createdAt: yield* Clock.currentTimeMillis
   }
-  yield* relay.open(record)
+  // Its answer names the UDP port of the worker it went to (PROXY_CANDIDATE_PORT + worker when set).
+  const placement = yield* relay.open(record)
   yield* Effect.logInfo(
     `${options.kind} ${options.streamUrl.key} via origin ${origin.id} (media ${endpoint(originMedia.host, originMedia.port)}), session ${record.id}`
   )
-  return { record, answer: Sdp.rewriteAnswer(answer, { ip, port: yield* publicPort }) } satisfies Negotiated
+  return { record, answer: Sdp.rewriteAnswer(answer, { ip, port: placement.port }) } satisfies Negotiated
 })
 
 /** Origins an offer is sent to at most, each one after the last could not be reached. */
@@ -441,7 +436,8 @@ export const patchSession = (id: string) =>
     // Deleted or expired while the origin was restarting ICE.
     if (!known) return yield* new NotFound({ message: "the session ended during the ICE restart" })
     const ip = yield* publicIp(config, request)
-    return HttpServerResponse.text(Sdp.rewriteAnswer(response.body, { ip, port: yield* publicPort }), {
+    const { port } = yield* relay.placementOf(record.id)
+    return HttpServerResponse.text(Sdp.rewriteAnswer(response.body, { ip, port }), {
       status: 200,
       contentType: "application/trickle-ice-sdpfrag",
       headers: copyableHeaders(response.headers)

@@ -17,7 +17,6 @@ import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
-import { isIPv6 } from "node:net"
 import { ProxyConfig } from "../Config.js"
 import { OriginFailed, type ServiceUnavailable } from "../Domain/Errors.js"
 import type { OriginId } from "../Domain/Origin.js"
@@ -25,8 +24,10 @@ import { type SessionEndReason, type SessionId, type SessionRecord, UfragPair } 
 import type { StreamKey } from "../Domain/StreamUrl.js"
 import { LoadBalancer } from "../LoadBalancer/LoadBalancer.js"
 import { SessionStore } from "../Session/SessionStore.js"
-import { type DropReason, LiveSession, Router } from "./Router.js"
-import { endpoint, open as openSocket, UdpSocket } from "./UdpSocket.js"
+import { WorkerPool } from "../Workers/WorkerPool.js"
+import * as DataPlane from "./DataPlane.js"
+import type { DropReason } from "./Router.js"
+import { endpoint, UdpSocket } from "./UdpSocket.js"
 
 /** A live session as the admin view and tests see it. */
 export interface RelaySessionView {
@@ -54,6 +55,8 @@ export interface RelayStats {
   readonly ended: Readonly<Record<SessionEndReason, number>>
   /** Datagrams and bytes relayed each way, by live and ended sessions. */
   readonly relayed: RelayedCounts
+  /** Each data-plane worker, with PROXY_RTC_WORKERS above 1 (the figures above are their sums). */
+  readonly workers?: ReadonlyArray<DataPlane.WorkerStats>
 }
 
 export interface RelayedCounts {
@@ -66,10 +69,11 @@ export interface RelayedCounts {
 export interface RelayShape {
   /**
    * Starts relaying a session: stores its record, opens its origin socket and registers its keys.
-   * Returns once packets can flow; fails when the origin socket cannot be opened, or when a shared
-   * session store cannot take the record.
+   * Returns once packets can flow, with the worker it went to and the UDP port for its answer;
+   * fails when the origin socket cannot be opened, or when a shared session store cannot take the
+   * record.
    */
-  readonly open: (record: SessionRecord) => Effect.Effect<void, OriginFailed | ServiceUnavailable>
+  readonly open: (record: SessionRecord) => Effect.Effect<DataPlane.Placement, OriginFailed | ServiceUnavailable>
   /** Ends a live session and waits until it is freed; false when this proxy relays no such session. */
   readonly close: (id: string, reason: SessionEndReason) => Effect.Effect<boolean>
   /**
@@ -83,6 +87,8 @@ export interface RelayShape {
     id: SessionId,
     keys: { readonly ufragPair: UfragPair; readonly serverPwd: string }
   ) => Effect.Effect<boolean, ServiceUnavailable>
+  /** Where a session is relayed (its worker and answer port); for one not relayed here, worker 0's. */
+  readonly placementOf: (id: string) => Effect.Effect<DataPlane.Placement>
   readonly sessions: Effect.Effect<ReadonlyArray<RelaySessionView>>
   /** How many sessions it relays now (cheap: for a check on every offer). */
   readonly activeSessions: Effect.Effect<number>
@@ -90,6 +96,7 @@ export interface RelayShape {
 }
 
 export class Relay extends Context.Tag("rtc-proxy/Relay")<Relay, RelayShape>() {
+  /** On the shared UDP port, or on the workers' ports when a WorkerPool is provided (PROXY_RTC_WORKERS). */
   static readonly layer: Layer.Layer<Relay, never, ProxyConfig | UdpSocket | SessionStore | LoadBalancer> = Layer.scoped(
     Relay,
     Effect.suspend(() => make)
@@ -116,13 +123,6 @@ const addRelayed = (
   return total
 }
 
-/**
- * A session whose origin socket reports this many ICMP port unreachables (ECONNREFUSED) within
- * ORIGIN_REFUSED_WINDOW_MS has lost its origin: one alone may be a restart's moment.
- */
-const ORIGIN_REFUSALS = 2
-const ORIGIN_REFUSED_WINDOW_MS = 5000
-
 /** A session of an origin marked down ends once nothing came from that origin for this long. */
 const ORIGIN_QUIET_MS = 3000
 
@@ -132,6 +132,7 @@ const MAX_PENDING_LOOKUPS = 256
 const make = Effect.gen(function*() {
   const config = yield* ProxyConfig
   const udp = yield* UdpSocket
+  const pool = yield* Effect.serviceOption(WorkerPool)
   const store = yield* SessionStore
   const loadBalancer = yield* LoadBalancer
   // Work started from the data path (store lookups, closing a displaced session) belongs to the
@@ -145,7 +146,8 @@ const make = Effect.gen(function*() {
     shutdown: 0,
     replaced: 0,
     "socket-error": 0,
-    "origin-lost": 0
+    "origin-lost": 0,
+    "worker-lost": 0
   }
   // One tagged counter per reason and kind, made once: tagging builds a new metric key each time.
   const endedCounters = new Map<string, Metric.Metric.Counter<number>>()
@@ -162,10 +164,10 @@ const make = Effect.gen(function*() {
 
   // A binding request for a session this proxy does not relay: it may have been signaled through
   // another proxy sharing the store. The lookup runs beside the data path, never in it.
-  const onUnknownUfrag = (ufragPair: string) => {
+  const onUnknownUfrag = (ufragPair: string, worker: number) => {
     if (pendingLookups.has(ufragPair)) return
     if (pendingLookups.size >= MAX_PENDING_LOOKUPS) {
-      router.drops["lookup-overload"]++
+      plane.countDrop("lookup-overload")
       return
     }
     pendingLookups.add(ufragPair)
@@ -176,82 +178,61 @@ const make = Effect.gen(function*() {
           onSome: (record) => {
             // A session relayed here whose ICE restart was signaled through another proxy; a stale
             // record (a store write that failed) must not bring back a pair the session retired.
-            const live = router.byId.get(record.id)
+            const live = plane.sessions.get(record.id)
             if (live !== undefined) return live.retiredUfrags.includes(record.ufragPair) ? Effect.void : learnKeys(live, record)
-            return enders.has(record.id) ? Effect.void : open(record)
+            // Adopted on the worker whose port the client reached.
+            return enders.has(record.id) ? Effect.void : openOn(record, worker)
           }
         })),
         Effect.catchAll((error) => Effect.logWarning(`cannot relay stored session for ${ufragPair}: ${error.message}`)),
-        Effect.ensuring(Effect.sync(() => pendingLookups.delete(ufragPair)))
+        Effect.ensuring(Effect.sync(() => {
+          pendingLookups.delete(ufragPair)
+          plane.lookupDone(ufragPair)
+        }))
       )
     )
   }
-
-  const router: Router = new Router(onUnknownUfrag)
+  const endNow = (reason: SessionEndReason) => (id: string) => {
+    const end = enders.get(id)
+    if (end !== undefined) Deferred.unsafeDone(end, Exit.succeed(reason))
+  }
+  const events: DataPlane.PlaneEvents = {
+    unknownUfrag: onUnknownUfrag,
+    originLost: endNow("origin-lost"),
+    workerLost: endNow("worker-lost")
+  }
+  const candidatePort = Option.getOrUndefined(config.candidatePort)
+  const plane: DataPlane.DataPlaneShape = Option.isSome(pool)
+    ? yield* pool.value.plane(events)
+    : yield* DataPlane.inProcess(udp, { bufferBytes: config.udpBufferBytes, candidatePort }, events)
   // A session deleted through another proxy on a shared store: it ends here too.
   yield* store.onRemoved((id) => {
     if (enders.has(id)) runFork(close(id, "deleted"))
   })
 
-  const learnKeys = (live: LiveSession, keys: { readonly ufragPair: UfragPair; readonly serverPwd: string }) =>
+  const learnKeys = (live: DataPlane.PlaneSession, keys: { readonly ufragPair: UfragPair; readonly serverPwd: string }) =>
     Effect.suspend(() => {
       if (live.ufragPairs.get(keys.ufragPair) === keys.serverPwd) return Effect.void
-      router.addUfrag(live, keys.ufragPair, keys.serverPwd)
+      plane.addUfrag(live, keys.ufragPair, keys.serverPwd)
       live.record = { ...live.record, ufragPair: keys.ufragPair, serverPwd: keys.serverPwd }
       return Effect.logInfo(`relay session ${live.record.id} now also answers to ${keys.ufragPair} (ICE restart)`)
     })
-  yield* udp.attach({
-    datagram: (msg, rinfo, socket) => router.fromClient(msg, rinfo.address, rinfo.port, socket),
-    closing: (socket) => router.forgetSocket(socket)
-  })
-
-  const runSession = (record: SessionRecord, ready: Deferred.Deferred<void, OriginFailed>) =>
+  const runSession = (
+    record: SessionRecord,
+    ready: Deferred.Deferred<DataPlane.Placement, OriginFailed>,
+    worker: number | undefined
+  ) =>
     Effect.gen(function*() {
       const end = yield* Deferred.make<SessionEndReason>()
-      // Errors of the connected origin socket come from the kernel (ICMP), not per packet.
-      let refusals = 0
-      let firstRefusalAt = 0
-      const onOriginError = (error: Error) => {
-        router.countSendError()
-        if ((error as NodeJS.ErrnoException).code !== "ECONNREFUSED") return
-        const now = Date.now()
-        if (refusals === 0 || now - firstRefusalAt > ORIGIN_REFUSED_WINDOW_MS) {
-          refusals = 0
-          firstRefusalAt = now
-        }
-        if (++refusals >= ORIGIN_REFUSALS) Deferred.unsafeDone(end, Exit.succeed("origin-lost"))
-      }
-      const backend = yield* openSocket({
-        host: isIPv6(record.originMedia.host) ? "::" : "0.0.0.0",
-        port: 0,
-        connect: record.originMedia,
-        // The kernel's default (about 200 KB) holds under 100 full datagrams: a 10 ms pause of the
-        // event loop at 10,000 packets/s would overflow it. The size is a cap, not an allocation.
-        bufferBytes: Math.min(config.udpBufferBytes, 1024 * 1024),
-        onError: onOriginError
-      }).pipe(
-        Effect.mapError((error) => new OriginFailed({ message: error.message })),
+      yield* Effect.acquireRelease(
+        Effect.sync(() => enders.set(record.id, end)),
+        () => Effect.sync(() => enders.get(record.id) === end && enders.delete(record.id))
+      )
+      const { displaced, placement, session: live } = yield* plane.register(record, worker).pipe(
         Effect.tapError((error) => Deferred.fail(ready, error))
       )
-      const live = new LiveSession(record, backend)
-      yield* Effect.acquireRelease(
-        Effect.sync(() => {
-          enders.set(record.id, end)
-          return router.add(live)
-        }),
-        () =>
-          Effect.sync(() => {
-            router.remove(live)
-            if (enders.get(record.id) === end) enders.delete(record.id)
-          })
-      ).pipe(
-        Effect.tap((displaced) =>
-          Effect.sync(() => {
-            if (displaced !== undefined) runFork(close(displaced.record.id, "replaced"))
-          })
-        )
-      )
-      yield* Deferred.succeed(ready, undefined)
+      if (displaced !== undefined) runFork(close(displaced, "replaced"))
+      yield* Deferred.succeed(ready, placement)
       const reason = yield* Deferred.await(end)
       return { reason, live }
     }).pipe(
@@ -279,16 +260,18 @@ const make = Effect.gen(function*() {
       Effect.annotateLogs({ session: record.id, stream: record.streamUrl, kind: record.kind })
     )
 
-  const open = Effect.fn("Relay.open")(function*(record: SessionRecord) {
-    const ready = yield* Deferred.make<void, OriginFailed>()
+  const openOn = Effect.fn("Relay.open")(function*(record: SessionRecord, worker?: number) {
+    const ready = yield* Deferred.make<DataPlane.Placement, OriginFailed>()
     yield* store.put(record)
-    yield* FiberMap.run(fibers, record.id, runSession(record, ready))
-    yield* Deferred.await(ready).pipe(Effect.tapError(() => store.remove(record.id)))
+    yield* FiberMap.run(fibers, record.id, runSession(record, ready, worker))
+    const placement = yield* Deferred.await(ready).pipe(Effect.tapError(() => store.remove(record.id)))
     yield* Metric.increment(Metric.tagged(sessionsOpened, "kind", record.kind))
     yield* Effect.logDebug(
       `relay session ${record.id} open: ${record.ufragPair} to ${endpoint(record.originMedia.host, record.originMedia.port)}`
     )
+    return placement
   })
+  const open = (record: SessionRecord) => openOn(record)
 
   const close = (id: string, reason: SessionEndReason): Effect.Effect<boolean> =>
     Effect.gen(function*() {
@@ -305,7 +288,7 @@ const make = Effect.gen(function*() {
   // it, a store failure only costs the other proxies the news; otherwise the store is the only way.
   const rekey = (id: SessionId, keys: { readonly ufragPair: UfragPair; readonly serverPwd: string }) =>
     Effect.gen(function*() {
-      const live = router.byId.get(id)
+      const live = plane.sessions.get(id)
       if (live === undefined) return Option.isSome(yield* store.rekey(id, keys))
       yield* learnKeys(live, keys)
       yield* store.rekey(id, keys).pipe(
@@ -315,7 +298,7 @@ const make = Effect.gen(function*() {
     })
 
   // A dead host sends no ICMP: its sessions end when it is marked down and nothing comes from it.
-  const endSessionsOfDownOrigins = (quiet: ReadonlyArray<LiveSession>) =>
+  const endSessionsOfDownOrigins = (quiet: ReadonlyArray<DataPlane.PlaneSession>) =>
     quiet.length === 0 ? Effect.void : Effect.gen(function*() {
       const down = yield* loadBalancer.downOrigins([...new Set(quiet.map((live) => live.record.originId))])
       if (down.size === 0) return
@@ -336,8 +319,9 @@ const make = Effect.gen(function*() {
     const idle: Array<string> = []
     const alive: Array<SessionRecord> = []
     const streams = new Map<StreamKey, OriginId>()
-    const originQuiet: Array<LiveSession> = []
-    for (const live of router.byId.values()) {
+    const originQuiet: Array<DataPlane.PlaneSession> = []
+    yield* plane.sweep(consentTicks)
+    for (const live of plane.sessions.values()) {
       streams.set(live.record.streamUrl, live.record.originId)
       if (live.originMark !== live.packetsFromOrigin) {
         live.originMark = live.packetsFromOrigin
@@ -355,7 +339,6 @@ const make = Effect.gen(function*() {
         alive.push(live.record)
       }
     }
-    router.expireConsent(consentTicks)
     yield* Effect.forEach(idle, (id) => close(id, "idle"), { discard: true, concurrency: "unbounded" })
     // Side by side: a shared store that hangs holds the sweep (and with it idle and consent timing)
     // for one command timeout, not two. Streams whose sessions ended in this sweep still count once.
@@ -370,8 +353,9 @@ const make = Effect.gen(function*() {
     open,
     close,
     rekey,
-    sessions: Effect.sync(() =>
-      [...router.byId.values()].map((live): RelaySessionView => ({
+    placementOf: (id) => Effect.sync(() => plane.placementOf(id)),
+    sessions: Effect.zipRight(plane.refresh, Effect.sync(() =>
+      [...plane.sessions.values()].map((live): RelaySessionView => ({
         id: live.record.id,
         kind: live.record.kind,
         streamUrl: live.record.streamUrl,
@@ -385,16 +369,17 @@ const make = Effect.gen(function*() {
         bytesFromClient: live.bytesFromClient,
         bytesFromOrigin: live.bytesFromOrigin
       }))
-    ),
-    activeSessions: Effect.sync(() => router.byId.size),
-    stats: Effect.sync((): RelayStats => ({
-      sessions: router.byId.size,
-      clientAddresses: router.addressCount,
-      ufragPairs: router.ufragCount,
-      packetsRelayed: router.packetsRelayed,
-      drops: { ...router.drops },
-      ended: { ...ended },
-      relayed: [...router.byId.values()].reduce(addRelayed, { ...relayedByEnded })
+    )),
+    activeSessions: Effect.sync(() => plane.sessions.size),
+    stats: Effect.zipRight(plane.refresh, Effect.sync((): RelayStats => {
+      const { workers, ...counts } = plane.stats()
+      return {
+        sessions: plane.sessions.size,
+        ...counts,
+        ended: { ...ended },
+        relayed: [...plane.sessions.values()].reduce(addRelayed, { ...relayedByEnded }),
+        ...(workers === undefined ? {} : { workers })
+      }
     }))
   } satisfies RelayShape
 })

@@ -51,6 +51,8 @@ export interface WorkerStats {
   readonly clientAddresses: number
   readonly packetsRelayed: number
   readonly drops: number
+  /** UDP sockets open in the worker (its port, and one per session), as of its last report. */
+  readonly sockets: number
   /** Times this worker died and was replaced. */
   readonly restarts: number
 }

@@ -82,6 +82,8 @@ export const Reported = Schema.TaggedStruct("Reported", {
   addressCount: Schema.Int,
   ufragCount: Schema.Int,
   drops: Schema.Record({ key: Schema.String, value: Schema.Number }),
+  /** UDP sockets open in the worker: its port (one per local address) and one per session. */
+  sockets: Schema.Int,
   boundAddresses: Schema.Array(Schema.String)
 })
 export const Log = Schema.TaggedStruct("Log", {

@@ -126,6 +126,7 @@ const run = (port: NonNullable<typeof parentPort>, init: Messages.WorkerInit) =>
         addressCount: router.addressCount,
         ufragCount: router.ufragCount,
         drops: { ...router.drops },
+        sockets: process.getActiveResourcesInfo().filter((name) => name.toUpperCase() === "UDPWRAP").length,
         boundAddresses: []
       }
     }

@@ -43,6 +43,8 @@ export interface WorkerPoolShape {
 const START_TIMEOUT = Duration.seconds(20)
 const ANSWER_TIMEOUT = Duration.seconds(2)
 const STOP_TIMEOUT = Duration.seconds(3)
+/** Opening a session is one socket bind and connect: a worker slower than this is stuck. */
+const OPEN_TIMEOUT = Duration.seconds(10)
 /** Between tries to replace a worker whose port cannot be bound yet. */
 const RESPAWN_DELAY = Duration.millis(500)
 
@@ -81,6 +83,7 @@ class Slot {
   packetsRelayed = 0
   addressCount = 0
   ufragCount = 0
+  sockets = 0
   drops: Record<string, number> = {}
   /** Counters of the threads this slot had before (a replaced worker's packets still count). */
   carriedPackets = 0
@@ -102,10 +105,13 @@ class Slot {
 const startThread = (init: Messages.WorkerInit): Worker => {
   const here = import.meta.url
   if (!here.endsWith(".ts")) return new Worker(new URL("./WorkerMain.js", here), { workerData: init })
-  const tsx = pathToFileURL(createRequire(here).resolve("tsx")).href
+  // tsx's ESM API (its `require` export is CommonJS, which cannot register the ESM hooks here).
+  const tsx = pathToFileURL(createRequire(here).resolve("tsx/esm/api").replace(/\.cjs$/, ".mjs")).href
   const entry = new URL("./WorkerMain.ts", here).href
-  return new Worker(`import(${JSON.stringify(tsx)}).then(() => import(${JSON.stringify(entry)}))`, {
+  return new Worker(`import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}) })`, {
     eval: true,
+    // Not the parent's flags: a test runner's own loaders are not for this thread.
+    execArgv: [],
     workerData: init
   })
 }
@@ -188,6 +194,7 @@ const make = Effect.gen(function*() {
     slot.drops = {}
     slot.addressCount = 0
     slot.ufragCount = 0
+    slot.sockets = 0
     slot.packetRate = 0
     const lost = new OriginFailed({ message: `data-plane worker ${slot.index} died before the session started` })
     for (const opening of slot.opening.values()) Deferred.unsafeDone(opening, Exit.fail(lost))
@@ -226,37 +233,43 @@ const make = Effect.gen(function*() {
         consentTicks
       }
       const thread = startThread(init)
+      // One listener of each kind for the thread's life: a Worker without a 'message' listener
+      // stops delivering messages promptly (its port is unref'd), even once a new one is added.
+      let started = false
       const failed = (message: string) => {
-        thread.removeAllListeners()
-        thread.on("error", () => {})
+        started = true
+        slot.thread = undefined
         void thread.terminate()
         resume(Effect.fail(new UdpSocketError({ reason: "Open", message: `data-plane worker ${slot.index}: ${message}` })))
       }
-      const starting = (raw: unknown) => {
+      thread.on("message", (raw: unknown) => {
+        if (started) return slot.thread === thread ? onMessage(slot, raw) : undefined
         const decoded = Messages.decodeFromWorker(raw)
         if (Either.isLeft(decoded)) return failed(`a start message that is not one: ${decoded.left.message}`)
         const message = decoded.right
         if (message._tag === "StartFailed") return failed(message.message)
         if (message._tag === "Log") return onMessage(slot, message)
         if (message._tag !== "Ready") return
-        thread.removeAllListeners()
+        started = true
         slot.thread = thread
         slot.incarnation++
         slot.up = true
         slot.port = message.port
         slot.boundAddresses = message.boundAddresses
         slot.lastReportAt = Date.now()
-        thread.on("message", (next: unknown) => onMessage(slot, next))
-        // An uncaught exception in the worker: its exit follows, and that is where it is handled.
-        thread.on("error", (error) => runFork(Effect.logError(`data-plane worker ${slot.index}: ${error.message}`)))
-        thread.on("exit", (code) => onExit(slot, thread, code))
         resume(Effect.void)
-      }
-      thread.on("message", starting)
-      thread.on("error", (error) => failed(error.message))
-      thread.on("exit", (code) => failed(`exited while starting (code ${code})`))
+      })
+      thread.on("error", (error) => {
+        if (!started) return failed(error.message)
+        // An uncaught exception in the worker: its exit follows, and that is where it is handled.
+        runFork(Effect.logError(`data-plane worker ${slot.index}: ${error.message}`))
+      })
+      thread.on("exit", (code) => {
+        if (!started) return failed(`exited while starting (code ${code})`)
+        onExit(slot, thread, code)
+      })
       return Effect.sync(() => {
-        thread.removeAllListeners()
+        started = true
         void thread.terminate()
       })
     }).pipe(
@@ -301,6 +314,7 @@ const make = Effect.gen(function*() {
       packetsRelayed: slot.carriedPackets + slot.packetsRelayed,
       drops: Object.values(slot.drops).reduce((a, b) => a + b, 0) +
         Object.values(slot.carriedDrops).reduce((a, b) => a + b, 0),
+      sockets: slot.sockets,
       restarts: slot.restarts
     }))
 
@@ -314,6 +328,7 @@ const make = Effect.gen(function*() {
     slot.packetsRelayed = report.packetsRelayed
     slot.addressCount = report.addressCount
     slot.ufragCount = report.ufragCount
+    slot.sockets = report.sockets
     slot.drops = report.drops
     slot.boundAddresses = report.boundAddresses
     const counters = report.counters
@@ -371,7 +386,13 @@ const make = Effect.gen(function*() {
           const opened = yield* Deferred.make<string | undefined, OriginFailed>()
           slot.opening.set(id, opened)
           slot.post({ _tag: "Open", record: session.record })
-          const displaced = yield* Deferred.await(opened).pipe(Effect.ensuring(Effect.sync(() => slot.opening.delete(id))))
+          const displaced = yield* Deferred.await(opened).pipe(
+            Effect.timeoutFail({
+              duration: OPEN_TIMEOUT,
+              onTimeout: () => new OriginFailed({ message: `data-plane worker ${slot.index} did not open the session in time` })
+            }),
+            Effect.ensuring(Effect.sync(() => slot.opening.delete(id)))
+          )
           slot.sessions.set(id, session)
           sessions.set(id, session)
           return displaced

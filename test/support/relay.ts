@@ -14,8 +14,10 @@ import * as MemoryLoadBalancer from "../../src/LoadBalancer/Memory.js"
 import * as MemorySessionStore from "../../src/Session/Memory.js"
 import { SessionStore } from "../../src/Session/SessionStore.js"
 import { encodeBindingRequest } from "../../src/Stun.js"
+import { UdpLive } from "../../src/Proxy.js"
 import { Relay } from "../../src/Udp/Relay.js"
 import { UdpSocket } from "../../src/Udp/UdpSocket.js"
+import { testWorkers } from "./workers.js"
 import type { UdpPeer } from "./udpPeer.js"
 
 export const PAIR = UfragPair.make("srvUfrag:cliUfrag")
@@ -25,10 +27,10 @@ export const SERVER_PWD = "srvPassword0123456789abcd"
  * The relay with its live layers on 127.0.0.1; `udp` replaces the shared port (e.g. a wildcard port
  * over a given list of local addresses).
  */
-export const relayLayer = (overrides: Partial<ProxyConfigShape> = {}, udp: Layer.Layer<UdpSocket, unknown, ProxyConfig> = UdpSocket.layer) =>
+export const relayLayer = (overrides: Partial<ProxyConfigShape> = {}, udp: Layer.Layer<UdpSocket, unknown, ProxyConfig> = UdpLive) =>
   Relay.layer.pipe(
     Layer.provideMerge(Layer.mergeAll(udp, MemorySessionStore.layer, MemoryLoadBalancer.layer)),
-    Layer.provideMerge(ProxyConfig.layerWith({ listenHost: "127.0.0.1", udpPort: 0, ...overrides }))
+    Layer.provideMerge(ProxyConfig.layerWith({ listenHost: "127.0.0.1", udpPort: 0, rtcWorkers: testWorkers, ...overrides }))
   )
 
 /** A wildcard shared port (0.0.0.0, or `::`) standing for the local addresses `addresses` gives, read at every rescan. */

@@ -15,9 +15,10 @@ import * as MemorySessionStore from "../../src/Session/Memory.js"
 import { SessionStore } from "../../src/Session/SessionStore.js"
 import { encodeBindingRequest } from "../../src/Stun.js"
 import { UdpLive } from "../../src/Proxy.js"
-import { Relay } from "../../src/Udp/Relay.js"
+import { Relay, type RelayShape } from "../../src/Udp/Relay.js"
 import { UdpSocket } from "../../src/Udp/UdpSocket.js"
 import { testWorkers } from "./workers.js"
+import { openUdpHandles, settledUdpHandles } from "./eventually.js"
 import type { UdpPeer } from "./udpPeer.js"
 
 export const PAIR = UfragPair.make("srvUfrag:cliUfrag")
@@ -49,8 +50,11 @@ export const startRelay = (
   Effect.gen(function*() {
     const layer = relayLayer(overrides, udp)
     const context = scope === undefined ? yield* Layer.build(layer) : yield* Layer.buildWithScope(layer, scope)
+    const relay = Context.get(context, Relay)
     return {
-      relay: Context.get(context, Relay),
+      relay,
+      /** Every data-plane worker's port (`port` alone without workers). */
+      ports: (yield* relay.stats).workers?.map((worker) => worker.port) ?? [Context.get(context, UdpSocket).address.port],
       store: Context.get(context, SessionStore),
       loadBalancer: Context.get(context, LoadBalancer),
       port: Context.get(context, UdpSocket).address.port,
@@ -83,3 +87,11 @@ export const binding = (username: string, password: string | undefined) =>
     useCandidate: true
   })
 
+
+/** UDP sockets open for the relay: this thread's, and those in its data-plane workers (as they last reported). */
+export const relaySockets = (relay: RelayShape): Effect.Effect<number> =>
+  Effect.map(relay.stats, (stats) => openUdpHandles() + (stats.workers ?? []).reduce((n, worker) => n + worker.sockets, 0))
+
+/** `relaySockets` once closed sockets are gone (see `settledUdpHandles`). */
+export const settledRelaySockets = (relay: RelayShape): Effect.Effect<number> =>
+  Effect.zipRight(settledUdpHandles, relaySockets(relay))

@@ -52,6 +52,13 @@ const eventLoopDelay = Metric.gauge("rtc_proxy_event_loop_delay_seconds", {
   description: "Event loop delay since the previous scrape: p50, p99 and max"
 })
 
+// With PROXY_RTC_WORKERS above 1, each data-plane worker's share of the sums above.
+const workerUp = Metric.gauge("rtc_proxy_worker_up", { description: "1 while the data-plane worker runs, by worker" })
+const workerSessions = Metric.gauge("rtc_proxy_worker_sessions", { description: "Relay sessions on the data-plane worker, by worker" })
+const workerPackets = counter("rtc_proxy_worker_packets_total", "Datagrams relayed by the data-plane worker, by worker")
+const workerDrops = counter("rtc_proxy_worker_drops_total", "Datagrams dropped by the data-plane worker, by worker")
+const workerRestarts = counter("rtc_proxy_worker_restarts_total", "Times the data-plane worker died and was replaced, by worker")
+
 const DELAY_RESOLUTION_MS = 20
 // The histogram records each interval of its timer (nanoseconds), the timer's own period included.
 const lag = (nanos: number) => Number.isFinite(nanos) ? Math.max(0, nanos / 1e9 - DELAY_RESOLUTION_MS / 1000) : 0
@@ -156,6 +163,16 @@ export const makeScrapeUpdate = Effect.gen(function*() {
     ]
     for (const [reason, count] of Object.entries(stats.drops)) {
       updates.push(advance(Metric.tagged(drops, "reason", reason), `drop ${reason}`, count))
+    }
+    for (const worker of stats.workers ?? []) {
+      const label = String(worker.worker)
+      updates.push(
+        Metric.set(Metric.tagged(workerUp, "worker", label), worker.up ? 1 : 0),
+        Metric.set(Metric.tagged(workerSessions, "worker", label), worker.sessions),
+        advance(Metric.tagged(workerPackets, "worker", label), `worker packets ${label}`, worker.packetsRelayed),
+        advance(Metric.tagged(workerDrops, "worker", label), `worker drops ${label}`, worker.drops),
+        advance(Metric.tagged(workerRestarts, "worker", label), `worker restarts ${label}`, worker.restarts)
+      )
     }
     // With Redis down, the origin gauges keep their last values and the up gauge says so.
     const origins = yield* Effect.either(Effect.timeoutOption(balancer.origins, "1 second"))

@@ -14,8 +14,10 @@ import {
   parseDotEnv,
   parseDuration,
   parseListenAddress,
+  parseWorkerCount,
   providerFrom
 } from "../src/Config.ts"
+import { availableParallelism } from "node:os"
 
 const load = (entries: Record<string, string>) =>
   Effect.withConfigProvider(config, ConfigProvider.fromMap(new Map(Object.entries(entries))))
@@ -480,4 +482,23 @@ describe("config", () => {
         assert.include(String(error), `at ${name}: `)
       }))
   }
+})
+
+describe("PROXY_RTC_WORKERS", () => {
+  it.effect("1 by default (no worker thread); a count; auto is one per available core", () =>
+    Effect.gen(function*() {
+      assert.strictEqual((yield* load({})).rtcWorkers, 1)
+      assert.strictEqual((yield* load({ PROXY_RTC_WORKERS: "4" })).rtcWorkers, 4)
+      assert.strictEqual((yield* load({ PROXY_RTC_WORKERS: "AUTO" })).rtcWorkers, Math.min(64, availableParallelism()))
+    }))
+
+  it.effect("a bad value is refused, naming the variable", () =>
+    Effect.gen(function*() {
+      for (const bad of ["0", "65", "-1", "two", "1.5"]) {
+        const error = yield* Effect.flip(load({ PROXY_RTC_WORKERS: bad }))
+        assert.include(String(error), "PROXY_RTC_WORKERS", bad)
+        assert.include(String(error), "auto or a number of workers from 1 to 64", bad)
+      }
+      assert.deepStrictEqual(parseWorkerCount(" 2 "), Either.right(2))
+    }))
 })

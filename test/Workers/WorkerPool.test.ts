@@ -15,6 +15,10 @@ import { live } from "../support/live.js"
 import { binding, makeRecord, relayLayer, SERVER_PWD } from "../support/relay.js"
 import { SessionStore } from "../../src/Session/SessionStore.js"
 import { udpPeer } from "../support/udpPeer.js"
+import { fakeSrsApi } from "../support/fakeSrsApi.js"
+import { httpRequest } from "../support/http.js"
+import { minimalOffer } from "../support/offers.js"
+import { startProxy } from "../support/proxy.js"
 
 const rtp = (tag: string) => Buffer.concat([Buffer.from([0x80, 96, 0, 1]), Buffer.from(tag)])
 
@@ -213,5 +217,33 @@ describe("Relay on data-plane workers", () => {
       const ports = closed.workers!.map((w) => w.port)
       yield* Scope.close(scope, { _tag: "Success", value: undefined } as never)
       for (const port of ports) assert.isTrue(yield* canBind(port), `port ${port} is free after shutdown`)
+    }), 40_000)
+
+  live("through the whole proxy: each answer names its worker's port; /api/v1/stats, /metrics and /readyz see every worker", () =>
+    Effect.gen(function*() {
+      const proxy = yield* startProxy({ rtcWorkers: 2 })
+      const origin = yield* fakeSrsApi()
+      yield* origin.register(proxy.systemUrl)
+      const ports = yield* Effect.forEach(["a", "b"], (stream) =>
+        Effect.gen(function*() {
+          const answer = yield* httpRequest(proxy.endpoint("whip", stream), {
+            method: "POST",
+            headers: { "content-type": "application/sdp" },
+            body: minimalOffer()
+          })
+          assert.strictEqual(answer.status, 201, answer.body)
+          return Number(/a=candidate:\S+ 1 udp \d+ \S+ (\d+) typ host/.exec(answer.body)![1])
+        }))
+      const stats = JSON.parse((yield* httpRequest(`${proxy.systemUrl}/api/v1/stats`)).body)
+      const workers: Array<{ port: number; sessions: number; up: boolean }> = stats.relay.workers
+      assert.deepStrictEqual([...ports].sort(), workers.map((w) => w.port).sort(), "one session on each worker's port")
+      assert.deepStrictEqual(workers.map((w) => [w.sessions, w.up]), [[1, true], [1, true]])
+      assert.strictEqual(proxy.udpPort, workers[0]!.port)
+      const metrics = (yield* httpRequest(`${proxy.systemUrl}/metrics`)).body
+      for (const worker of ["0", "1"]) {
+        assert.match(metrics, new RegExp(`rtc_proxy_worker_sessions\\{worker="${worker}"[^}]*\\} 1`))
+        assert.match(metrics, new RegExp(`rtc_proxy_worker_up\\{worker="${worker}"[^}]*\\} 1`))
+      }
+      assert.strictEqual((yield* httpRequest(`${proxy.systemUrl}/readyz`)).status, 200)
     }), 40_000)
 })

@@ -98,6 +98,8 @@ export interface DataPlaneShape {
   readonly countDrop: (reason: DropReason) => void
   /** Once per relay sweep: the consent clock ticks; counters are brought up to date. */
   readonly sweep: (consentTicks: number) => Effect.Effect<void>
+  /** Whether the session's counters are as of the last sweep (a worker may have missed its report). */
+  readonly countersCurrent: (session: PlaneSession) => boolean
   /** Brings the sessions' counters up to date (a no-op when the router runs on this thread). */
   readonly refresh: Effect.Effect<void>
   readonly stats: () => PlaneStats
@@ -179,6 +181,7 @@ export const inProcess = (
         router.drops[reason]++
       },
       sweep: (consentTicks) => Effect.sync(() => router.expireConsent(consentTicks)),
+      countersCurrent: () => true,
       refresh: Effect.void,
       stats: () => ({
         clientAddresses: router.addressCount,

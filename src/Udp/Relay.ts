@@ -323,6 +323,11 @@ const make = Effect.gen(function*() {
     yield* plane.sweep(consentTicks)
     for (const live of plane.sessions.values()) {
       streams.set(live.record.streamUrl, live.record.originId)
+      // Counters a worker did not report this time are old: the session is not judged on them.
+      if (!plane.countersCurrent(live)) {
+        alive.push(live.record)
+        continue
+      }
       if (live.originMark !== live.packetsFromOrigin) {
         live.originMark = live.packetsFromOrigin
         live.originQuietSince = now

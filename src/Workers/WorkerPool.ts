@@ -90,6 +90,8 @@ class Slot {
   readonly carriedDrops: Record<string, number> = {}
   packetRate = 0
   lastReportAt = 0
+  /** Whether the latest report asked for arrived (else its sessions' counters are old). */
+  reported = true
 
   constructor(readonly index: number, readonly askedPort: number) {}
 
@@ -361,6 +363,8 @@ const make = Effect.gen(function*() {
       slot.post({ _tag: "Report", seq })
       const report = yield* Deferred.await(answer).pipe(Effect.timeout(ANSWER_TIMEOUT), Effect.option)
       slot.reports.delete(seq)
+      if (Option.isNone(report)) yield* Effect.logWarning(`data-plane worker ${slot.index} did not report within 2 s`)
+      slot.reported = Option.isSome(report)
       if (Option.isSome(report)) apply(slot, report.value)
     })
   const refresh = Effect.forEach(slots, askReport, { concurrency: "unbounded", discard: true })
@@ -453,6 +457,10 @@ const make = Effect.gen(function*() {
           drops[reason]++
         },
         sweep: () => refresh,
+        countersCurrent: (session) => {
+          const slot = slots[(session as MirroredSession).worker]!
+          return slot.up && slot.reported
+        },
         refresh,
         stats: () => {
           const total = { ...drops }

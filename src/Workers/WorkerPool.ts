@@ -302,8 +302,7 @@ const make = Effect.gen(function*() {
   )
   yield* Effect.forEach(slots, spawn, { concurrency: "unbounded", discard: true })
   yield* Effect.logInfo(
-    `WebRTC media on ${slots.length} data-plane workers: udp://${endpoint(host, slots[0]!.port)} to ${slots.at(-1)!.port}` +
-      ` (ports ${slots.map((slot) => slot.port).join(", ")})`
+    `WebRTC media on ${slots.length} data-plane workers: ${slots.map((slot) => `udp://${endpoint(host, slot.port)}`).join(", ")}`
   )
 
   const workerStats = (): ReadonlyArray<WorkerStats> =>

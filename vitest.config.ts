@@ -9,6 +9,7 @@ const relayTests = [
   "test/Reliability.test.ts",
   "test/e2e/proxy.test.ts",
   "test/e2e/failover.test.ts",
+  "test/e2e/iceRestart.test.ts",
   "test/e2e/browser.test.ts"
 ]
 

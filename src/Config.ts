@@ -28,11 +28,19 @@ export interface ProxyConfigShape {
   readonly systemPort: number
   /** Host of PROXY_SYSTEM_API; none: listenHost. */
   readonly systemHost: Option.Option<string>
+  /**
+   * The media API over TLS as well, on a listener of its own: when PROXY_HTTPS_CERT and
+   * PROXY_HTTPS_KEY are both set.
+   */
+  readonly https: Option.Option<HttpsConfig>
   readonly udpPort: number
   /** Host of PROXY_WEBRTC_SERVER, always an IP literal; none: listenHost. */
   readonly udpHost: Option.Option<string>
-  /** IP written into answers' candidates; none: the hostname of each request's Host, resolved. */
-  readonly candidateIp: Option.Option<string>
+  /**
+   * IPs written into answers' candidates, one candidate each (IPv4 and IPv6 alike), the first also in
+   * `c=` lines; empty: the hostname of each request's Host, resolved.
+   */
+  readonly candidateIps: ReadonlyArray<string>
   /** Port written into answers' candidates, when it differs from the bound UDP port (port forwarding). */
   readonly candidatePort: Option.Option<number>
   readonly loadBalancer: "memory" | "redis"
@@ -80,6 +88,11 @@ export interface ProxyConfigShape {
   readonly turnSecret: Option.Option<string>
   /** How long those TURN credentials stay valid. */
   readonly turnCredentialTtl: Duration.Duration
+  /**
+   * Whether the proxy carries out an ICE restart itself when the origin cannot (no PATCH: SRS);
+   * off, such a restart is answered 422 (the session supports trickle ICE only).
+   */
+  readonly iceRestart: boolean
   /** POST/PATCH/DELETE per client address: sustained per second (0: off) and burst. */
   readonly rateLimit: { readonly perSecond: number; readonly burst: number }
   /**
@@ -89,6 +102,15 @@ export interface ProxyConfigShape {
   readonly trustedProxies: TrustedProxies
   /** Most relay sessions at once (0: no cap); past it, new offers get 503. */
   readonly maxSessions: number
+  /**
+   * ICE-TCP (RFC 6544, RFC 4571 framing) on one TCP port beside the UDP one; none: off. The host is
+   * an IP literal (none: listenHost).
+   */
+  readonly iceTcp: Option.Option<ListenAddress>
+  /** Most ICE-TCP connections at once; past it, new ones are closed at once (counted). */
+  readonly iceTcpMaxConnections: number
+  /** An ICE-TCP connection without a verified binding request this long after it opened is closed. */
+  readonly iceTcpHandshakeTimeout: Duration.Duration
   /** Kernel socket buffer size for the shared UDP port. */
   readonly udpBufferBytes: number
   /**
@@ -98,6 +120,19 @@ export interface ProxyConfigShape {
   readonly rtcWorkers: number
   readonly graceQuitTimeout: Duration.Duration
   readonly forceQuitTimeout: Duration.Duration
+}
+
+/** Where the HTTPS listener binds and the PEM files it serves, re-read when they change. */
+export interface HttpsConfig {
+  /** Host of PROXY_HTTPS_API; none: listenHost. */
+  readonly host: Option.Option<string>
+  readonly port: number
+  /** PROXY_HTTPS_CERT: the certificate, then any intermediates (a `fullchain.pem`). */
+  readonly certFile: string
+  /** PROXY_HTTPS_KEY: its private key, unencrypted. */
+  readonly keyFile: string
+  /** How often both files are checked for a renewal. */
+  readonly reloadInterval: Duration.Duration
 }
 
 // Go's time.ParseDuration: each amount may be `5`, `5.`, `.5` or `5.5`; µ (micro) and μ (mu) both spell µs.
@@ -267,6 +302,43 @@ const originTtl = Config.all({
     : parseDurationOf("PROXY_SERVER_ALIVE_DURATION")(Option.getOrElse(alias, () => "300s"))
 ))
 
+/**
+ * PROXY_HTTPS_CERT and PROXY_HTTPS_KEY go together; PROXY_HTTPS_API or PROXY_HTTPS_RELOAD_INTERVAL
+ * without them would leave an operator believing TLS is served, so each of these is an error.
+ */
+const https = Config.all({
+  listen: Config.option(Config.string("PROXY_HTTPS_API")),
+  cert: Config.option(Config.string("PROXY_HTTPS_CERT")),
+  key: Config.option(Config.string("PROXY_HTTPS_KEY")),
+  reloadInterval: Config.option(Config.string("PROXY_HTTPS_RELOAD_INTERVAL"))
+}).pipe(Config.mapOrFail(({ cert, key, listen: listenText, reloadInterval }): Either.Either<Option.Option<HttpsConfig>, ConfigError.ConfigError> => {
+  if (Option.isNone(cert) || Option.isNone(key)) {
+    const missing = Option.isNone(cert) ? "PROXY_HTTPS_CERT" : "PROXY_HTTPS_KEY"
+    const given = { PROXY_HTTPS_CERT: cert, PROXY_HTTPS_KEY: key, PROXY_HTTPS_API: listenText, PROXY_HTTPS_RELOAD_INTERVAL: reloadInterval }
+    const set = Object.entries(given).filter(([, value]) => Option.isSome(value)).map(([name]) => name)
+    return set.length === 0
+      ? Either.right(Option.none())
+      : Either.left(ConfigErrorInvalid(
+        missing,
+        `${set.join(" and ")} set without ${missing}: HTTPS needs both PROXY_HTTPS_CERT and PROXY_HTTPS_KEY (paths of PEM files)`
+      ))
+  }
+  const address = parseListenAddress(Option.getOrElse(listenText, () => "11443"), { hostnames: true })
+  if (Either.isLeft(address)) return Either.left(ConfigErrorInvalid("PROXY_HTTPS_API", address.left))
+  const interval = parseDurationOf("PROXY_HTTPS_RELOAD_INTERVAL", {
+    valid: (d) => Duration.toMillis(d) >= 100,
+    message: "expected a duration of at least 100ms"
+  })(Option.getOrElse(reloadInterval, () => "10s"))
+  if (Either.isLeft(interval)) return Either.left(interval.left)
+  return Either.right(Option.some({
+    host: address.right.host,
+    port: address.right.port,
+    certFile: cert.value,
+    keyFile: key.value,
+    reloadInterval: interval.right
+  }))
+}))
+
 /** The whole configuration, as an effect/Config. */
 export const config: Config.Config<ProxyConfigShape> = Config.all({
   listenHost: ipLiteral("PROXY_LISTEN_HOST").pipe(Config.withDefault("0.0.0.0")),
@@ -274,8 +346,18 @@ export const config: Config.Config<ProxyConfigShape> = Config.all({
   system: listen("PROXY_SYSTEM_API", 12025, { hostnames: true }),
   // The shared UDP socket binds and sends without DNS lookups: its host must be an IP literal.
   udp: listen("PROXY_WEBRTC_SERVER", 18000, { hostnames: false }),
+  https,
   goProxyAuthRefused,
-  candidateIp: Config.option(ipLiteral("PROXY_CANDIDATE_IP")),
+  candidateIps: Config.string("PROXY_CANDIDATE_IP").pipe(
+    Config.withDefault(""),
+    Config.mapOrFail((text) => {
+      const ips = text.split(",").map((ip) => ip.trim()).filter((ip) => ip !== "")
+      const bad = ips.find((ip) => isIP(ip) === 0)
+      return bad === undefined
+        ? Either.right([...new Set(ips)])
+        : Either.left(ConfigErrorInvalid("PROXY_CANDIDATE_IP", `expected IPv4 or IPv6 addresses, comma-separated, got ${JSON.stringify(bad)}`))
+    })
+  ),
   candidatePort: Config.option(Config.integer("PROXY_CANDIDATE_PORT").pipe(
     Config.validate({ message: "expected a port from 1 to 65535", validation: (n) => n >= 1 && n <= 65535 })
   )),
@@ -343,6 +425,7 @@ export const config: Config.Config<ProxyConfigShape> = Config.all({
   ),
   turnSecret: Config.option(Config.string("PROXY_TURN_SECRET")),
   turnCredentialTtl: duration("PROXY_TURN_TTL", "24h"),
+  iceRestart: onOff("PROXY_ICE_RESTART", true),
   rateLimit: Config.all({
     perSecond: Config.number("PROXY_RATE_LIMIT").pipe(
       Config.validate({ message: "expected requests per second, 0 or more", validation: (n) => n >= 0 }),
@@ -361,6 +444,23 @@ export const config: Config.Config<ProxyConfigShape> = Config.all({
     Config.validate({ message: "expected a number of sessions, 0 or more", validation: (n) => n >= 0 }),
     Config.withDefault(10_000)
   ),
+  // Off unless set: a TCP port is one more thing to open in a firewall, and most clients never need it.
+  iceTcp: Config.string("PROXY_WEBRTC_TCP").pipe(
+    Config.withDefault(""),
+    Config.mapOrFail((text) =>
+      text.trim() === ""
+        ? Either.right(Option.none())
+        : Either.map(
+          Either.mapLeft(parseListenAddress(text, { hostnames: false }), (message) => ConfigErrorInvalid("PROXY_WEBRTC_TCP", message)),
+          Option.some
+        )
+    )
+  ),
+  iceTcpMaxConnections: Config.integer("PROXY_WEBRTC_TCP_MAX_CONNECTIONS").pipe(
+    Config.validate({ message: "expected a number of connections, 1 or more", validation: (n) => n >= 1 }),
+    Config.withDefault(2000)
+  ),
+  iceTcpHandshakeTimeout: duration("PROXY_WEBRTC_TCP_HANDSHAKE_TIMEOUT", "5s"),
   udpBufferBytes: Config.integer("PROXY_UDP_BUFFER_SIZE").pipe(
     Config.validate({ message: "expected a size in bytes from 65536", validation: (n) => n >= 65536 }),
     Config.withDefault(4 * 1024 * 1024)
@@ -379,7 +479,30 @@ export const config: Config.Config<ProxyConfigShape> = Config.all({
   systemHost: system.host,
   udpPort: udp.port,
   udpHost: udp.host
-})))
+})), Config.mapOrFail((config) =>
+  // ICE-TCP connections are relayed by the router on the main thread, which workers do not have.
+  config.rtcWorkers > 1 && Option.isSome(config.iceTcp)
+    ? Either.left(ConfigErrorInvalid(
+      "PROXY_WEBRTC_TCP",
+      `ICE-TCP is not available with data-plane workers (PROXY_RTC_WORKERS=${config.rtcWorkers}): ` +
+        "unset PROXY_WEBRTC_TCP or set PROXY_RTC_WORKERS=1"
+    ))
+    : Either.right(config)
+))
+
+/**
+ * Candidate addresses no client could use, as warnings for the start-up log: an address of a family
+ * the media port does not listen on (an IPv6 candidate while the UDP port is bound to 0.0.0.0). Not
+ * an error: a NAT or load balancer in front may translate.
+ */
+export const candidateFamilyWarnings = (config: ProxyConfigShape): ReadonlyArray<string> => {
+  const host = Option.getOrElse(config.udpHost, () => config.listenHost)
+  const listens = host === "::" ? [4, 6] : [isIP(host)]
+  return config.candidateIps.filter((ip) => !listens.includes(isIP(ip))).map((ip) =>
+    `PROXY_CANDIDATE_IP names ${ip}, but the WebRTC UDP port listens on ${host} (IPv${listens[0]} only): ` +
+    `clients cannot reach it there unless something in front translates; PROXY_LISTEN_HOST=:: listens on both families`
+  )
+}
 
 /** The proxy's configuration as a service. */
 export class ProxyConfig extends Context.Tag("rtc-proxy/ProxyConfig")<ProxyConfig, ProxyConfigShape>() {

@@ -7,7 +7,7 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import { ProxyConfig } from "./Config.js"
+import { candidateFamilyWarnings, ProxyConfig } from "./Config.js"
 import * as Origin from "./Domain/Origin.js"
 import { Health } from "./Http/Health.js"
 import { OriginClient } from "./Http/OriginClient.js"
@@ -17,9 +17,10 @@ import { RateLimiter } from "./Http/RateLimit.js"
 import * as Servers from "./Http/Servers.js"
 import { LoadBalancer } from "./LoadBalancer/LoadBalancer.js"
 import * as MemoryLoadBalancer from "./LoadBalancer/Memory.js"
-import type { RedisError } from "./Redis.js"
+import type { RedisError } from "./RedisError.js"
 import * as MemorySessionStore from "./Session/Memory.js"
 import type { SessionStore } from "./Session/SessionStore.js"
+import { IceTcpServer } from "./Tcp/IceTcpServer.js"
 import * as Tracing from "./Tracing.js"
 import { Relay } from "./Udp/Relay.js"
 import { UdpSocket, type UdpSocketError } from "./Udp/UdpSocket.js"
@@ -64,6 +65,11 @@ export const DefaultBackendLive: Layer.Layer<never, never, ProxyConfig | LoadBal
   })
 )
 
+/** Says at start-up when a configured candidate address is of a family the media port does not listen on. */
+export const CandidateCheckLive: Layer.Layer<never, never, ProxyConfig> = Layer.effectDiscard(
+  Effect.flatMap(ProxyConfig, (config) => Effect.forEach(candidateFamilyWarnings(config), (warning) => Effect.logWarning(warning)))
+)
+
 /**
  * The WebRTC UDP port as PROXY_RTC_WORKERS asks: 1, the shared port on this thread; more, a worker
  * thread per port, which the relay finds as the (optional) WorkerPool beside the UdpSocket.
@@ -74,15 +80,18 @@ export const UdpLive: Layer.Layer<UdpSocket, UdpSocketError, ProxyConfig> = Laye
 )
 
 /**
- * Everything but the configuration and the load balancer: relay, UDP port, origin client, session
- * store (memory or Redis, as configured), both HTTP listeners, health and metrics (`/metrics`), and
- * spans over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+ * Everything but the configuration and the load balancer: relay, UDP port (and the ICE-TCP port when
+ * PROXY_WEBRTC_TCP is set), origin client, session store (memory or Redis, as configured), the HTTP
+ * listeners (HTTPS too, when configured), health and metrics (`/metrics`), and spans over OTLP when
+ * OTEL_EXPORTER_OTLP_ENDPOINT is set.
  */
 export const ProxyCore = Layer.merge(Servers.layer, OriginProbe.layer).pipe(
+  Layer.provideMerge(IceTcpServer.layer),
   Layer.provideMerge(Relay.layer),
   Layer.provideMerge(Layer.mergeAll(UdpLive, SessionStoreLive, OriginClient.layer, RateLimiter.layer)),
   Layer.provideMerge(Layer.merge(Health.layer, Prometheus.layer)),
   Layer.merge(DefaultBackendLive),
+  Layer.merge(CandidateCheckLive),
   Layer.provide(Tracing.layer)
 )
 

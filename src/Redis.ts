@@ -6,7 +6,6 @@
  * @since 0.1.0
  */
 import * as Context from "effect/Context"
-import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -16,12 +15,9 @@ import type * as Scope from "effect/Scope"
 import { Redis as IORedis } from "ioredis"
 import { createHash } from "node:crypto"
 import { ProxyConfig, type ProxyConfigShape } from "./Config.js"
+import { RedisError } from "./RedisError.js"
 
-export class RedisError extends Data.TaggedError("RedisError")<{
-  readonly reason: "Connect" | "Command"
-  readonly message: string
-  readonly cause?: unknown
-}> {}
+export { RedisError }
 
 /** A Lua script, run by its SHA1 and loaded on first use. */
 export interface Script {

@@ -150,6 +150,10 @@ export const stripCandidates = (sdp: string): string => {
 export interface PublicAddress {
   readonly ip: string
   readonly port: number
+  /** Further addresses of the proxy (a PROXY_CANDIDATE_IP list, e.g. an IPv6 one beside IPv4): one candidate each too. */
+  readonly moreIps?: ReadonlyArray<string> | undefined
+  /** The ICE-TCP port, when it is on: a passive TCP candidate per address as well (RFC 6544), below the UDP ones. */
+  readonly tcpPort?: number | undefined
 }
 
 const DEFAULT_FOUNDATION = "0"
@@ -158,12 +162,47 @@ const DEFAULT_PRIORITY = 2130706431
 const connectionLine = (ip: string): string => `c=IN ${ip.includes(":") ? "IP6" : "IP4"} ${ip}`
 
 /**
+ * RFC 8445 section 5.1.2.1 with RFC 6544 section 4.2: a host TCP candidate's type preference is 90 (as
+ * libwebrtc's), its local preference 2^13 * 4 (passive) + a per-address one, so UDP stays preferred.
+ */
+const tcpPriority = (addressIndex: number, component: number): number =>
+  90 * 2 ** 24 + (4 * 2 ** 13 + 8191 - addressIndex) * 2 ** 8 + (256 - component)
+
+/**
+ * The proxy's candidates for one media section: UDP per address and component (the first address
+ * keeps the origin's foundation and priority, each further one a local preference lower), then
+ * passive TCP ones when `tcpPort` is given, each below every UDP candidate.
+ */
+const proxyCandidates = (address: PublicAddress, components: ReadonlyArray<number>, template: Candidate | undefined) => {
+  const ips = [address.ip, ...(address.moreIps ?? [])]
+  const udpPriority = template?.priority ?? DEFAULT_PRIORITY
+  const lowestUdp = Math.max(0, udpPriority - (ips.length - 1) * 256)
+  const lines: Array<string> = []
+  ips.forEach((ip, i) => {
+    for (const component of components) {
+      lines.push(`a=candidate:${i === 0 ? template?.foundation ?? DEFAULT_FOUNDATION : `udp${i}`} ${component} udp ${
+        Math.max(0, udpPriority - i * 256)
+      } ${ip} ${address.port} typ host generation 0`)
+    }
+  })
+  if (address.tcpPort !== undefined) {
+    ips.forEach((ip, i) => {
+      for (const component of components) {
+        const priority = Math.max(0, Math.min(tcpPriority(i, component), lowestUdp - 1 - i))
+        lines.push(`a=candidate:tcp${i} ${component} tcp ${priority} ${ip} ${address.tcpPort} typ host tcptype passive generation 0`)
+      }
+    })
+  }
+  return lines
+}
+
+/**
  * The answer as it goes to the client: in every media section that is not rejected, the origin's
- * candidates are replaced by one UDP host candidate per component at the proxy's public address (at the
- * place of the first candidate, else at the end of the section). TCP, relay and reflexive candidates
- * go, since the proxy serves one UDP port; `a=end-of-candidates` stays; a candidate outside any media
- * section is dropped. A `c=` line that named an
- * address is pointed at the proxy so the origin's address does not leak.
+ * candidates are replaced by the proxy's: one UDP host candidate per address and component (at the
+ * place of the first candidate, else at the end of the section), and with ICE-TCP on, one passive TCP
+ * candidate per address and component after them. The origin's TCP, relay and reflexive candidates
+ * go; `a=end-of-candidates` stays; a candidate outside any media section is dropped. A `c=` line that
+ * named an address is pointed at the proxy's first address so the origin's address does not leak.
  */
 export const rewriteAnswer = (sdp: string, address: PublicAddress): string => {
   const eol = lineEnding(sdp)
@@ -186,15 +225,8 @@ export const rewriteAnswer = (sdp: string, address: PublicAddress): string => {
     const udp = original.filter((c): c is Candidate => c !== undefined && c.transport === "udp")
     const components = new Set(udp.map((c) => c.component))
     if (components.size === 0) components.add(1)
-    const template = udp[0]
-    const rewritten = rejected
-      ? []
-      : [...components].sort((a, b) => a - b).map((component) =>
-        `a=candidate:${template?.foundation ?? DEFAULT_FOUNDATION} ${component} udp ${
-          template?.priority ?? DEFAULT_PRIORITY
-        } ${address.ip} ${address.port} typ host generation 0`
-      )
-    let inserted = false
+    const rewritten = rejected ? [] : proxyCandidates(address, [...components].sort((a, b) => a - b), udp[0])
+  let inserted = false
     for (const line of section) {
       if (line.startsWith("a=candidate:")) {
         if (!inserted) output.push(...rewritten)
@@ -222,4 +254,58 @@ export const rewriteAnswer = (sdp: string, address: PublicAddress): string => {
   }
   flush()
   return joinLines(output, eol, sdp.endsWith(eol))
+}
+
+/** The `a=ice-lite` and `a=ice-options` of a description: what a restart's fragment mirrors. */
+export const iceAttributes = (sdp: string): { readonly lite: boolean; readonly options: string | undefined } => {
+  let lite = false
+  let options: string | undefined
+  for (const line of splitLines(sdp, lineEnding(sdp))) {
+    if (line.trimEnd() === "a=ice-lite") lite = true
+    options ??= attributeValue(line, "ice-options")
+  }
+  return { lite, options }
+}
+
+/** Whether a fragment's (or offer's) ICE credentials are valid ICE characters (RFC 8839). */
+export const validCredentials = (credentials: Partial<IceCredentials>): credentials is IceCredentials =>
+  credentials.ufrag !== undefined && credentials.pwd !== undefined && ICE_CHARS.test(credentials.ufrag) &&
+  ICE_CHARS.test(credentials.pwd)
+
+/**
+ * The `application/trickle-ice-sdpfrag` (RFC 8840) answering an ICE restart the proxy carries out:
+ * `a=ice-lite` and `a=ice-options` as the session's answer had them, the request's BUNDLE group, and
+ * for each media section of the request (its m= line and mid) the new server credentials, the
+ * proxy's candidate and `a=end-of-candidates`. A request without media sections gets the credentials
+ * at session level. CRLF line endings.
+ */
+export const restartFragment = (options: {
+  readonly request: string
+  readonly credentials: IceCredentials
+  readonly lite: boolean
+  readonly iceOptions: string | undefined
+  readonly address: PublicAddress
+}): string => {
+  const lines: Array<string> = []
+  if (options.lite) lines.push("a=ice-lite")
+  if (options.iceOptions !== undefined) lines.push(`a=ice-options:${options.iceOptions}`)
+  const requestLines = splitLines(options.request, lineEnding(options.request))
+  const group = requestLines.find((line) => line.startsWith("a=group:"))
+  if (group !== undefined) lines.push(group)
+  const credentials = [`a=ice-ufrag:${options.credentials.ufrag}`, `a=ice-pwd:${options.credentials.pwd}`]
+  const sections = requestLines.flatMap((line, index) => line.startsWith("m=") ? [index] : [])
+  if (sections.length === 0) lines.push(...credentials)
+  sections.forEach((start, i) => {
+    const end = sections[i + 1] ?? requestLines.length
+    const mid = requestLines.slice(start, end).find((line) => line.startsWith("a=mid:"))
+    lines.push(requestLines[start]!)
+    if (mid !== undefined) lines.push(mid)
+    lines.push(
+      ...credentials,
+      // No "generation 0": that extension counts ICE restarts, and this is a new generation.
+      `a=candidate:${DEFAULT_FOUNDATION} 1 udp ${DEFAULT_PRIORITY} ${options.address.ip} ${options.address.port} typ host`,
+      "a=end-of-candidates"
+    )
+  })
+  return joinLines(lines, "\r\n", true)
 }

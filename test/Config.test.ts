@@ -6,6 +6,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import {
+  candidateFamilyWarnings,
   config,
   GO_PROXY_IGNORED_VARIABLES,
   ignoredGoProxyVariables,
@@ -330,7 +331,10 @@ describe("config", () => {
       assert.strictEqual(Duration.toMillis(loaded.graceQuitTimeout), 20_000)
       assert.strictEqual(Duration.toMillis(loaded.forceQuitTimeout), 30_000)
       assert.isTrue(Option.isNone(loaded.defaultBackend))
-      assert.isTrue(Option.isNone(loaded.candidateIp))
+      assert.deepStrictEqual(loaded.candidateIps, [])
+      assert.isTrue(Option.isNone(loaded.iceTcp))
+      assert.strictEqual(loaded.iceTcpMaxConnections, 2000)
+      assert.strictEqual(Duration.toMillis(loaded.iceTcpHandshakeTimeout), 5_000)
       // No PROXY_CANDIDATE_PORT: answers carry the port the UDP socket is bound to.
       assert.isTrue(Option.isNone(loaded.candidatePort))
       assert.isTrue(Option.isNone(loaded.systemApiToken))
@@ -363,10 +367,37 @@ describe("config", () => {
     Effect.gen(function*() {
       const loaded = yield* load({ PROXY_CANDIDATE_PORT: "28000", PROXY_CANDIDATE_IP: "198.51.100.1", PROXY_WEBRTC_SERVER: "19000" })
       assert.deepStrictEqual(loaded.candidatePort, Option.some(28000))
-      assert.deepStrictEqual(loaded.candidateIp, Option.some("198.51.100.1"))
+      assert.deepStrictEqual(loaded.candidateIps, ["198.51.100.1"])
       assert.strictEqual(loaded.udpPort, 19000)
       const v6 = yield* load({ PROXY_CANDIDATE_IP: "2001:db8::9" })
-      assert.deepStrictEqual(v6.candidateIp, Option.some("2001:db8::9"))
+      assert.deepStrictEqual(v6.candidateIps, ["2001:db8::9"])
+      // A list: one candidate per address, in order; spaces, empty items and repeats do not count.
+      const both = yield* load({ PROXY_CANDIDATE_IP: " 203.0.113.10, 2001:db8::10,,203.0.113.10 " })
+      assert.deepStrictEqual(both.candidateIps, ["203.0.113.10", "2001:db8::10"])
+    }))
+
+  it.effect("a candidate address of a family the UDP port does not listen on is named in a warning", () =>
+    Effect.gen(function*() {
+      const both = yield* load({ PROXY_CANDIDATE_IP: "203.0.113.10,2001:db8::10" })
+      const [warning, ...others] = candidateFamilyWarnings(both)
+      assert.deepStrictEqual(others, [])
+      assert.include(warning, "2001:db8::10")
+      assert.include(warning, "0.0.0.0 (IPv4 only)")
+      assert.include(warning, "PROXY_LISTEN_HOST=::")
+      assert.deepStrictEqual(candidateFamilyWarnings(yield* load({ PROXY_CANDIDATE_IP: "203.0.113.10,2001:db8::10", PROXY_LISTEN_HOST: "::" })), [])
+      const v6Only = yield* load({ PROXY_CANDIDATE_IP: "203.0.113.10", PROXY_WEBRTC_SERVER: "[2001:db8::1]:18000" })
+      assert.include(candidateFamilyWarnings(v6Only)[0], "203.0.113.10")
+      assert.deepStrictEqual(candidateFamilyWarnings(yield* load({})), [])
+    }))
+
+  it.effect("PROXY_WEBRTC_TCP in the listen forms, with its cap and handshake timeout", () =>
+    Effect.gen(function*() {
+      const port = yield* load({ PROXY_WEBRTC_TCP: "18000" })
+      assert.deepStrictEqual(port.iceTcp, Option.some({ host: Option.none(), port: 18000 }))
+      const v6 = yield* load({ PROXY_WEBRTC_TCP: "[::]:443", PROXY_WEBRTC_TCP_MAX_CONNECTIONS: "10", PROXY_WEBRTC_TCP_HANDSHAKE_TIMEOUT: "2s" })
+      assert.deepStrictEqual(v6.iceTcp, Option.some({ host: Option.some("::"), port: 443 }))
+      assert.strictEqual(v6.iceTcpMaxConnections, 10)
+      assert.strictEqual(Duration.toMillis(v6.iceTcpHandshakeTimeout), 2_000)
     }))
 
   it.effect("the default backend on, with its defaults and with overrides", () =>
@@ -442,6 +473,11 @@ describe("config", () => {
     ["PROXY_STREAM_MAPPING_TTL", "2s"],
     ["PROXY_CANDIDATE_IP", "not-an-ip"],
     ["PROXY_CANDIDATE_IP", "media.example.com"],
+    ["PROXY_CANDIDATE_IP", "203.0.113.10,not-an-ip"],
+    ["PROXY_WEBRTC_TCP", "media.internal:18000"],
+    ["PROXY_WEBRTC_TCP", "70000"],
+    ["PROXY_WEBRTC_TCP_MAX_CONNECTIONS", "0"],
+    ["PROXY_WEBRTC_TCP_HANDSHAKE_TIMEOUT", "soon"],
     ["PROXY_CANDIDATE_PORT", "0"],
     ["PROXY_CANDIDATE_PORT", "port"],
     ["PROXY_LOAD_BALANCER_TYPE", "mysql"],
@@ -451,6 +487,7 @@ describe("config", () => {
     ["PROXY_UDP_BUFFER_SIZE", "1024"],
     ["PROXY_ICE_SERVERS", "stun:ok.example.net,http://not-ice"],
     ["PROXY_TURN_TTL", "forever"],
+    ["PROXY_ICE_RESTART", "sometimes"],
     ["PROXY_TRUSTED_PROXIES", "10.0.0.0/40"],
     ["PROXY_TRUSTED_PROXIES", "lb.internal"],
     ["PROXY_ORIGIN_DOWN_HOLD", "soon"],
@@ -458,6 +495,13 @@ describe("config", () => {
     ["PROXY_ORIGIN_PROBE_INTERVAL", "often"],
     ["PROXY_ORIGIN_PROBE_FAILURES", "0"]
   ]
+  it.effect("PROXY_ICE_RESTART: on by default; off turns the proxy's own ICE restarts off", () =>
+    Effect.gen(function*() {
+      assert.isTrue((yield* load({})).iceRestart)
+      assert.isFalse((yield* load({ PROXY_ICE_RESTART: "off" })).iceRestart)
+      assert.isTrue((yield* load({ PROXY_ICE_RESTART: "ON" })).iceRestart)
+    }))
+
   it.effect("PROXY_ICE_SERVERS: comma-separated URLs, spaces and empty items ignored; none by default", () =>
     Effect.gen(function*() {
       assert.deepStrictEqual((yield* load({})).iceServers, [])
@@ -472,6 +516,55 @@ describe("config", () => {
       assert.deepStrictEqual(trustedProxies.entries, ["10.0.0.0/8", "::1"])
       assert.isTrue(trustedProxies.has("10.2.3.4") && trustedProxies.has("::1"))
     }))
+
+  it.effect("HTTPS: off unless both files are named; port 11443 by default, the listen forms, a reload interval", () =>
+    Effect.gen(function*() {
+      assert.isTrue(Option.isNone((yield* load({})).https))
+      const on = yield* load({ PROXY_HTTPS_CERT: "/etc/tls/fullchain.pem", PROXY_HTTPS_KEY: "/etc/tls/privkey.pem" })
+      assert.deepStrictEqual(
+        Option.map(on.https, (https) => ({ ...https, reloadInterval: Duration.toMillis(https.reloadInterval) })),
+        Option.some({
+          host: Option.none(),
+          port: 11443,
+          certFile: "/etc/tls/fullchain.pem",
+          keyFile: "/etc/tls/privkey.pem",
+          reloadInterval: 10_000
+        })
+      )
+      const bound = yield* load({
+        PROXY_HTTPS_CERT: "c",
+        PROXY_HTTPS_KEY: "k",
+        PROXY_HTTPS_API: "[::1]:8443",
+        PROXY_HTTPS_RELOAD_INTERVAL: "1m"
+      })
+      const https = Option.getOrThrow(bound.https)
+      assert.deepStrictEqual([https.host, https.port], [Option.some("::1"), 8443])
+      assert.strictEqual(Duration.toMillis(https.reloadInterval), 60_000)
+      assert.strictEqual(Option.getOrThrow((yield* load({ PROXY_HTTPS_CERT: "c", PROXY_HTTPS_KEY: "k", PROXY_HTTPS_API: ":443" })).https).port, 443)
+    }))
+
+  for (
+    const [env, missing, named] of [
+      [{ PROXY_HTTPS_CERT: "c" }, "PROXY_HTTPS_KEY", "PROXY_HTTPS_CERT set"],
+      [{ PROXY_HTTPS_KEY: "k" }, "PROXY_HTTPS_CERT", "PROXY_HTTPS_KEY set"],
+      [{ PROXY_HTTPS_API: "8443" }, "PROXY_HTTPS_CERT", "PROXY_HTTPS_API set"],
+      [{ PROXY_HTTPS_KEY: "k", PROXY_HTTPS_RELOAD_INTERVAL: "5s" }, "PROXY_HTTPS_CERT", "PROXY_HTTPS_KEY and PROXY_HTTPS_RELOAD_INTERVAL set"]
+    ] as const
+  ) {
+    it.effect(`HTTPS: ${Object.keys(env).join(" and ")} alone is an error naming ${missing}`, () =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(load(env))
+        assert.include(String(error), `at ${missing}: "${named} without ${missing}: HTTPS needs both PROXY_HTTPS_CERT and PROXY_HTTPS_KEY`)
+      }))
+  }
+
+  for (const [name, value] of [["PROXY_HTTPS_API", "tls"], ["PROXY_HTTPS_API", "99999"], ["PROXY_HTTPS_RELOAD_INTERVAL", "10ms"]] as const) {
+    it.effect(`HTTPS: ${name}=${value} fails naming the variable`, () =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(load({ PROXY_HTTPS_CERT: "c", PROXY_HTTPS_KEY: "k", [name]: value }))
+        assert.include(String(error), `at ${name}: `)
+      }))
+  }
 
   for (const [name, value] of bad) {
     it.effect(`${name}=${value} fails with a ConfigError that names the variable`, () =>
@@ -500,5 +593,16 @@ describe("PROXY_RTC_WORKERS", () => {
         assert.include(String(error), "auto or a number of workers from 1 to 64", bad)
       }
       assert.deepStrictEqual(parseWorkerCount(" 2 "), Either.right(2))
+    }))
+
+  it.effect("with PROXY_WEBRTC_TCP, more than one worker stops start-up naming both variables; one worker is fine", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(load({ PROXY_RTC_WORKERS: "2", PROXY_WEBRTC_TCP: "18000" }))
+      assert.include(String(error), "at PROXY_WEBRTC_TCP: ")
+      assert.include(String(error), "ICE-TCP is not available with data-plane workers (PROXY_RTC_WORKERS=2)")
+      assert.include(String(error), "unset PROXY_WEBRTC_TCP or set PROXY_RTC_WORKERS=1")
+      const one = yield* load({ PROXY_RTC_WORKERS: "1", PROXY_WEBRTC_TCP: "18000" })
+      assert.isTrue(Option.isSome(one.iceTcp))
+      assert.strictEqual((yield* load({ PROXY_RTC_WORKERS: "2" })).rtcWorkers, 2)
     }))
 })

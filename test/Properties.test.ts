@@ -6,12 +6,61 @@ import * as FastCheck from "effect/FastCheck"
 import * as Origin from "../src/Domain/Origin.ts"
 import * as StreamUrl from "../src/Domain/StreamUrl.ts"
 import * as Sdp from "../src/Sdp.ts"
-import { encodeBindingRequest, parseStun, verifyFingerprint, verifyMessageIntegrity } from "../src/Stun.ts"
+import { encodeBindingRequest, parseStun, resign, verifyFingerprint, verifyMessageIntegrity } from "../src/Stun.ts"
 
 const iceChars = FastCheck.stringMatching(/^[A-Za-z0-9+/]{4,32}$/)
 const runs = { fastCheck: { numRuns: 500 } }
 
 describe("STUN", () => {
+  it.prop(
+    "resign: any check signed again for other credentials is the check made with them, byte for byte",
+    [iceChars, iceChars, iceChars, iceChars, iceChars, iceChars, FastCheck.boolean(), FastCheck.uint8Array({ minLength: 12, maxLength: 12 })],
+    ([server, client, pwd, newServer, newClient, newPwd, useCandidate, transactionId]) => {
+      const check = (username: string, password: string) =>
+        encodeBindingRequest({ username, password, transactionId, priority: 1, iceControlling: 7n, useCandidate })
+      const original = check(`${server}:${client}`, pwd)
+      const parsed = parseStun(original)
+      if (typeof parsed === "string") return assert.fail(parsed)
+      const out = resign(original, parsed, { username: Buffer.from(`${newServer}:${newClient}`), key: newPwd })
+      assert.strictEqual(out.toString("hex"), check(`${newServer}:${newClient}`, newPwd).toString("hex"))
+    },
+    runs
+  )
+
+  it.prop("resign: any well-formed message comes out parsed, verifying, with the new USERNAME where it had one", [
+    FastCheck.array(
+      FastCheck.tuple(
+        // USERNAME, MESSAGE-INTEGRITY, FINGERPRINT, MESSAGE-INTEGRITY-SHA256 and PRIORITY often, anything else too.
+        FastCheck.oneof(FastCheck.constantFrom(0x0006, 0x0008, 0x8028, 0x001c, 0x0024), FastCheck.integer({ min: 0, max: 0xffff })),
+        FastCheck.uint8Array({ maxLength: 40 })
+      ),
+      { maxLength: 8 }
+    )
+  ], ([attributes]) => {
+    const body = Buffer.concat(attributes.map(([type, value]) => {
+      // MESSAGE-INTEGRITY and FINGERPRINT only with their own lengths, as parseStun requires.
+      const v = type === 0x0008 ? Buffer.alloc(20, 1) : type === 0x8028 ? Buffer.alloc(4, 2) : Buffer.from(value)
+      const a = Buffer.alloc(4 + ((v.length + 3) & ~3))
+      a.writeUInt16BE(type, 0)
+      a.writeUInt16BE(v.length, 2)
+      v.copy(a, 4)
+      return a
+    }))
+    const buf = Buffer.concat([Buffer.from([0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42]), Buffer.alloc(12, 9), body])
+    buf.writeUInt16BE(body.length, 2)
+    const message = parseStun(buf)
+    if (typeof message === "string") return // e.g. a USERNAME that is not UTF-8
+    const out = resign(buf, message, { username: Buffer.from("new:pair"), key: "key" })
+    const again = parseStun(out)
+    if (typeof again === "string") return assert.fail(again)
+    assert.strictEqual(out.subarray(8, 20).toString("hex"), buf.subarray(8, 20).toString("hex"))
+    assert.strictEqual(again.username, message.username === undefined ? undefined : "new:pair")
+    assert.strictEqual(again.integrityOffset >= 0, message.integrityOffset >= 0)
+    assert.strictEqual(again.fingerprintOffset >= 0, message.fingerprintOffset >= 0)
+    if (message.integrityOffset >= 0) assert.isTrue(verifyMessageIntegrity(out, again, "key"))
+    if (message.fingerprintOffset >= 0) assert.isTrue(verifyFingerprint(out, again))
+  }, runs)
+
   it.prop("parseStun never throws on arbitrary bytes", [FastCheck.uint8Array({ maxLength: 600 })], ([bytes]) => {
     const parsed = parseStun(bytes)
     if (typeof parsed !== "string") {

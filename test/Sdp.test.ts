@@ -5,11 +5,14 @@ import type { RTCPeerConnectionConfig } from "werift"
 import {
   answerCredentials,
   candidates,
+  iceAttributes,
   iceCredentials,
   parseCandidate,
+  restartFragment,
   rewriteAnswer,
   stripCandidates,
-  validateOffer
+  validateOffer,
+  validCredentials
 } from "../src/Sdp.ts"
 import type { OfferProblem } from "../src/Sdp.ts"
 
@@ -462,6 +465,74 @@ describe("rewriteAnswer", () => {
     )
   })
 
+  it("a list of addresses: one UDP candidate per address, IPv6 as IPv6, each further one a local preference lower", () => {
+    const sdp = lf("v=0", "m=audio 9 UDP/TLS/RTP/SAVPF 111", "c=IN IP4 10.0.0.7", "a=candidate:0 1 udp 2130706431 10.0.0.7 8000 typ host generation 0", "a=mid:0")
+    assert.strictEqual(
+      rewriteAnswer(sdp, { ip: "203.0.113.10", moreIps: ["2001:db8::10"], port: 18000 }),
+      lf(
+        "v=0",
+        "m=audio 9 UDP/TLS/RTP/SAVPF 111",
+        "c=IN IP4 203.0.113.10",
+        "a=candidate:0 1 udp 2130706431 203.0.113.10 18000 typ host generation 0",
+        "a=candidate:udp1 1 udp 2130706175 2001:db8::10 18000 typ host generation 0",
+        "a=mid:0"
+      )
+    )
+    // IPv6 first: c= follows the first address.
+    assert.include(rewriteAnswer(sdp, { ip: "2001:db8::10", moreIps: ["203.0.113.10"], port: 18000 }), "c=IN IP6 2001:db8::10")
+  })
+
+  it("with ICE-TCP, a passive TCP candidate per address and component after the UDP ones, below each of them (RFC 6544)", () => {
+    const sdp = lf(
+      "v=0",
+      "m=audio 9 UDP/TLS/RTP/SAVPF 111",
+      "a=candidate:0 1 udp 2130706431 10.0.0.7 8000 typ host generation 0",
+      "a=candidate:2 1 tcp 2130706431 10.0.0.7 8000 typ host tcptype passive generation 0",
+      "a=end-of-candidates"
+    )
+    const rewritten = rewriteAnswer(sdp, { ip: "203.0.113.10", moreIps: ["2001:db8::10"], port: 18000, tcpPort: 443 })
+    assert.strictEqual(
+      rewritten,
+      lf(
+        "v=0",
+        "m=audio 9 UDP/TLS/RTP/SAVPF 111",
+        "a=candidate:0 1 udp 2130706431 203.0.113.10 18000 typ host generation 0",
+        "a=candidate:udp1 1 udp 2130706175 2001:db8::10 18000 typ host generation 0",
+        // 90 << 24 | (4 << 13 | 8191) << 8 | 255, then one local preference lower per address.
+        "a=candidate:tcp0 1 tcp 1520435199 203.0.113.10 443 typ host tcptype passive generation 0",
+        "a=candidate:tcp1 1 tcp 1520434943 2001:db8::10 443 typ host tcptype passive generation 0",
+        "a=end-of-candidates"
+      )
+    )
+    const parsed = candidates(rewritten)
+    const lowestUdp = Math.min(...parsed.filter((c) => c.transport === "udp").map((c) => c.priority))
+    for (const tcp of parsed.filter((c) => c.transport === "tcp")) assert.isBelow(tcp.priority, lowestUdp)
+  })
+
+  it("a TCP candidate stays below UDP even when the origin's UDP priority is low", () => {
+    const sdp = lf("v=0", "m=audio 9 RTP/AVP 0", "a=candidate:0 1 udp 1000 10.0.0.1 8000 typ host", "a=candidate:0 2 udp 999 10.0.0.1 8001 typ host")
+    const parsed = candidates(rewriteAnswer(sdp, { ip: "203.0.113.10", port: 18000, tcpPort: 443 }))
+    assert.deepStrictEqual(parsed.map((c) => `${c.transport} ${c.component} ${c.priority}`), [
+      "udp 1 1000",
+      "udp 2 1000",
+      "tcp 1 999",
+      "tcp 2 999"
+    ])
+    // Priorities never go below zero, whatever the origin wrote.
+    const zero = candidates(rewriteAnswer(lf("v=0", "m=audio 9 RTP/AVP 0", "a=candidate:0 1 udp 0 10.0.0.1 8000 typ host"), {
+      ip: "203.0.113.10",
+      moreIps: ["2001:db8::10"],
+      port: 18000,
+      tcpPort: 443
+    }))
+    assert.deepStrictEqual(zero.map((c) => c.priority), [0, 0, 0, 0])
+  })
+
+  it("a rejected section gets no TCP candidate either", () => {
+    const rejected = rewriteAnswer(lf("v=0", "m=video 0 RTP/AVP 96", "a=candidate:0 1 udp 1 10.0.0.1 8000 typ host"), { ...PROXY, tcpPort: 443 })
+    assert.notInclude(rejected, "a=candidate")
+  })
+
   it("a description without media sections is unchanged except for c=", () => {
     const sdp = crlf("a=ice-ufrag:abcd", "a=ice-pwd:0123456789abcdefABCDEF")
     assert.strictEqual(rewriteAnswer(sdp, PROXY), sdp)
@@ -542,5 +613,96 @@ describe("strict numbers and section ports", () => {
     )
     const components = twoComponents.split("\n").filter((line) => line.startsWith("a=candidate")).map((line) => line.split(" ")[1])
     assert.deepStrictEqual(components, ["1", "2"])
+  })
+})
+
+describe("iceAttributes", () => {
+  it("a=ice-lite and the first a=ice-options, wherever they are", () => {
+    assert.deepStrictEqual(iceAttributes(crlf("v=0", "a=ice-lite", "m=audio 9 UDP 0", "a=ice-options:trickle ice2")), {
+      lite: true,
+      options: "trickle ice2"
+    })
+    assert.deepStrictEqual(iceAttributes(lf("v=0", "a=ice-options:trickle", "a=ice-options:ice2")), { lite: false, options: "trickle" })
+    assert.deepStrictEqual(iceAttributes(""), { lite: false, options: undefined })
+  })
+})
+
+describe("validCredentials", () => {
+  it("both present, both of ICE characters", () => {
+    assert.isTrue(validCredentials({ ufrag: "ab+/", pwd: "0123456789abcdefABCDEF" }))
+    assert.isFalse(validCredentials({ ufrag: "ab" }))
+    assert.isFalse(validCredentials({ pwd: "p" }))
+    assert.isFalse(validCredentials({ ufrag: "a:b", pwd: "p" }))
+    assert.isFalse(validCredentials({ ufrag: "ab", pwd: "p w" }))
+  })
+})
+
+describe("restartFragment", () => {
+  const credentials = { ufrag: "srvN", pwd: "serverPassword0123456789" }
+  it("mirrors ice-lite and ice-options, keeps the request's BUNDLE group, m= lines and mids, one candidate each", () => {
+    const request = lf(
+      "a=ice-options:trickle",
+      "a=group:BUNDLE 0 1",
+      "a=ice-ufrag:cliN",
+      "a=ice-pwd:clientPassword0123456789",
+      "m=audio 9 UDP/TLS/RTP/SAVPF 111",
+      "a=mid:0",
+      "a=candidate:1 1 udp 1 192.0.2.1 5000 typ host",
+      "m=video 9 UDP/TLS/RTP/SAVPF 96",
+      "a=mid:1"
+    )
+    assert.strictEqual(
+      restartFragment({ request, credentials, lite: true, iceOptions: "trickle", address: PROXY }),
+      crlf(
+        "a=ice-lite",
+        "a=ice-options:trickle",
+        "a=group:BUNDLE 0 1",
+        "m=audio 9 UDP/TLS/RTP/SAVPF 111",
+        "a=mid:0",
+        "a=ice-ufrag:srvN",
+        "a=ice-pwd:serverPassword0123456789",
+        "a=candidate:0 1 udp 2130706431 203.0.113.9 18000 typ host",
+        "a=end-of-candidates",
+        "m=video 9 UDP/TLS/RTP/SAVPF 96",
+        "a=mid:1",
+        "a=ice-ufrag:srvN",
+        "a=ice-pwd:serverPassword0123456789",
+        "a=candidate:0 1 udp 2130706431 203.0.113.9 18000 typ host",
+        "a=end-of-candidates"
+      )
+    )
+  })
+
+  it("a request without media sections gets the credentials at session level; no lite, no options", () => {
+    assert.strictEqual(
+      restartFragment({
+        request: crlf("a=ice-ufrag:cliN", "a=ice-pwd:clientPassword0123456789"),
+        credentials,
+        lite: false,
+        iceOptions: undefined,
+        address: PROXY
+      }),
+      crlf("a=ice-ufrag:srvN", "a=ice-pwd:serverPassword0123456789")
+    )
+  })
+
+  it("a media section without a mid keeps its m= line alone", () => {
+    const fragment = restartFragment({
+      request: crlf("m=audio 9 UDP/TLS/RTP/SAVPF 111"),
+      credentials,
+      lite: false,
+      iceOptions: undefined,
+      address: { ip: "2001:db8::1", port: 3478 }
+    })
+    assert.strictEqual(
+      fragment,
+      crlf(
+        "m=audio 9 UDP/TLS/RTP/SAVPF 111",
+        "a=ice-ufrag:srvN",
+        "a=ice-pwd:serverPassword0123456789",
+        "a=candidate:0 1 udp 2130706431 2001:db8::1 3478 typ host",
+        "a=end-of-candidates"
+      )
+    )
   })
 })

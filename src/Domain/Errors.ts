@@ -89,6 +89,33 @@ export class Conflict extends Data.TaggedError("Conflict")<{ readonly message: s
   }
 }
 
+/** 412: If-Match names an entity-tag that is not the session's (RFC 9725 section 4.3.1). */
+export class PreconditionFailed extends Data.TaggedError("PreconditionFailed")<{ readonly message: string }> {
+  readonly status = 412
+  readonly code = "precondition-failed";
+  [HttpServerRespondable.symbol]() {
+    return answer(this)
+  }
+}
+
+/** 422: a kind of PATCH this session does not support (RFC 9725 section 4.3.1). */
+export class UnprocessableContent extends Data.TaggedError("UnprocessableContent")<{ readonly message: string }> {
+  readonly status = 422
+  readonly code = "unprocessable-content";
+  [HttpServerRespondable.symbol]() {
+    return answer(this)
+  }
+}
+
+/** 428: an ICE restart without If-Match (RFC 9725 section 4.3.3). */
+export class PreconditionRequired extends Data.TaggedError("PreconditionRequired")<{ readonly message: string }> {
+  readonly status = 428
+  readonly code = "precondition-required";
+  [HttpServerRespondable.symbol]() {
+    return answer(this)
+  }
+}
+
 /** 413 */
 export class PayloadTooLarge extends Data.TaggedError("PayloadTooLarge")<{ readonly message: string }> {
   readonly status = 413
@@ -192,7 +219,10 @@ export type HttpFailure =
   | NotFound
   | MethodNotAllowed
   | Conflict
+  | PreconditionFailed
   | PayloadTooLarge
+  | UnprocessableContent
+  | PreconditionRequired
   | RequestTimeout
   | UnsupportedMediaType
   | TooManyRequests

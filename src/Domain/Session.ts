@@ -25,6 +25,42 @@ export const MediaAddress = Schema.Struct({ host: Schema.String, port: Schema.Nu
 export interface MediaAddress extends Schema.Schema.Type<typeof MediaAddress> {}
 
 /**
+ * The ICE credentials the origin holds for a session whose ICE restart the proxy carried out itself
+ * (an origin without PATCH, such as SRS): the client's checks are re-signed for these.
+ */
+export const OriginIce = Schema.Struct({
+  /** `<origin ufrag>:<client ufrag the origin knows>`. */
+  ufragPair: UfragPair,
+  /** The origin's ice-pwd. */
+  serverPwd: Schema.String,
+  /** The client ice-pwd the origin knows (absent in a record of an older proxy). */
+  clientPwd: Schema.optional(Schema.String)
+})
+export interface OriginIce extends Schema.Schema.Type<typeof OriginIce> {}
+
+/** What PATCH on the session URL needs: the client's credentials, the entity-tag, the answer's ICE lines. */
+export const SessionIce = Schema.Struct({
+  /** The client's ice-pwd now (the offer's, or its latest ICE restart's). */
+  clientPwd: Schema.String,
+  /** The strong entity-tag the client was given (RFC 9725 section 4.3.1), quotes included. */
+  etag: Schema.String,
+  /** The answer's `a=ice-lite`, mirrored in a restart's fragment. */
+  lite: Schema.Boolean,
+  /** The answer's `a=ice-options` value. */
+  options: Schema.optional(Schema.String),
+  /** Set once the proxy carried out an ICE restart itself. */
+  origin: Schema.optional(OriginIce)
+})
+export interface SessionIce extends Schema.Schema.Type<typeof SessionIce> {}
+
+/** What an ICE restart changes in a record. */
+export interface IceKeys {
+  readonly ufragPair: UfragPair
+  readonly serverPwd: string
+  readonly ice?: SessionIce | undefined
+}
+
+/**
  * What any proxy needs to relay a session, and what signaling needs to end it. Kept in the session
  * store, keyed by `id` and by `ufragPair`, which may change while the session lives (ICE restart).
  */
@@ -40,7 +76,9 @@ export const SessionRecord = Schema.Struct({
   serverPwd: Schema.String,
   originMedia: MediaAddress,
   /** Epoch milliseconds. */
-  createdAt: Schema.Number
+  createdAt: Schema.Number,
+  /** Absent in a record of an older proxy. */
+  ice: Schema.optional(SessionIce)
 })
 export interface SessionRecord extends Schema.Schema.Type<typeof SessionRecord> {}
 

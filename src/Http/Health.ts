@@ -1,6 +1,6 @@
 /**
  * Liveness and readiness. `/healthz` answers while the process serves at all; `/readyz` only while
- * the proxy can take sessions: UDP port bound, both HTTP listeners serving, load balancer reachable,
+ * the proxy can take sessions: UDP port bound, every HTTP listener serving (HTTPS too), load balancer reachable,
  * not draining. On SIGTERM/SIGINT the proxy drains first: readiness turns 503 at once, and the
  * listeners stay up until in-flight requests finish (at most PROXY_GRACE_QUIT_TIMEOUT).
  *
@@ -19,7 +19,7 @@ export interface HealthShape {
   /** Readiness turns 503 from now on; what main's signal handler calls before shutdown starts. */
   readonly startDraining: () => void
   readonly draining: () => boolean
-  /** Both HTTP listeners serve. */
+  /** Every HTTP listener (media, system and, when configured, HTTPS) serves. */
   readonly markServing: (serving: boolean) => void
   readonly serving: () => boolean
   /** Counts a request as in flight while it runs. */
@@ -74,7 +74,7 @@ export const readyz = Effect.gen(function*() {
   )
   const checks: Record<Check, string> = {
     udp: (yield* udp.boundAddresses).length > 0 ? "ok" : "the UDP port is not bound",
-    http: health.serving() ? "ok" : "the HTTP listeners are not serving",
+    http: health.serving() ? "ok" : "the HTTP listeners (HTTPS too, when configured) are not serving",
     loadBalancer: reachable,
     draining: health.draining() ? "shutting down" : "ok"
   }

@@ -14,9 +14,11 @@ import * as Exit from "effect/Exit"
 import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
 import * as MetricLabel from "effect/MetricLabel"
+import * as Option from "effect/Option"
 import { monitorEventLoopDelay } from "node:perf_hooks"
 import type { OriginFailed, OriginTimeout } from "../Domain/Errors.js"
 import { LoadBalancer } from "../LoadBalancer/LoadBalancer.js"
+import { IceTcpServer } from "../Tcp/IceTcpServer.js"
 import { Relay } from "../Udp/Relay.js"
 import type { OriginRequest, OriginResponse } from "./OriginClient.js"
 
@@ -40,6 +42,11 @@ const sessionsActive = Metric.gauge("rtc_proxy_sessions_active", { description: 
 const packets = counter("rtc_proxy_packets_total", "Datagrams relayed, by direction (from_client, from_origin)")
 const bytes = counter("rtc_proxy_bytes_total", "Bytes relayed, by direction (from_client, from_origin)")
 const drops = counter("rtc_proxy_drops_total", "Datagrams dropped, by reason")
+const iceTcpConnections = Metric.gauge("rtc_proxy_ice_tcp_connections", { description: "ICE-TCP connections open now" })
+const iceTcpClosed = counter(
+  "rtc_proxy_ice_tcp_connections_closed_total",
+  "ICE-TCP connections closed, by reason (refused: past the connection cap)"
+)
 const originsRegistered = Metric.gauge("rtc_proxy_origins", { description: "Origins known to the load balancer" })
 const originsHealthy = Metric.gauge("rtc_proxy_origins_healthy", { description: "Origins that can take streams now" })
 const loadBalancerUp = Metric.gauge("rtc_proxy_load_balancer_up", {
@@ -58,6 +65,13 @@ const workerSessions = Metric.gauge("rtc_proxy_worker_sessions", { description: 
 const workerPackets = counter("rtc_proxy_worker_packets_total", "Datagrams relayed by the data-plane worker, by worker")
 const workerDrops = counter("rtc_proxy_worker_drops_total", "Datagrams dropped by the data-plane worker, by worker")
 const workerRestarts = counter("rtc_proxy_worker_restarts_total", "Times the data-plane worker died and was replaced, by worker")
+
+const iceRestarts = counter("rtc_proxy_ice_restarts_total", "ICE restarts, by who carried them out (origin, proxy)")
+// Tagged once: tagging builds a new metric key each time.
+const iceRestartsBy = { origin: Metric.tagged(iceRestarts, "by", "origin"), proxy: Metric.tagged(iceRestarts, "by", "proxy") }
+
+/** One ICE restart, carried out by the origin (PATCH forwarded) or by the proxy (the origin cannot). */
+export const countIceRestart = (by: "origin" | "proxy"): Effect.Effect<void> => Metric.increment(iceRestartsBy[by])
 
 const DELAY_RESOLUTION_MS = 20
 // The histogram records each interval of its timer (nanoseconds), the timer's own period included.
@@ -87,47 +101,64 @@ const routeOf = (url: string): string => {
 }
 
 /** Times each request of an app into the signaling histogram, by route, method and status. */
+/**
+ * Tagging a metric builds and hashes a new key: each combination of label values is tagged once and
+ * kept (a handful of routes, methods, statuses and outcomes).
+ */
+const seriesOf = <M extends Metric.Metric<any, any, any>>(metric: M, labelNames: ReadonlyArray<string>) => {
+  const made = new Map<string, M>()
+  return (...values: ReadonlyArray<string>): M => {
+    const key = values.join(" ")
+    let series = made.get(key)
+    if (series === undefined) {
+      series = Metric.taggedWithLabels(metric, values.map((value, i) => MetricLabel.make(labelNames[i]!, value))) as M
+      made.set(key, series)
+    }
+    return series
+  }
+}
+
+const signalingSeries = seriesOf(signalingDuration, ["route", "method", "status"])
+const originSeries = seriesOf(originDuration, ["method", "outcome"])
+const workerSeries = {
+  up: seriesOf(workerUp, ["worker"]),
+  sessions: seriesOf(workerSessions, ["worker"]),
+  packets: seriesOf(workerPackets, ["worker"]),
+  drops: seriesOf(workerDrops, ["worker"]),
+  restarts: seriesOf(workerRestarts, ["worker"])
+}
+
+/** Times every media API request into `rtc_proxy_signaling_request_duration_seconds`. */
 export const measureSignaling = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
   Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
     const started = performance.now()
     return Effect.onExit(app, (exit) =>
-      Metric.update(
-        // One metric key per request, not three nested ones.
-        Metric.taggedWithLabels(signalingDuration, [
-          MetricLabel.make("route", routeOf(request.url)),
-          MetricLabel.make("method", request.method),
-          MetricLabel.make("status", Exit.isSuccess(exit) ? String(exit.value.status) : "500")
-        ]),
-        (performance.now() - started) / 1000
+      Effect.sync(() =>
+        signalingSeries(routeOf(request.url), request.method, Exit.isSuccess(exit) ? String(exit.value.status) : "500")
+          .unsafeUpdate((performance.now() - started) / 1000, [])
       ))
   })
 
-/** Times an origin request into the origin histogram, by method and outcome. */
+/** Times an origin request into `rtc_proxy_origin_request_duration_seconds`, by method and outcome. */
 export const measureOrigin = (
   request: OriginRequest,
   send: Effect.Effect<OriginResponse, OriginFailed | OriginTimeout>
 ): Effect.Effect<OriginResponse, OriginFailed | OriginTimeout> =>
   Effect.suspend(() => {
     const started = performance.now()
-    return Effect.onExit(send, (exit) => {
-      const outcome = Exit.isSuccess(exit)
-        ? `${Math.floor(exit.value.status / 100)}xx`
-        : Exit.isInterrupted(exit)
-        ? "interrupted"
-        : exit.cause._tag === "Fail" && exit.cause.error._tag === "OriginTimeout"
-        ? "timeout"
-        : "failed"
-      return Metric.update(
-        originDuration.pipe(Metric.tagged("method", request.method), Metric.tagged("outcome", outcome)),
-        (performance.now() - started) / 1000
-      )
-    })
+    return Effect.onExit(send, (exit) =>
+      Effect.sync(() => {
+        const outcome = Exit.isSuccess(exit)
+          ? `${Math.floor(exit.value.status / 100)}xx`
+          : Exit.isInterrupted(exit)
+          ? "interrupted"
+          : exit.cause._tag === "Fail" && exit.cause.error._tag === "OriginTimeout"
+          ? "timeout"
+          : "failed"
+        originSeries(request.method, outcome).unsafeUpdate((performance.now() - started) / 1000, [])
+      }))
   })
 
-/**
- * What brings the scrape-time series up to date: counters that the relay and the process keep
- * themselves are turned into Effect counters by adding what grew since the last scrape.
- */
 export const makeScrapeUpdate = Effect.gen(function*() {
   const delay = yield* Effect.acquireRelease(
     Effect.sync(() => {
@@ -167,12 +198,24 @@ export const makeScrapeUpdate = Effect.gen(function*() {
     for (const worker of stats.workers ?? []) {
       const label = String(worker.worker)
       updates.push(
-        Metric.set(Metric.tagged(workerUp, "worker", label), worker.up ? 1 : 0),
-        Metric.set(Metric.tagged(workerSessions, "worker", label), worker.sessions),
-        advance(Metric.tagged(workerPackets, "worker", label), `worker packets ${label}`, worker.packetsRelayed),
-        advance(Metric.tagged(workerDrops, "worker", label), `worker drops ${label}`, worker.drops),
-        advance(Metric.tagged(workerRestarts, "worker", label), `worker restarts ${label}`, worker.restarts)
+        Metric.set(workerSeries.up(label), worker.up ? 1 : 0),
+        Metric.set(workerSeries.sessions(label), worker.sessions),
+        advance(workerSeries.packets(label), `worker packets ${label}`, worker.packetsRelayed),
+        advance(workerSeries.drops(label), `worker drops ${label}`, worker.drops),
+        advance(workerSeries.restarts(label), `worker restarts ${label}`, worker.restarts)
       )
+    }
+    const iceTcp = yield* Effect.serviceOption(IceTcpServer)
+    if (Option.isSome(iceTcp) && Option.isSome(iceTcp.value.port)) {
+      const tcp = yield* iceTcp.value.stats
+      updates.push(
+        Metric.set(iceTcpConnections, tcp.connections),
+        advance(Metric.tagged(iceTcpClosed, "reason", "refused"), "ice-tcp refused", tcp.refused),
+        advance(Metric.tagged(drops, "reason", "ice-tcp-backpressure"), "drop ice-tcp-backpressure", tcp.backpressureDrops)
+      )
+      for (const [reason, count] of Object.entries(tcp.closed)) {
+        updates.push(advance(Metric.tagged(iceTcpClosed, "reason", reason), `ice-tcp ${reason}`, count))
+      }
     }
     // With Redis down, the origin gauges keep their last values and the up gauge says so.
     const origins = yield* Effect.either(Effect.timeoutOption(balancer.origins, "1 second"))

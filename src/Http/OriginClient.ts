@@ -176,7 +176,7 @@ export const makeNode = (agents: OriginAgents, timeout: Duration.Duration): Orig
           clearTimeout(timer)
           outgoing?.destroy()
         })
-      }).pipe(Effect.withSpan("OriginClient.send"))
+      }).pipe(Effect.withSpan("OriginClient.send", { captureStackTrace: false }))
   }
 }
 

@@ -136,10 +136,13 @@ const candidatesOf = (sdp) => sdp.split(/\\r?\\n/)
 function iceFailedHint(session) {
   const udp = session.candidates.filter((c) => c.protocol === "udp");
   if (udp.length === 0) return "The answer carried no UDP candidate: the proxy gave this browser no address to send media to.";
-  const where = udp.map((c) => c.address + " UDP port " + c.port).filter((v, i, all) => all.indexOf(v) === i).join(", ");
+  const tcp = session.candidates.filter((c) => c.protocol === "tcp");
+  const where = udp.concat(tcp).map((c) => c.address + " " + c.protocol.toUpperCase() + " port " + c.port)
+    .filter((v, i, all) => all.indexOf(v) === i).join(", ");
   const port = udp[0].port;
   return "This browser could not reach " + where + " (the candidate in the proxy's answer). Check:\\n" +
     "- a firewall between here and the proxy lets UDP port " + port + " through (both ways);\\n" +
+    (tcp.length === 0 ? "" : "- or TCP port " + tcp[0].port + " (ICE-TCP, PROXY_WEBRTC_TCP), for networks that block UDP;\\n") +
     "- PROXY_CANDIDATE_IP is an address this browser can reach (the proxy's public IP behind NAT);\\n" +
     "- UDP port " + port + " on that address is reachable from here (PROXY_CANDIDATE_PORT when the port is forwarded).";
 }

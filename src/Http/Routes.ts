@@ -109,6 +109,9 @@ const authorized = <R>(
 
 const noContent: Handler = Effect.succeed(HttpServerResponse.empty({ status: 204 }))
 
+/** WHEP's HEAD on the endpoint: what an offer is sent as (draft-ietf-wish-whep section 4.1). */
+const whepDiscovery: Handler = Effect.succeed(HttpServerResponse.text("", { status: 200, contentType: "application/sdp" }))
+
 const pathOf = (url: string) => {
   const query = url.indexOf("?")
   return query === -1 ? url : url.slice(0, query)
@@ -153,7 +156,11 @@ const withSessionId = (handler: (id: string) => Handler): RouteHandler =>
 const endpointRoutes = (endpoint: "whip" | "whep") => {
   const kind: SessionKind = endpoint === "whip" ? "publish" : "play"
   return flow(
-    resource([`/rtc/v1/${endpoint}`], { POST: authorized(Signaling.offer(kind)), GET: noContent }),
+    resource([`/rtc/v1/${endpoint}`], {
+      POST: authorized(Signaling.offer(kind)),
+      GET: noContent,
+      ...(endpoint === "whep" ? { HEAD: whepDiscovery } : {})
+    }),
     resource([`/rtc/v1/${endpoint}/sessions/:id`], {
       DELETE: authorized(withSessionId(Signaling.deleteSession)),
       PATCH: authorized(withSessionId(Signaling.patchSession)),

@@ -1,6 +1,7 @@
 /**
- * The proxy's two HTTP listeners (media API and system API), bound in one scoped layer that tells
- * where everything listens: ports may be 0 in tests and embedding.
+ * The proxy's HTTP listeners (media API and system API, and the media API over TLS when
+ * PROXY_HTTPS_CERT and PROXY_HTTPS_KEY are set), bound in one scoped layer that tells where
+ * everything listens: ports may be 0 in tests and embedding.
  *
  * @since 0.1.0
  */
@@ -12,11 +13,13 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { createServer } from "node:http"
+import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https"
 import { ProxyConfig } from "../Config.js"
 import { LoadBalancer } from "../LoadBalancer/LoadBalancer.js"
 import { SessionStore } from "../Session/SessionStore.js"
 import { Relay } from "../Udp/Relay.js"
 import { UdpSocket } from "../Udp/UdpSocket.js"
+import * as Certificate from "./Certificate.js"
 import { Health } from "./Health.js"
 import { OriginClient } from "./OriginClient.js"
 import type { Prometheus } from "./Prometheus.js"
@@ -31,13 +34,24 @@ export interface Endpoint {
 /** Where the running proxy listens. */
 export class ProxyAddresses extends Context.Tag("rtc-proxy/ProxyAddresses")<ProxyAddresses, {
   readonly media: Endpoint
+  /** The media API over TLS; none without PROXY_HTTPS_CERT and PROXY_HTTPS_KEY. */
+  readonly https: Option.Option<Endpoint>
   readonly system: Endpoint
   readonly udp: Endpoint
 }>() {}
 
 // Slow clients must not hold a connection forever (slowloris): headers within 10 s, a request within 30 s.
+const TIMEOUTS = { requestTimeout: 30_000, headersTimeout: 10_000, keepAliveTimeout: 5_000 }
+
 const makeNodeServer = () => {
-  const server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000, keepAliveTimeout: 5_000 })
+  const server = createServer(TIMEOUTS)
+  server.maxRequestsPerSocket = 1000
+  return server
+}
+
+// The same HTTP/1.1 server behind TLS 1.2 or later, with the TLS handshake held to 10 s as well.
+const makeHttpsServer = (pair: Certificate.CertificatePair) => {
+  const server = createHttpsServer({ ...TIMEOUTS, cert: pair.cert, key: pair.key, minVersion: "TLSv1.2", handshakeTimeout: 10_000 })
   server.maxRequestsPerSocket = 1000
   return server
 }
@@ -47,10 +61,12 @@ const addressOf = (server: HttpServer.HttpServer): Endpoint =>
     ? { host: server.address.hostname, port: server.address.port }
     : { host: server.address.path, port: 0 }
 
-/** Binds both HTTP listeners and serves the apps on them until the scope ends. */
+const hostPort = ({ host, port }: Endpoint) => host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`
+
+/** Binds the HTTP listeners and serves the apps on them until the scope ends. */
 export const layer: Layer.Layer<
   ProxyAddresses,
-  ServeError,
+  ServeError | Certificate.CertificateError,
   ProxyConfig | LoadBalancer | OriginClient | Relay | SessionStore | UdpSocket | RateLimiter | Health | Prometheus
 > = Layer.scoped(
   ProxyAddresses,
@@ -62,6 +78,22 @@ export const layer: Layer.Layer<
       port: config.httpPort
     })
     yield* media.serve(mediaApp)
+    const https = yield* Option.match(config.https, {
+      onNone: () => Effect.succeedNone,
+      onSome: (settings) =>
+        Effect.gen(function*() {
+          const initial = yield* Certificate.loadStamped(settings)
+          let node: HttpsServer | undefined
+          const server = yield* NodeHttpServer.make(() => (node = makeHttpsServer(initial.pair)), {
+            host: Option.getOrElse(settings.host, () => config.listenHost),
+            port: settings.port
+          })
+          yield* server.serve(mediaApp)
+          yield* Certificate.announce(initial.pair, `served from ${settings.certFile}`)
+          yield* Certificate.watch(node!, settings, settings.reloadInterval, initial)
+          return Option.some(addressOf(server))
+        })
+    })
     const system = yield* NodeHttpServer.make(makeNodeServer, {
       host: Option.getOrElse(config.systemHost, () => config.listenHost),
       port: config.systemPort
@@ -73,10 +105,14 @@ export const layer: Layer.Layer<
       Effect.sync(() => health.markServing(true)),
       () => Effect.zipRight(health.drain(config.graceQuitTimeout), Effect.sync(() => health.markServing(false)))
     )
-    const addresses = { media: addressOf(media), system: addressOf(system), udp: udp.address }
+    const addresses = { media: addressOf(media), https, system: addressOf(system), udp: udp.address }
+    const overTls = Option.match(https, {
+      onNone: () => "",
+      onSome: (endpoint) => ` and https://${hostPort(endpoint)}/rtc/v1/whip/`
+    })
     yield* Effect.logInfo(
-      `WHIP/WHEP on http://${addresses.media.host}:${addresses.media.port}/rtc/v1/whip/ and /rtc/v1/whep/; ` +
-        `origins register at http://${addresses.system.host}:${addresses.system.port}/api/v1/srs/register`
+      `WHIP/WHEP on http://${hostPort(addresses.media)}/rtc/v1/whip/${overTls} (and /rtc/v1/whep/); ` +
+        `origins register at http://${hostPort(addresses.system)}/api/v1/srs/register`
     )
     return addresses
   })

@@ -13,6 +13,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
+import { randomBytes } from "node:crypto"
 import { lookup } from "node:dns/promises"
 import { isIP } from "node:net"
 import { ProxyConfig, type ProxyConfigShape } from "../Config.js"
@@ -23,7 +24,10 @@ import {
   NotFound,
   OriginFailed,
   type OriginTimeout,
+  PreconditionFailed,
+  PreconditionRequired,
   ServiceUnavailable,
+  UnprocessableContent,
   UnsupportedMediaType
 } from "../Domain/Errors.js"
 import * as LegacyApi from "../Domain/LegacyApi.js"
@@ -32,19 +36,23 @@ import {
   chooseMediaAddress,
   newSessionId,
   SessionId,
+  type SessionIce,
   type SessionKind,
   type SessionRecord,
   ufragPair
 } from "../Domain/Session.js"
 import * as StreamUrl from "../Domain/StreamUrl.js"
 import { LoadBalancer } from "../LoadBalancer/LoadBalancer.js"
+import { IceTcpServer } from "../Tcp/IceTcpServer.js"
 import * as Sdp from "../Sdp.js"
 import { SessionStore } from "../Session/SessionStore.js"
 import { Relay } from "../Udp/Relay.js"
+import type * as DataPlane from "../Udp/DataPlane.js"
 import { endpoint } from "../Udp/UdpSocket.js"
 import { readText } from "./Body.js"
 import * as IceServers from "./IceServers.js"
 import { ClientAddress, type ClientAddressShape } from "./ClientAddress.js"
+import { countIceRestart } from "./Metrics.js"
 import { OriginClient, type OriginRequest, type OriginResponse } from "./OriginClient.js"
 
 /** With PROXY_MAX_SESSIONS reached, new sessions wait (503 + Retry-After) rather than starve the rest. */
@@ -162,26 +170,61 @@ const headersForOrigin = (request: HttpServerRequest.HttpServerRequest, client: 
 }
 
 /**
- * The IP written into answers: the configured one; else the request's Host when it is an IP; else
- * that name resolved (IPv4 first, matching the default IPv4 listener); else the local address the
- * request arrived on.
+ * The IPs written into answers: the configured ones; else the request's Host when it is an IP; else
+ * that name resolved (in the family the request arrived over: IPv4 unless it came over IPv6); else the
+ * local address the request arrived on.
  */
-const publicIp = (config: ProxyConfigShape, request: HttpServerRequest.HttpServerRequest): Effect.Effect<string> => {
-  if (Option.isSome(config.candidateIp)) return Effect.succeed(config.candidateIp.value)
-  const localAddress = () =>
-    NodeHttpServerRequest.toIncomingMessage(request).socket.localAddress?.replace(/^::ffff:/, "") ?? "127.0.0.1"
+const publicIps = (config: ProxyConfigShape, request: HttpServerRequest.HttpServerRequest): Effect.Effect<ReadonlyArray<string>> => {
+  if (config.candidateIps.length > 0) return Effect.succeed(config.candidateIps)
+  const arrivedOn = NodeHttpServerRequest.toIncomingMessage(request).socket.localAddress?.replace(/^::ffff:/, "")
+  const localAddress = () => [arrivedOn ?? "127.0.0.1"]
   const host = request.headers["host"]
   if (host === undefined) return Effect.sync(localAddress)
   const hostname = StreamUrl.hostnameOf(host)
-  if (isIP(hostname) !== 0) return Effect.succeed(hostname)
-  return Effect.tryPromise(() => lookup(hostname, { family: 4 })).pipe(
+  if (isIP(hostname) !== 0) return Effect.succeed([hostname])
+  return Effect.tryPromise(() => lookup(hostname, { family: arrivedOn !== undefined && isIP(arrivedOn) === 6 ? 6 : 4 })).pipe(
     Effect.timeout("2 seconds"),
-    Effect.match({ onFailure: localAddress, onSuccess: ({ address }) => address })
+    Effect.match({ onFailure: localAddress, onSuccess: ({ address }) => [address] })
   )
 }
 
-/** An origin's answer that is not a success is passed on: 4xx as the origin said it, 5xx as a 502. */
+/**
+ * Where the answer tells the client to send media: every public IP, the UDP port of the session's
+ * worker (`placement`, see Relay.open), and the ICE-TCP port when on.
+ */
+const proxyAddress = (
+  config: ProxyConfigShape,
+  request: HttpServerRequest.HttpServerRequest,
+  placement: DataPlane.Placement
+) =>
+  Effect.gen(function*() {
+    const [ip, ...moreIps] = yield* publicIps(config, request)
+    const tcp = yield* Effect.serviceOption(IceTcpServer)
+    return {
+      ip: ip!,
+      moreIps,
+      port: placement.port,
+      tcpPort: Option.getOrUndefined(Option.flatMap(tcp, (server) => server.port))
+    } satisfies Sdp.PublicAddress
+  })
+
+/** Redirects an origin may answer an offer with (RFC 9725 section 4.5: 301 and 302 are not for WHIP). */
+const REDIRECTS = new Set([307, 308])
+
+/**
+ * An origin's answer that is not a success is passed on: 4xx as the origin said it (with its headers,
+ * such as WHEP's 409 with Retry-After), a 307 or 308 with its Location, anything else as a 502.
+ */
 const originRefused = (origin: Origin, response: OriginResponse) => {
+  if (REDIRECTS.has(response.status) && response.headers["location"] !== undefined) {
+    return Effect.succeed(
+      HttpServerResponse.text(response.body, {
+        status: response.status,
+        contentType: response.headers["content-type"] ?? "text/plain",
+        headers: { ...copyableHeaders(response.headers), location: response.headers["location"] }
+      })
+    )
+  }
   if (response.status >= 500 || response.status < 400) {
     return Effect.fail(
       new OriginFailed({
@@ -194,9 +237,20 @@ const originRefused = (origin: Origin, response: OriginResponse) => {
   return Effect.succeed(
     HttpServerResponse.text(response.body, {
       status: response.status,
-      contentType: response.headers["content-type"] ?? "text/plain"
+      contentType: response.headers["content-type"] ?? "text/plain",
+      headers: copyableHeaders(response.headers)
     })
   )
+}
+
+/** A strong entity-tag for a session's ICE state (RFC 9725 section 4.3.1): new at every restart. */
+const newEntityTag = () => `"${randomBytes(16).toString("base64url")}"`
+
+/** Whether an If-Match value names the session's entity-tag (strong comparison; `*` names any). */
+const ifMatchHolds = (ifMatch: string, record: SessionRecord): boolean => {
+  if (ifMatch.trim() === "*") return true
+  const current = record.ice?.etag
+  return current !== undefined && ifMatch.split(",").some((tag) => tag.trim() === current)
 }
 
 interface Negotiated {
@@ -208,7 +262,7 @@ interface Negotiated {
  * The shared core of every route: given an accepted offer and the origin's answer, check the answer,
  * choose the origin's media address, rewrite the candidates and start the relay session.
  */
-const startSession = Effect.fn("Signaling.startSession")(function*(options: {
+const startSession = (options: {
   readonly kind: SessionKind
   readonly request: HttpServerRequest.HttpServerRequest
   readonly streamUrl: StreamUrl.StreamUrl
@@ -216,7 +270,9 @@ const startSession = Effect.fn("Signaling.startSession")(function*(options: {
   readonly offer: Sdp.Offer
   readonly answer: string
   readonly originLocation: string | undefined
-}) {
+  /** The origin's entity-tag, kept when it gave one. */
+  readonly etag?: string | undefined
+}) => Effect.gen(function*() {
   const relay = yield* Relay
   const { answer, origin } = options
   if (!answer.trimStart().startsWith("v=0")) {
@@ -233,7 +289,13 @@ const startSession = Effect.fn("Signaling.startSession")(function*(options: {
       message: `origin ${origin.id} answered without a UDP candidate and announced no UDP RTC port`
     })
   }
-  const ip = yield* publicIp(yield* ProxyConfig, options.request)
+  const answerIce = Sdp.iceAttributes(answer)
+  const ice: SessionIce = {
+    clientPwd: options.offer.credentials.pwd,
+    etag: options.etag ?? newEntityTag(),
+    lite: answerIce.lite,
+    ...(answerIce.options === undefined ? {} : { options: answerIce.options })
+  }
   const record: SessionRecord = {
     id: newSessionId(),
     kind: options.kind,
@@ -243,14 +305,16 @@ const startSession = Effect.fn("Signaling.startSession")(function*(options: {
     ufragPair: ufragPair(credentials.ufrag, options.offer.credentials.ufrag),
     serverPwd: credentials.pwd,
     originMedia,
-    createdAt: yield* Clock.currentTimeMillis
+    createdAt: yield* Clock.currentTimeMillis,
+    ice
   }
   // Its answer names the UDP port of the worker it went to (PROXY_CANDIDATE_PORT + worker when set).
   const placement = yield* relay.open(record)
   yield* Effect.logInfo(
     `${options.kind} ${options.streamUrl.key} via origin ${origin.id} (media ${endpoint(originMedia.host, originMedia.port)}), session ${record.id}`
   )
-  return { record, answer: Sdp.rewriteAnswer(answer, { ip, port: placement.port }) } satisfies Negotiated
+  const address = yield* proxyAddress(yield* ProxyConfig, options.request, placement)
+  return { record, answer: Sdp.rewriteAnswer(answer, address) } satisfies Negotiated
 })
 
 /** Origins an offer is sent to at most, each one after the last could not be reached. */
@@ -291,7 +355,7 @@ const pickAndSend = (
           ))
       )
     return yield* Effect.flatMap(balancer.pick(streamUrl.key), (origin) => sendTo(origin, 1))
-  }).pipe(Effect.withSpan("Signaling.pickAndSend"))
+  })
 
 /** Tells the origin a session it created is not wanted after all (the relay could not start). */
 const abandonAtOrigin = (location: string | undefined, headers: Record<string, string>) =>
@@ -300,6 +364,9 @@ const abandonAtOrigin = (location: string | undefined, headers: Record<string, s
     : Effect.flatMap(OriginClient, (client) => client.send({ method: "DELETE", url: location, headers })).pipe(
       Effect.ignore
     )
+
+// The handlers run under the platform's request span (named by method, with http.route); their own
+// spans are the steps that leave the process or take a resource: OriginClient.send, Relay.open, LoadBalancer.*.
 
 /** POST /rtc/v1/whip/ and /rtc/v1/whep/: an SDP offer in, a 201 with the answer and a session URL out. */
 export const offer = (kind: SessionKind) =>
@@ -329,21 +396,37 @@ export const offer = (kind: SessionKind) =>
       body: { contentType: "application/sdp", text: Sdp.stripCandidates(body) }
     })).pipe(Effect.mapError(explainHangUp(kind)))
     const base = apiBaseUrl(origin)!
-    if (response.status !== 201 && response.status !== 200) return yield* originRefused(origin, response)
+    // WHEP: a 406 with an SDP offer of the origin's own (a counter-offer), which the player answers
+    // with PATCH application/sdp on the session URL: a session like any other until then.
+    const counterOffer = kind === "play" && response.status === 406 &&
+      mediaTypeOf(response.headers["content-type"]) === "application/sdp"
+    if (response.status !== 201 && response.status !== 200 && !counterOffer) return yield* originRefused(origin, response)
     const originLocation = response.headers["location"] === undefined
       ? undefined
       : new URL(response.headers["location"], `${base}/`).toString()
-    const negotiated = yield* startSession({ kind, request, streamUrl, origin, offer, answer: response.body, originLocation })
-      .pipe(Effect.tapError(() => abandonAtOrigin(originLocation, forwarded)))
-    const headers: Record<string, string> = { ...copyableHeaders(response.headers), location: sessionPath(kind, negotiated.record.id) }
+    const negotiated = yield* startSession({
+      kind,
+      request,
+      streamUrl,
+      origin,
+      offer,
+      answer: response.body,
+      originLocation,
+      etag: response.headers["etag"]
+    }).pipe(Effect.tapError(() => abandonAtOrigin(originLocation, forwarded)))
+    const headers: Record<string, string> = {
+      ...copyableHeaders(response.headers),
+      location: sessionPath(kind, negotiated.record.id),
+      etag: negotiated.record.ice!.etag
+    }
     const links = IceServers.joinLinks(response.headers["link"], yield* iceServerLinks(config))
     if (links !== undefined) headers["link"] = links
     return HttpServerResponse.text(negotiated.answer, {
-      status: 201,
+      status: counterOffer ? 406 : 201,
       contentType: "application/sdp",
       headers
     })
-  }).pipe(Effect.withSpan(`Signaling.${endpointOf(kind)}`))
+  })
 
 const findSession = (id: string) =>
   Effect.flatMap(SessionStore, (store) => store.get(SessionId.make(id))).pipe(
@@ -357,7 +440,7 @@ const findSession = (id: string) =>
  * Ends a session, as a DELETE on its session URL does (client or admin): the relay session ends at
  * once, its record goes (which tells every proxy on a shared store), and the origin is told with `headers`.
  */
-export const endSession = Effect.fn("Signaling.endSession")(function*(id: string, headers: Record<string, string>) {
+export const endSession = (id: string, headers: Record<string, string>) => Effect.gen(function*() {
   const relay = yield* Relay
   const store = yield* SessionStore
   const client = yield* OriginClient
@@ -383,42 +466,103 @@ export const deleteSession = (id: string) =>
     const request = yield* HttpServerRequest.HttpServerRequest
     yield* endSession(id, headersForOrigin(request, yield* ClientAddress))
     return HttpServerResponse.empty({ status: 200 })
-  }).pipe(Effect.withSpan("Signaling.delete"))
+  })
+
+/** Origin answers to a forwarded ICE restart that say it cannot do one: the proxy then does it itself. */
+const NO_RESTART_AT_ORIGIN = new Set([404, 405, 422, 501])
+
+/** ICE credentials the proxy mints for a restart it carries out: ice-chars (base64), 48 and 144 bits. */
+const mintCredentials = (): Sdp.IceCredentials => ({
+  ufrag: randomBytes(6).toString("base64"),
+  pwd: randomBytes(18).toString("base64")
+})
+
+/** The 200 of an ICE restart: the new fragment and the session's new strong entity-tag. */
+const restarted = (fragment: string, etag: string, headers: Record<string, string> = {}) =>
+  HttpServerResponse.text(fragment, {
+    status: 200,
+    contentType: "application/trickle-ice-sdpfrag",
+    headers: { ...headers, etag }
+  })
 
 /**
- * PATCH on a session URL (RFC 9725 section 4.3). Trickled client candidates are answered here with
- * 204: the origin only ever talks to the proxy, so they are of no use to it. An ICE restart (a new
- * ice-ufrag) goes to the origin; the new ufrag pair is learnt from the request and the answer, and
- * the old pair keeps working until the client switches.
+ * An ICE restart the origin cannot do (SRS has no PATCH): the proxy mints new server credentials and
+ * answers with its own candidate; from then on the relay re-signs the session's STUN between the
+ * client's new credentials and those the origin still holds (`Udp/IceTranslation.ts`).
  */
-export const patchSession = (id: string) =>
+const restartAtProxy = Effect.fn("Signaling.restartAtProxy")(function*(
+  record: SessionRecord,
+  fragment: string,
+  client: Sdp.IceCredentials
+) {
+  const config = yield* ProxyConfig
+  const request = yield* HttpServerRequest.HttpServerRequest
+  if (!config.iceRestart) {
+    return yield* new UnprocessableContent({
+      message: "this session supports trickle ICE but not ICE restart (its origin cannot restart ICE); send a new offer"
+    })
+  }
+  const server = mintCredentials()
+  const previous = record.ice
+  const ice: SessionIce = {
+    clientPwd: client.pwd,
+    etag: newEntityTag(),
+    lite: previous?.lite ?? false,
+    ...(previous?.options === undefined ? {} : { options: previous.options }),
+    // The credentials the origin holds: those of the offer and answer, however many restarts ago.
+    origin: previous?.origin ?? {
+      ufragPair: record.ufragPair,
+      serverPwd: record.serverPwd,
+      ...(previous === undefined ? {} : { clientPwd: previous.clientPwd })
+    }
+  }
+  const known = yield* (yield* Relay).rekey(record.id, {
+    ufragPair: ufragPair(server.ufrag, client.ufrag),
+    serverPwd: server.pwd,
+    ice
+  })
+  if (!known) return yield* new NotFound({ message: "the session ended during the ICE restart" })
+  yield* countIceRestart("proxy")
+  yield* Effect.logInfo(`session ${record.id}: ICE restart carried out by the proxy (the origin keeps ${ice.origin!.ufragPair})`)
+  // The first public address, over UDP: a restart moves a client that already reached the proxy.
+  const address = yield* proxyAddress(config, request, yield* (yield* Relay).placementOf(record.id))
+  return restarted(
+    Sdp.restartFragment({ request: fragment, credentials: server, lite: ice.lite, iceOptions: ice.options, address }),
+    ice.etag
+  )
+})
+
+/**
+ * An ICE restart: forwarded to an origin that can restart ICE (its new credentials are learnt), or
+ * carried out by the proxy when the origin cannot: it answered 404, 405, 422 or 501, or hung up, as
+ * SRS does. A session restarted by the proxy once stays with the proxy: the origin still holds the
+ * credentials the translation needs.
+ */
+const restartIce = (record: SessionRecord, fragment: string, client: Sdp.IceCredentials) =>
   Effect.gen(function*() {
+    if (record.originLocation === undefined || record.ice?.origin !== undefined) {
+      return yield* restartAtProxy(record, fragment, client)
+    }
     const request = yield* HttpServerRequest.HttpServerRequest
     const config = yield* ProxyConfig
-    const relay = yield* Relay
-    const client = yield* OriginClient
-    const record = yield* findSession(id)
-    const mediaType = mediaTypeOf(request.headers["content-type"])
-    if (mediaType !== "application/trickle-ice-sdpfrag") {
-      return yield* new UnsupportedMediaType({
-        message: "PATCH takes application/trickle-ice-sdpfrag (trickle ICE or ICE restart)"
-      })
-    }
-    const fragment = yield* readText(config)
-    const clientCredentials = Sdp.iceCredentials(fragment)
-    const currentClientUfrag = record.ufragPair.slice(record.ufragPair.indexOf(":") + 1)
-    if (clientCredentials.ufrag === undefined || clientCredentials.ufrag === currentClientUfrag) {
-      return HttpServerResponse.empty({ status: 204 })
-    }
-    if (record.originLocation === undefined) {
-      return yield* new OriginFailed({ message: "the origin gave this session no resource URL for an ICE restart" })
-    }
-    const response = yield* client.send({
+    // The proxy checked the precondition against the entity-tag it gave the client.
+    const headers = { ...headersForOrigin(request, yield* ClientAddress), "if-match": "*" }
+    const answered = yield* (yield* OriginClient).send({
       method: "PATCH",
       url: record.originLocation,
-      headers: headersForOrigin(request, yield* ClientAddress),
+      headers,
       body: { contentType: "application/trickle-ice-sdpfrag", text: Sdp.stripCandidates(fragment) }
-    })
+    }).pipe(
+      Effect.map(Option.some),
+      Effect.catchIf(
+        (error) => error instanceof OriginFailed && error.closedWithoutAnswer === true,
+        () => Effect.succeedNone
+      )
+    )
+    if (Option.isNone(answered) || NO_RESTART_AT_ORIGIN.has(answered.value.status)) {
+      return yield* restartAtProxy(record, fragment, client)
+    }
+    const response = answered.value
     if (response.status !== 200) {
       return HttpServerResponse.text(response.body, {
         status: response.status,
@@ -429,20 +573,92 @@ export const patchSession = (id: string) =>
     if (serverCredentials.ufrag === undefined || serverCredentials.pwd === undefined) {
       return yield* new OriginFailed({ message: "the origin answered the ICE restart without new credentials" })
     }
-    const known = yield* relay.rekey(record.id, {
-      ufragPair: ufragPair(serverCredentials.ufrag, clientCredentials.ufrag),
-      serverPwd: serverCredentials.pwd
+    const etag = response.headers["etag"] ?? newEntityTag()
+    const known = yield* (yield* Relay).rekey(record.id, {
+      ufragPair: ufragPair(serverCredentials.ufrag, client.ufrag),
+      serverPwd: serverCredentials.pwd,
+      ice: { ...(record.ice ?? { lite: Sdp.iceAttributes(response.body).lite }), clientPwd: client.pwd, etag }
     })
     // Deleted or expired while the origin was restarting ICE.
     if (!known) return yield* new NotFound({ message: "the session ended during the ICE restart" })
-    const ip = yield* publicIp(config, request)
-    const { port } = yield* relay.placementOf(record.id)
-    return HttpServerResponse.text(Sdp.rewriteAnswer(response.body, { ip, port }), {
-      status: 200,
-      contentType: "application/trickle-ice-sdpfrag",
-      headers: copyableHeaders(response.headers)
+    yield* countIceRestart("origin")
+    const address = yield* proxyAddress(config, request, yield* (yield* Relay).placementOf(record.id))
+    return restarted(Sdp.rewriteAnswer(response.body, address), etag, copyableHeaders(response.headers))
+  })
+
+/**
+ * WHEP's answer to a counter-offer (PATCH application/sdp after a 406): forwarded to the origin
+ * without the player's candidates, and the player's ufrag learnt if it changed.
+ */
+const answerCounterOffer = (record: SessionRecord, answer: string) =>
+  Effect.gen(function*() {
+    if (record.originLocation === undefined) {
+      return yield* new UnprocessableContent({ message: "this session takes no SDP answer (its origin gave it no resource)" })
+    }
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const response = yield* (yield* OriginClient).send({
+      method: "PATCH",
+      url: record.originLocation,
+      headers: headersForOrigin(request, yield* ClientAddress),
+      body: { contentType: "application/sdp", text: Sdp.stripCandidates(answer) }
     })
-  }).pipe(Effect.withSpan("Signaling.patch"))
+    const client = Sdp.iceCredentials(answer)
+    const serverUfrag = record.ufragPair.slice(0, record.ufragPair.indexOf(":"))
+    if (response.status < 300 && Sdp.validCredentials(client) && ufragPair(serverUfrag, client.ufrag) !== record.ufragPair) {
+      yield* (yield* Relay).rekey(record.id, {
+        ufragPair: ufragPair(serverUfrag, client.ufrag),
+        serverPwd: record.serverPwd,
+        ice: record.ice === undefined ? undefined : { ...record.ice, clientPwd: client.pwd }
+      })
+    }
+    return response.body === "" && response.status === 204
+      ? HttpServerResponse.empty({ status: 204, headers: copyableHeaders(response.headers) })
+      : HttpServerResponse.text(response.body, { status: response.status, headers: copyableHeaders(response.headers) })
+  })
+
+/**
+ * PATCH on a session URL (RFC 9725 section 4.3). Trickled client candidates are answered here with
+ * 204 and no entity-tag: the origin only ever talks to the proxy, so they are of no use to it. An ICE
+ * restart (a new ice-ufrag) needs If-Match (428 without, 412 when it names another entity-tag than
+ * the session's) and goes to the origin, or is carried out by the proxy (`restartIce`); the new
+ * ufrag pair is learnt, and the old pair keeps working until the client switches. WHEP's
+ * `application/sdp` answer to a counter-offer goes to the origin.
+ */
+export const patchSession = (id: string) =>
+  Effect.gen(function*() {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const config = yield* ProxyConfig
+    const record = yield* findSession(id)
+    const mediaType = mediaTypeOf(request.headers["content-type"])
+    if (mediaType === "application/sdp") return yield* answerCounterOffer(record, yield* readText(config))
+    if (mediaType !== "application/trickle-ice-sdpfrag") {
+      return yield* new UnsupportedMediaType({
+        message: "PATCH takes application/trickle-ice-sdpfrag (trickle ICE or ICE restart)"
+      })
+    }
+    const fragment = yield* readText(config)
+    const clientCredentials = Sdp.iceCredentials(fragment)
+    const currentClientUfrag = record.ufragPair.slice(record.ufragPair.indexOf(":") + 1)
+    const ifMatch = request.headers["if-match"]
+    if (clientCredentials.ufrag === undefined || clientCredentials.ufrag === currentClientUfrag) {
+      if (ifMatch !== undefined && !ifMatchHolds(ifMatch, record)) {
+        return yield* new PreconditionFailed({ message: "If-Match does not name this session's current entity-tag" })
+      }
+      return HttpServerResponse.empty({ status: 204 })
+    }
+    if (ifMatch === undefined) {
+      return yield* new PreconditionRequired({ message: "an ICE restart needs If-Match: * (or the session's entity-tag)" })
+    }
+    if (!ifMatchHolds(ifMatch, record)) {
+      return yield* new PreconditionFailed({
+        message: "If-Match does not name this session's current entity-tag (it changed with an ICE restart); use *"
+      })
+    }
+    if (!Sdp.validCredentials(clientCredentials)) {
+      return yield* new BadRequest({ message: "an ICE restart needs a new a=ice-ufrag and a=ice-pwd of ICE characters" })
+    }
+    return yield* restartIce(record, fragment, clientCredentials)
+  })
 
 /** POST /rtc/v1/publish/ and /rtc/v1/play/ (SRS's JSON API before WHIP): answered 200 with JSON. */
 export const legacyOffer = (kind: SessionKind) =>
@@ -483,4 +699,4 @@ export const legacyOffer = (kind: SessionKind) =>
       originLocation: undefined
     })
     return HttpServerResponse.unsafeJson(LegacyApi.encodeAnswer({ ...answer.right, sdp: negotiated.answer }))
-  }).pipe(Effect.withSpan(`Signaling.legacy.${kind}`))
+  })

@@ -14,6 +14,7 @@ import { ProxyConfig } from "../Config.js"
 import { BadRequest, Unauthorized } from "../Domain/Errors.js"
 import * as Origin from "../Domain/Origin.js"
 import { LoadBalancer } from "../LoadBalancer/LoadBalancer.js"
+import { IceTcpServer } from "../Tcp/IceTcpServer.js"
 import { Relay } from "../Udp/Relay.js"
 import { readText } from "./Body.js"
 
@@ -95,13 +96,16 @@ const processStats = () => {
 
 /**
  * GET /api/v1/stats: what the proxy is doing, for operators and benchmarks: origins and their health,
- * stream mappings, relay sessions, packets relayed, and every drop and session end by reason.
+ * stream mappings, relay sessions, packets relayed, every drop and session end by reason, and the
+ * ICE-TCP connections (null when ICE-TCP is off).
  */
 export const stats = Effect.gen(function*() {
   yield* requireSystemToken
   const balancer = yield* LoadBalancer
   const relay = yield* Relay
   const relayStats = yield* relay.stats
+  const iceTcp = yield* Effect.serviceOption(IceTcpServer)
+  const iceTcpStats = Option.isSome(iceTcp) && Option.isSome(iceTcp.value.port) ? yield* iceTcp.value.stats : null
   // What this proxy knows by itself is shown even when the shared state (Redis) cannot be read.
   const [origins, streams, failover] = yield* Effect.all([
     Effect.either(balancer.origins),
@@ -124,6 +128,7 @@ export const stats = Effect.gen(function*() {
     failover,
     ...(unavailable === undefined ? {} : { sharedState: unavailable.message }),
     relay: relayStats,
+    iceTcp: iceTcpStats,
     process: processStats()
   })
 })

@@ -63,7 +63,8 @@ export const make = (
       return until !== undefined && (!origin.fixed || now < until)
     }
 
-    const pick = Effect.fn("LoadBalancer.pick")(function*(streamUrl: StreamKey, avoid?: OriginId) {
+    // No span: a lookup in memory, on every offer; the Redis balancer's pick has one.
+    const pick = (streamUrl: StreamKey, avoid?: OriginId) => Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
       const usable = (entry: { origin: Origin; lastSeen: number }) =>
         isHealthy(entry, now) && !isDown(entry.origin, now) && entry.origin.id !== avoid

@@ -67,7 +67,12 @@ export const make = (): SessionStoreShape => {
       Effect.sync(() => {
         const current = byId.get(id)
         if (current === undefined) return Option.none()
-        const next = { ...current, ...keys }
+        const next = {
+          ...current,
+          ufragPair: keys.ufragPair,
+          serverPwd: keys.serverPwd,
+          ...(keys.ice === undefined ? {} : { ice: keys.ice })
+        }
         put(next)
         return Option.some(next)
       }),

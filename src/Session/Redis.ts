@@ -32,6 +32,7 @@ import { hostname } from "node:os"
 import { orSharedStateUnavailable } from "../Domain/Errors.js"
 import { OriginId } from "../Domain/Origin.js"
 import {
+  type IceKeys,
   MediaAddress,
   type SessionEndReason,
   SessionId,
@@ -64,6 +65,20 @@ const NullAsUndefined = Schema.transform(Schema.NullOr(Schema.String), Schema.Un
   encode: (location) => location ?? null
 })
 
+/** A session's ICE state as stored (`ice` in the record), snake_case like the rest. */
+const StoredIce = Schema.Struct({
+  clientPwd: renamed(Schema.String, "client_pwd"),
+  etag: renamed(Schema.String, "etag"),
+  lite: renamed(Schema.Boolean, "lite"),
+  options: Schema.optional(Schema.String).pipe(Schema.fromKey("options")),
+  origin: Schema.optional(Schema.Struct({
+    ufragPair: renamed(UfragPair, "ufrag"),
+    serverPwd: renamed(Schema.String, "server_pwd"),
+    clientPwd: Schema.optional(Schema.String).pipe(Schema.fromKey("client_pwd"))
+  })).pipe(Schema.fromKey("origin"))
+})
+const encodeIce = Schema.encode(Schema.parseJson(StoredIce))
+
 /**
  * A record as stored: snake_case like the Go proxy's fields, with which it shares `stream_url` and
  * `ufrag`, and the proxy instance that last started relaying it. The scripts read the `Field`s.
@@ -78,6 +93,7 @@ const StoredFields = Schema.Struct({
   serverPwd: renamed(Schema.String, Field.serverPwd),
   originMedia: renamed(MediaAddress, "origin_media"),
   createdAt: renamed(Schema.Number, "created_at"),
+  ice: Schema.optional(StoredIce).pipe(Schema.fromKey(Field.ice)),
   relayedBy: Schema.optional(Schema.String).pipe(Schema.fromKey(Field.relayedBy))
 })
 
@@ -169,7 +185,7 @@ export const make = (options: { readonly ttl?: Duration.Duration } = {}) =>
 
     const rekey = Effect.fn("SessionStore.rekey")(function*(
       id: SessionId,
-      keys: { readonly ufragPair: UfragPair; readonly serverPwd: string }
+      keys: IceKeys
     ) {
       const json = yield* redis.eval(REKEY, [idKey(id), `${ufragPrefix}${keys.ufragPair}`], [
         keys.ufragPair,
@@ -177,7 +193,8 @@ export const make = (options: { readonly ttl?: Duration.Duration } = {}) =>
         ttlMillis,
         ufragPrefix,
         streamPrefix,
-        publisherPrefix
+        publisherPrefix,
+        keys.ice === undefined ? "" : yield* encodeIce(keys.ice).pipe(Effect.orDie)
       ]).pipe(orSharedStateUnavailable)
       return recordOf(json)
     })

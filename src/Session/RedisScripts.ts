@@ -14,6 +14,8 @@ export const Field = {
   streamUrl: "stream_url",
   ufrag: "ufrag",
   serverPwd: "server_pwd",
+  /** The session's ICE state (client ice-pwd, entity-tag, the origin's credentials after a restart). */
+  ice: "ice",
   /** The proxy instance that last started relaying it. */
   relayedBy: "relayed_by"
 } as const
@@ -51,7 +53,7 @@ return 1
 
 /**
  * KEYS: id key, new ufrag key. ARGV: new ufrag pair, new server ice-pwd, TTL ms, ufrag key prefix,
- * stream key prefix, publisher key prefix. Returns the new record's JSON, or nil when the session is gone.
+ * stream key prefix, publisher key prefix, the new ICE state's JSON ('' keeps it). Returns the new record's JSON, or nil when the session is gone.
  */
 export const REKEY = script(`${HOLDS}
 local raw = redis.call('GET', KEYS[1])
@@ -63,6 +65,7 @@ local old = ARGV[4] .. oldPair
 if old ~= KEYS[2] and holds(old, r.${Field.sessionId}) then redis.call('DEL', old) end
 r.${Field.ufrag} = ARGV[1]
 r.${Field.serverPwd} = ARGV[2]
+if ARGV[7] ~= '' then r.${Field.ice} = cjson.decode(ARGV[7]) end
 local json = cjson.encode(r)
 redis.call('SET', KEYS[1], json, 'PX', ARGV[3])
 redis.call('SET', KEYS[2], json, 'PX', ARGV[3])

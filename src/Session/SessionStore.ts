@@ -11,7 +11,7 @@ import type * as Effect from "effect/Effect"
 import type * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import type { ServiceUnavailable } from "../Domain/Errors.js"
-import type { SessionEndReason, SessionId, SessionRecord, UfragPair } from "../Domain/Session.js"
+import type { IceKeys, SessionEndReason, SessionId, SessionRecord, UfragPair } from "../Domain/Session.js"
 import type { StreamKey } from "../Domain/StreamUrl.js"
 
 export interface SessionStoreShape {
@@ -24,10 +24,13 @@ export interface SessionStoreShape {
    * only for a takeover after a shutdown does not count until a proxy relays it again.
    */
   readonly publisherOf: (streamUrl: StreamKey) => Effect.Effect<Option.Option<SessionRecord>, ServiceUnavailable>
-  /** Moves a session to a new ufrag pair and server password; none when the session is gone. */
+  /**
+   * Moves a session to a new ufrag pair and server password (and its ICE state, when given); none
+   * when the session is gone.
+   */
   readonly rekey: (
     id: SessionId,
-    keys: { readonly ufragPair: UfragPair; readonly serverPwd: string }
+    keys: IceKeys
   ) => Effect.Effect<Option.Option<SessionRecord>, ServiceUnavailable>
   /**
    * Removes a session for good (it was deleted). A shared store tells every proxy on it, through

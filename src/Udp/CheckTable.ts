@@ -8,7 +8,7 @@
  *
  * @since 0.1.0
  */
-import type * as dgram from "node:dgram"
+import type { ClientPath } from "./ClientPath.js"
 
 /** Checks in flight at once per session: one per candidate pair, retransmissions share a slot. */
 const SLOTS = 8
@@ -20,7 +20,9 @@ const ID_LENGTH = 12
 export interface CheckSender {
   address: string
   port: number
-  socket: dgram.Socket | undefined
+  socket: ClientPath | undefined
+  /** The key the origin's response is signed again with (a check the proxy translated), if any. */
+  resignKey: string | undefined
 }
 
 export class CheckTable {
@@ -28,14 +30,22 @@ export class CheckTable {
   private readonly senders: Array<CheckSender> = Array.from({ length: SLOTS }, () => ({
     address: "",
     port: 0,
-    socket: undefined
+    socket: undefined,
+    resignKey: undefined
   }))
   /** When each slot was filled, in the owner's ticks; -1: free. */
   private readonly filledAt = new Int32Array(SLOTS).fill(-1)
   private next = 0
 
   /** Records who sent the binding request `msg` (at least a STUN header long). */
-  record(msg: Uint8Array, address: string, port: number, socket: dgram.Socket | undefined, tick: number): void {
+  record(
+    msg: Uint8Array,
+    address: string,
+    port: number,
+    socket: ClientPath | undefined,
+    tick: number,
+    resignKey: string | undefined = undefined
+  ): void {
     let slot = this.find(msg)
     if (slot === -1) {
       slot = this.next
@@ -46,6 +56,7 @@ export class CheckTable {
     sender.address = address
     sender.port = port
     sender.socket = socket
+    sender.resignKey = resignKey
     this.filledAt[slot] = tick
   }
 
@@ -62,7 +73,7 @@ export class CheckTable {
   }
 
   /** Forgets every check sent through `socket` (its local address went away). */
-  forgetSocket(socket: dgram.Socket): void {
+  forgetSocket(socket: ClientPath): void {
     for (let slot = 0; slot < SLOTS; slot++) {
       if (this.senders[slot]!.socket === socket) this.filledAt[slot] = -1
     }

@@ -10,9 +10,10 @@ import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import { isIPv6 } from "node:net"
 import { OriginFailed } from "../Domain/Errors.js"
-import type { SessionRecord } from "../Domain/Session.js"
+import type { IceKeys, SessionRecord } from "../Domain/Session.js"
+import type { ClientPath } from "./ClientPath.js"
 import { type DropReason, LiveSession, Router } from "./Router.js"
-import { open as openSocket, type UdpSocketShape } from "./UdpSocket.js"
+import { closeQuietly, openUnscoped as openSocket, type UdpSocketShape } from "./UdpSocket.js"
 
 /** A relay session as the relay reads it (sweeps, views): its keys and counters. */
 export interface PlaneSession {
@@ -66,6 +67,23 @@ export interface PlaneStats {
   readonly workers?: ReadonlyArray<WorkerStats>
 }
 
+/** Plain synchronous calls into the router, as the UDP port makes them; none of them throws. */
+export interface ClientPaths {
+  /** A packet from the client at `address` and `port` (see `tcpClientAddress`) that came over `path`. */
+  readonly fromClient: (msg: Buffer, address: string, port: number, path: ClientPath) => void
+  /** Whether a verified binding request has bound that client to a session. */
+  readonly isBound: (address: string, port: number) => boolean
+  /** `path` closed: its clients are forgotten, their sessions carry on (they may come back another way). */
+  readonly forget: (path: ClientPath) => void
+}
+
+/** A session just registered: where it went, and a live session that held the same ufrag pair. */
+export interface Registered {
+  readonly session: PlaneSession
+  readonly displaced: string | undefined
+  readonly placement: Placement
+}
+
 /** Where a session was placed: its worker, and the UDP port written into its answer (PROXY_CANDIDATE_PORT + worker when set). */
 export interface Placement {
   readonly worker: number
@@ -77,21 +95,20 @@ export interface DataPlaneShape {
   readonly sessions: ReadonlyMap<string, PlaneSession>
   /**
    * Opens the session's origin socket and registers its keys, on `worker` when given (the one its
-   * client reached) else the least-loaded one; ending the scope unregisters it and frees the socket.
-   * `displaced` is a live session that held the same ufrag pair.
+   * client reached) else the least-loaded one. The caller owns it from then on: `unregister` frees it.
    */
-  readonly register: (
-    record: SessionRecord,
-    worker?: number
-  ) => Effect.Effect<
-    { readonly session: PlaneSession; readonly displaced: string | undefined; readonly placement: Placement },
-    OriginFailed,
-    Scope.Scope
-  >
+  readonly register: (record: SessionRecord, worker?: number) => Effect.Effect<Registered, OriginFailed>
+  /** Unregisters a registered session and closes its origin socket; called once per session. */
+  readonly unregister: (session: PlaneSession) => Effect.Effect<void>
   /** Where a live session is relayed; for an unknown one, where worker 0 would relay it. */
   readonly placementOf: (id: string) => Placement
-  /** ICE restart: the session also answers to a new ufrag pair. */
-  readonly addUfrag: (session: PlaneSession, ufragPair: string, serverPwd: string) => void
+  /**
+   * ICE restart: the session also answers to a new ufrag pair, and takes the new keys (`ice`: what
+   * the router needs to re-sign STUN when the proxy carried out the restart).
+   */
+  readonly learnKeys: (session: PlaneSession, keys: IceKeys) => void
+  /** The data path of ICE-TCP connections (main thread): only with the router on this thread. */
+  readonly clientPaths: ClientPaths
   /** The relay's store lookup for an unknown ufrag pair ended: the next binding request with it may ask again. */
   readonly lookupDone: (ufragPair: string) => void
   /** Counted on the relay's side (a lookup it could not start). */
@@ -132,7 +149,7 @@ export const originErrorHandler = (router: Router, onLost: () => void) => {
 }
 
 /**
- * Opens a session's socket connected to its origin, in the current scope. The kernel's default
+ * Opens a session's socket connected to its origin; the caller closes it. The kernel's default
  * buffer (about 200 KB) holds under 100 full datagrams: a 10 ms pause of the event loop at 10,000
  * packets/s would overflow it. The size is a cap, not an allocation.
  */
@@ -144,6 +161,14 @@ export const openOriginSocket = (record: SessionRecord, bufferBytes: number, onE
     bufferBytes: Math.min(bufferBytes, 1024 * 1024),
     onError
   }).pipe(Effect.mapError((error) => new OriginFailed({ message: error.message })))
+
+/** A session's record after an ICE restart: its newest keys (a new record brings its own translation). */
+export const withKeys = (record: SessionRecord, keys: IceKeys): SessionRecord => ({
+  ...record,
+  ufragPair: keys.ufragPair,
+  serverPwd: keys.serverPwd,
+  ...(keys.ice === undefined ? {} : { ice: keys.ice })
+})
 
 /** The router on this thread, on the shared port `udp`: one worker, no thread (the default). */
 export const inProcess = (
@@ -161,21 +186,31 @@ export const inProcess = (
     return {
       sessions: router.byId,
       register: (record) =>
-        Effect.gen(function*() {
-          const backend = yield* openOriginSocket(
-            record,
-            options.bufferBytes,
-            originErrorHandler(router, () => events.originLost(record.id))
-          )
-          const live = new LiveSession(record, backend)
-          const displaced = yield* Effect.acquireRelease(
-            Effect.sync(() => router.add(live)),
-            () => Effect.sync(() => router.remove(live))
-          )
-          return { session: live, displaced: displaced?.record.id, placement }
+        Effect.map(
+          openOriginSocket(record, options.bufferBytes, originErrorHandler(router, () => events.originLost(record.id))),
+          (backend): Registered => {
+            const live = new LiveSession(record, backend)
+            const displaced = router.add(live)
+            return { session: live, displaced: displaced?.record.id, placement }
+          }
+        ),
+      unregister: (session) =>
+        Effect.sync(() => {
+          const live = session as LiveSession
+          router.remove(live)
+          closeQuietly(live.backend)
         }),
       placementOf: () => placement,
-      addUfrag: (session, ufragPair, serverPwd) => router.addUfrag(session as LiveSession, ufragPair, serverPwd),
+      learnKeys: (session, keys) => {
+        const live = session as LiveSession
+        router.addUfrag(live, keys.ufragPair, keys.serverPwd)
+        live.record = withKeys(live.record, keys)
+      },
+      clientPaths: {
+        fromClient: (msg, address, port, path) => router.fromClient(msg, address, port, path),
+        isBound: (address, port) => router.isBound(address, port),
+        forget: (path) => router.forgetSocket(path)
+      },
       lookupDone: () => {},
       countDrop: (reason) => {
         router.drops[reason]++

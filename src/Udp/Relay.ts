@@ -1,7 +1,8 @@
 /**
- * Relay sessions: each one a scoped fiber that owns one socket connected to its origin, registered
- * in the router while it lives, and freed (socket closed, keys gone, record removed) when it ends:
- * on DELETE, on idle timeout, when displaced, when its origin is lost, or at shutdown.
+ * Relay sessions: each one opened by its request (an origin socket, keys registered in the data
+ * plane), a fiber that waits for its end, and freed once (socket closed, keys gone, record removed)
+ * when it ends: on DELETE, on idle timeout, when displaced, when its origin or its worker is lost,
+ * or at shutdown.
  *
  * @since 0.1.0
  */
@@ -12,7 +13,6 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
-import * as FiberMap from "effect/FiberMap"
 import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
@@ -20,11 +20,12 @@ import * as Option from "effect/Option"
 import { ProxyConfig } from "../Config.js"
 import { OriginFailed, type ServiceUnavailable } from "../Domain/Errors.js"
 import type { OriginId } from "../Domain/Origin.js"
-import { type SessionEndReason, type SessionId, type SessionRecord, UfragPair } from "../Domain/Session.js"
+import { type IceKeys, type SessionEndReason, type SessionId, type SessionRecord, UfragPair } from "../Domain/Session.js"
 import type { StreamKey } from "../Domain/StreamUrl.js"
 import { LoadBalancer } from "../LoadBalancer/LoadBalancer.js"
 import { SessionStore } from "../Session/SessionStore.js"
 import { WorkerPool } from "../Workers/WorkerPool.js"
+import { describeClient } from "./ClientPath.js"
 import * as DataPlane from "./DataPlane.js"
 import type { DropReason } from "./Router.js"
 import { endpoint, UdpSocket } from "./UdpSocket.js"
@@ -77,7 +78,8 @@ export interface RelayShape {
   /** Ends a live session and waits until it is freed; false when this proxy relays no such session. */
   readonly close: (id: string, reason: SessionEndReason) => Effect.Effect<boolean>
   /**
-   * ICE restart: the session also answers to a new ufrag pair (with its server password); the old
+   * ICE restart: the session also answers to a new ufrag pair (with its server password, and the ICE
+   * state that says how to translate its STUN when the proxy carried the restart out itself); the old
    * pair keeps working until the first binding request with the new one arrives. The store gets the
    * new pair too, so that another proxy relaying the session learns it. False when neither this
    * proxy nor the store knows the session; fails when this proxy does not relay it and the store
@@ -85,15 +87,19 @@ export interface RelayShape {
    */
   readonly rekey: (
     id: SessionId,
-    keys: { readonly ufragPair: UfragPair; readonly serverPwd: string }
+    keys: IceKeys
   ) => Effect.Effect<boolean, ServiceUnavailable>
   /** Where a session is relayed (its worker and answer port); for one not relayed here, worker 0's. */
   readonly placementOf: (id: string) => Effect.Effect<DataPlane.Placement>
   readonly sessions: Effect.Effect<ReadonlyArray<RelaySessionView>>
+  /** The data path for client transports beside the shared UDP port (ICE-TCP). */
+  readonly clientPaths: DataPlane.ClientPaths
   /** How many sessions it relays now (cheap: for a check on every offer). */
   readonly activeSessions: Effect.Effect<number>
   readonly stats: Effect.Effect<RelayStats>
 }
+
+export type { ClientPaths } from "./DataPlane.js"
 
 export class Relay extends Context.Tag("rtc-proxy/Relay")<Relay, RelayShape>() {
   /** On the shared UDP port, or on the workers' ports when a WorkerPool is provided (PROXY_RTC_WORKERS). */
@@ -126,6 +132,14 @@ const addRelayed = (
 /** A session of an origin marked down ends once nothing came from that origin for this long. */
 const ORIGIN_QUIET_MS = 3000
 
+/** A live session and its lifetime: the fiber that waits for its end, and whether it was freed. */
+interface SessionFiber {
+  readonly live: DataPlane.PlaneSession
+  readonly end: Deferred.Deferred<SessionEndReason>
+  finished: boolean
+  fiber: Fiber.RuntimeFiber<void, never> | undefined
+}
+
 /** Concurrent lookups of unknown ufrag pairs in the store; past this, binding requests just drop. */
 const MAX_PENDING_LOOKUPS = 256
 
@@ -135,11 +149,22 @@ const make = Effect.gen(function*() {
   const pool = yield* Effect.serviceOption(WorkerPool)
   const store = yield* SessionStore
   const loadBalancer = yield* LoadBalancer
+  const sessions = new Map<string, SessionFiber>()
+  // The origin socket is opened by the request, before the session's fiber exists; a fiber
+  // interrupted at shutdown before its first step never runs its finalizer, so this one frees
+  // whatever is left. Added before the sets of fibers: it runs after they are interrupted.
+  yield* Effect.addFinalizer(() =>
+    Effect.forEach([...sessions.values()], (session) => finish(session, "shutdown"), {
+      discard: true,
+      // A worker answers each close: side by side, shutdown waits for one round trip, not one per session.
+      concurrency: Option.isSome(pool) ? "unbounded" : 1
+    })
+  )
+  const sessionFibers = yield* FiberSet.make<void, never>()
+
   // Work started from the data path (store lookups, closing a displaced session) belongs to the
-  // relay's scope: shutdown interrupts it, so none of it can write to a store after the relay closed.
+  // relay's scope: shutdown interrupts it (first), so none of it can write to a store after the relay closed.
   const runFork = yield* FiberSet.makeRuntime<never>()
-  const fibers = yield* FiberMap.make<string, void, never>()
-  const enders = new Map<string, Deferred.Deferred<SessionEndReason>>()
   const ended: Record<SessionEndReason, number> = {
     deleted: 0,
     idle: 0,
@@ -159,6 +184,11 @@ const make = Effect.gen(function*() {
     }
     return counter
   }
+  const openedCounters = {
+    publish: Metric.tagged(sessionsOpened, "kind", "publish"),
+    play: Metric.tagged(sessionsOpened, "kind", "play")
+  }
+  const openedCounter = (kind: SessionRecord["kind"]) => openedCounters[kind]
   const pendingLookups = new Set<string>()
   const relayedByEnded = { packetsFromClient: 0, packetsFromOrigin: 0, bytesFromClient: 0, bytesFromOrigin: 0 }
 
@@ -181,7 +211,7 @@ const make = Effect.gen(function*() {
             const live = plane.sessions.get(record.id)
             if (live !== undefined) return live.retiredUfrags.includes(record.ufragPair) ? Effect.void : learnKeys(live, record)
             // Adopted on the worker whose port the client reached.
-            return enders.has(record.id) ? Effect.void : openOn(record, worker)
+            return sessions.has(record.id) ? Effect.void : open(record, worker)
           }
         })),
         Effect.catchAll((error) => Effect.logWarning(`cannot relay stored session for ${ufragPair}: ${error.message}`)),
@@ -193,8 +223,8 @@ const make = Effect.gen(function*() {
     )
   }
   const endNow = (reason: SessionEndReason) => (id: string) => {
-    const end = enders.get(id)
-    if (end !== undefined) Deferred.unsafeDone(end, Exit.succeed(reason))
+    const session = sessions.get(id)
+    if (session !== undefined) Deferred.unsafeDone(session.end, Exit.succeed(reason))
   }
   const events: DataPlane.PlaneEvents = {
     unknownUfrag: onUnknownUfrag,
@@ -207,86 +237,89 @@ const make = Effect.gen(function*() {
     : yield* DataPlane.inProcess(udp, { bufferBytes: config.udpBufferBytes, candidatePort }, events)
   // A session deleted through another proxy on a shared store: it ends here too.
   yield* store.onRemoved((id) => {
-    if (enders.has(id)) runFork(close(id, "deleted"))
+    if (sessions.has(id)) runFork(close(id, "deleted"))
   })
 
-  const learnKeys = (live: DataPlane.PlaneSession, keys: { readonly ufragPair: UfragPair; readonly serverPwd: string }) =>
+  const learnKeys = (live: DataPlane.PlaneSession, keys: IceKeys) =>
     Effect.suspend(() => {
       if (live.ufragPairs.get(keys.ufragPair) === keys.serverPwd) return Effect.void
-      plane.addUfrag(live, keys.ufragPair, keys.serverPwd)
-      live.record = { ...live.record, ufragPair: keys.ufragPair, serverPwd: keys.serverPwd }
-      return Effect.logInfo(`relay session ${live.record.id} now also answers to ${keys.ufragPair} (ICE restart)`)
+      plane.learnKeys(live, keys)
+      return Effect.logInfo(
+        `relay session ${live.record.id} now also answers to ${keys.ufragPair} (ICE restart${
+          live.record.ice?.origin === undefined ? "" : `, translated to the origin's ${live.record.ice.origin.ufragPair}`
+        })`
+      )
     })
-  const runSession = (
-    record: SessionRecord,
-    ready: Deferred.Deferred<DataPlane.Placement, OriginFailed>,
-    worker: number | undefined
-  ) =>
-    Effect.gen(function*() {
-      const end = yield* Deferred.make<SessionEndReason>()
-      yield* Effect.acquireRelease(
-        Effect.sync(() => enders.set(record.id, end)),
-        () => Effect.sync(() => enders.get(record.id) === end && enders.delete(record.id))
-      )
-      const { displaced, placement, session: live } = yield* plane.register(record, worker).pipe(
-        Effect.tapError((error) => Deferred.fail(ready, error))
-      )
-      if (displaced !== undefined) runFork(close(displaced, "replaced"))
-      yield* Deferred.succeed(ready, placement)
-      const reason = yield* Deferred.await(end)
-      return { reason, live }
-    }).pipe(
-      Effect.scoped,
-      Effect.onExit((exit) =>
-        Effect.gen(function*() {
-          // An error captures a stack trace: made only for a session that never started.
-          if (!(yield* Deferred.isDone(ready))) {
-            yield* Deferred.fail(ready, new OriginFailed({ message: "the relay session ended before it started" }))
-          }
-          if (Exit.isFailure(exit) && !Exit.isInterrupted(exit)) return
-          const reason: SessionEndReason = Exit.isSuccess(exit) ? exit.value.reason : "shutdown"
-          ended[reason]++
-          if (Exit.isSuccess(exit)) addRelayed(relayedByEnded, exit.value.live)
-          yield* Metric.increment(endedCounter(reason, record.kind))
-          yield* store.release(record.id, reason)
-          const counts = Exit.isSuccess(exit)
-            ? `, ${exit.value.live.packetsFromClient} packets from client, ${exit.value.live.packetsFromOrigin} from origin`
-            : ""
-          yield* Effect.logInfo(`relay session ended (${reason}${counts})`)
-        })
-      ),
-      Effect.asVoid,
-      Effect.catchAll(() => Effect.void),
-      Effect.annotateLogs({ session: record.id, stream: record.streamUrl, kind: record.kind })
-    )
 
-  const openOn = Effect.fn("Relay.open")(function*(record: SessionRecord, worker?: number) {
-    const ready = yield* Deferred.make<DataPlane.Placement, OriginFailed>()
-    yield* store.put(record)
-    yield* FiberMap.run(fibers, record.id, runSession(record, ready, worker))
-    const placement = yield* Deferred.await(ready).pipe(Effect.tapError(() => store.remove(record.id)))
-    yield* Metric.increment(Metric.tagged(sessionsOpened, "kind", record.kind))
-    yield* Effect.logDebug(
-      `relay session ${record.id} open: ${record.ufragPair} to ${endpoint(record.originMedia.host, record.originMedia.port)}`
-    )
-    return placement
-  })
-  const open = (record: SessionRecord) => openOn(record)
+  /**
+   * Frees a session exactly once: its keys leave the data plane, its origin socket closes, and the
+   * end is counted, logged and told to the store.
+   */
+  const finish = (session: SessionFiber, reason: SessionEndReason): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      if (session.finished) return Effect.void
+      session.finished = true
+      const { live } = session
+      if (sessions.get(live.record.id) === session) sessions.delete(live.record.id)
+      ended[reason]++
+      addRelayed(relayedByEnded, live)
+      endedCounter(reason, live.record.kind).unsafeUpdate(1, [])
+      return plane.unregister(live).pipe(
+        Effect.zipRight(store.release(live.record.id, reason)),
+        Effect.zipRight(
+          Effect.logInfo(
+            `relay session ended (${reason}, ${live.packetsFromClient} packets from client, ${live.packetsFromOrigin} from origin)`
+          ).pipe(Effect.annotateLogs({ session: live.record.id, stream: live.record.streamUrl, kind: live.record.kind }))
+        )
+      )
+    })
+
+  // A session is a fiber that waits for its end (DELETE, idle, displaced, origin or worker lost) and
+  // frees the session when it ends or is interrupted (shutdown). The request that signaled it opens
+  // the origin socket and registers the keys in the data plane, so that the answer goes out only
+  // once packets can flow.
+  const start = (registered: DataPlane.Registered, end: Deferred.Deferred<SessionEndReason>) =>
+    Effect.suspend(() => {
+      const session: SessionFiber = { live: registered.session, end, finished: false, fiber: undefined }
+      sessions.set(registered.session.record.id, session)
+      if (registered.displaced !== undefined) runFork(close(registered.displaced, "replaced"))
+      // Forked from an uninterruptible region, whose flags it would inherit: the wait itself can be interrupted.
+      const lifetime = Effect.onExit(
+        Effect.interruptible(Deferred.await(end)),
+        (exit) => finish(session, Exit.isSuccess(exit) ? exit.value : "shutdown")
+      )
+      return Effect.map(FiberSet.run(sessionFibers, lifetime), (fiber) => {
+        session.fiber = fiber
+        return registered.placement
+      })
+    })
+
+  const open = (record: SessionRecord, worker?: number): Effect.Effect<DataPlane.Placement, OriginFailed | ServiceUnavailable> =>
+    Effect.gen(function*() {
+      yield* store.put(record)
+      const end = yield* Deferred.make<SessionEndReason>()
+      // From the socket's opening to its fiber's start, nothing may interrupt: the socket has an owner.
+      const placement = yield* Effect.uninterruptible(Effect.flatMap(
+        plane.register(record, worker).pipe(Effect.tapError(() => store.remove(record.id))),
+        (registered) => start(registered, end)
+      ))
+      openedCounter(record.kind).unsafeUpdate(1, [])
+      return placement
+    }).pipe(Effect.withSpan("Relay.open", { captureStackTrace: false }))
 
   const close = (id: string, reason: SessionEndReason): Effect.Effect<boolean> =>
-    Effect.gen(function*() {
-      const end = enders.get(id)
-      if (end === undefined) return false
-      yield* Deferred.succeed(end, reason)
-      const fiber = yield* Effect.option(FiberMap.get(fibers, id))
-      if (Option.isSome(fiber)) yield* Fiber.await(fiber.value)
-      return true
+    Effect.suspend(() => {
+      const session = sessions.get(id)
+      if (session === undefined) return Effect.succeed(false)
+      Deferred.unsafeDone(session.end, Exit.succeed(reason))
+      // Returns once the session is freed (its socket closed), whoever ended it first.
+      return session.fiber === undefined ? Effect.succeed(true) : Effect.as(Fiber.await(session.fiber), true)
     })
 
   // The store is told even when this proxy does not relay the session: the proxy that does learns
   // the new pair from it when the client's first check with that pair arrives. When this proxy relays
   // it, a store failure only costs the other proxies the news; otherwise the store is the only way.
-  const rekey = (id: SessionId, keys: { readonly ufragPair: UfragPair; readonly serverPwd: string }) =>
+  const rekey = (id: SessionId, keys: IceKeys) =>
     Effect.gen(function*() {
       const live = plane.sessions.get(id)
       if (live === undefined) return Option.isSome(yield* store.rekey(id, keys))
@@ -366,7 +399,7 @@ const make = Effect.gen(function*() {
         streamUrl: live.record.streamUrl,
         originId: live.record.originId,
         ufragPairs: [...live.ufragPairs.keys()],
-        client: live.clientPort === 0 ? undefined : endpoint(live.clientAddress, live.clientPort),
+        client: live.clientPort === 0 ? undefined : describeClient(live.clientAddress, live.clientPort),
         originMedia: endpoint(live.record.originMedia.host, live.record.originMedia.port),
         createdAt: live.record.createdAt,
         packetsFromClient: live.packetsFromClient,
@@ -375,6 +408,7 @@ const make = Effect.gen(function*() {
         bytesFromOrigin: live.bytesFromOrigin
       }))
     )),
+    clientPaths: plane.clientPaths,
     activeSessions: Effect.sync(() => plane.sessions.size),
     stats: Effect.zipRight(plane.refresh, Effect.sync((): RelayStats => {
       const { workers, ...counts } = plane.stats()

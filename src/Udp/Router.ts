@@ -9,6 +9,8 @@ import type * as dgram from "node:dgram"
 import type { SessionRecord } from "../Domain/Session.js"
 import { HEADER_LENGTH, MessageType, parseStun, verifyMessageIntegrity } from "../Stun.js"
 import { CheckTable } from "./CheckTable.js"
+import type { ClientPath } from "./ClientPath.js"
+import * as IceTranslation from "./IceTranslation.js"
 
 /** Why a datagram was dropped; each one is counted. */
 export const DropReasons = [
@@ -34,7 +36,9 @@ export type DropReason = typeof DropReasons[number]
 
 /** A relay session as the data path sees it: mutable, owned by the router while registered. */
 export class LiveSession {
-  record: SessionRecord
+  private current: SessionRecord
+  /** Set once the proxy carried out an ICE restart itself: STUN is re-signed both ways. */
+  translation: IceTranslation.IceTranslation | undefined
   /** The ufrag pairs it answers to, each with its server ice-pwd (two only during an ICE restart). */
   readonly ufragPairs = new Map<string, string>()
   /** Pairs an ICE restart retired (the latest few): a stale copy of the record must not bring one back. */
@@ -46,12 +50,12 @@ export class LiveSession {
    */
   clientAddress = ""
   clientPort = 0
-  clientSocket: dgram.Socket | undefined = undefined
+  clientSocket: ClientPath | undefined = undefined
   /**
    * Every client address verified for this session. An ICE agent checks several candidate pairs at
    * once (one per local interface), so more than one address may carry its packets for a while.
    */
-  readonly addresses: Array<{ address: string; port: number; socket: dgram.Socket; seen: number }> = []
+  readonly addresses: Array<{ address: string; port: number; socket: ClientPath; seen: number }> = []
   /** Who sent each recent binding request, for the origin's responses (made at the first one). */
   checks: CheckTable | undefined = undefined
   packetsFromClient = 0
@@ -66,8 +70,19 @@ export class LiveSession {
   bytesFromOrigin = 0
 
   constructor(record: SessionRecord, readonly backend: dgram.Socket) {
-    this.record = record
+    this.current = record
+    this.translation = IceTranslation.fromRecord(record)
     this.ufragPairs.set(record.ufragPair, record.serverPwd)
+  }
+
+  get record(): SessionRecord {
+    return this.current
+  }
+
+  /** A new record (an ICE restart) brings its translation with it. */
+  set record(record: SessionRecord) {
+    this.current = record
+    this.translation = IceTranslation.fromRecord(record)
   }
 }
 
@@ -140,6 +155,11 @@ export class Router {
     return this.byUfrag.size
   }
 
+  /** Whether a binding request with valid integrity has bound this client address to a session. */
+  isBound(address: string, port: number): boolean {
+    return this.byAddress.get(address, port) !== undefined
+  }
+
   /** Registers a live session under its id and ufrag pair; returns a session it displaced. */
   add(session: LiveSession): LiveSession | undefined {
     this.byId.set(session.record.id, session)
@@ -157,8 +177,9 @@ export class Router {
   remove(session: LiveSession): void {
     if (this.byId.get(session.record.id) === session) this.byId.delete(session.record.id)
     for (const pair of session.ufragPairs.keys()) if (this.byUfrag.get(pair) === session) this.byUfrag.delete(pair)
-    for (const { address, port } of session.addresses) this.byAddress.delete(address, port, session)
-    session.addresses.length = 0
+    const addresses = session.addresses.splice(0)
+    for (const { address, port } of addresses) this.byAddress.delete(address, port, session)
+    for (const { socket } of addresses) socket.released?.()
     session.backend.removeAllListeners("message")
   }
 
@@ -178,8 +199,8 @@ export class Router {
     }
   }
 
-  /** A datagram from a client, on the shared port's socket `socket`. */
-  fromClient(msg: Buffer, address: string, port: number, socket: dgram.Socket): void {
+  /** A packet from a client: a datagram on the shared port's socket `socket`, or a frame of an ICE-TCP connection. */
+  fromClient(msg: Buffer, address: string, port: number, socket: ClientPath): void {
     const first = msg[0]
     // RFC 7983: 0-3 STUN, 20-63 DTLS, 64-79 TURN channel, 128-191 RTP/RTCP.
     if (first === undefined) return this.drop("unclassified")
@@ -197,14 +218,18 @@ export class Router {
     this.toOrigin(session, msg)
   }
 
-  private fromClientStun(msg: Buffer, address: string, port: number, socket: dgram.Socket): void {
+  private fromClientStun(msg: Buffer, address: string, port: number, socket: ClientPath): void {
     const message = parseStun(msg)
     if (typeof message === "string") return this.drop(`stun-${message}`)
     if (message.type !== MessageType.BindingRequest) {
       // Responses and indications belong to whoever holds the address.
       const session = this.byAddress.get(address, port)
       if (session === undefined) return this.drop("unknown-address")
-      return this.toOrigin(session, msg)
+      const translation = session.translation
+      return this.toOrigin(
+        session,
+        translation === undefined ? msg : IceTranslation.responseToOrigin(translation, msg, message)
+      )
     }
     if (message.username === undefined) return this.drop("stun-no-username")
     const session = this.byUfrag.get(message.username)
@@ -212,11 +237,16 @@ export class Router {
       this.onUnknownUfrag(message.username)
       return this.drop("unknown-ufrag")
     }
+    const key = session.ufragPairs.get(message.username)!
+    // A check the proxy re-signs for the origin must verify here: the origin can no longer judge it.
+    const translation = session.translation !== undefined && message.username !== session.translation.originPair
+      ? session.translation
+      : undefined
     if (this.byAddress.get(address, port) !== session) {
-      const key = session.ufragPairs.get(message.username)!
       if (!verifyMessageIntegrity(msg, message, key)) return this.drop("bad-integrity")
       this.bind(session, address, port, socket)
     } else {
+      if (translation !== undefined && !verifyMessageIntegrity(msg, message, key)) return this.drop("bad-integrity")
       this.refreshConsent(session, address, port, socket)
     }
     // The nominated pair (USE-CANDIDATE), or the first verified one, is the way back until media says otherwise.
@@ -226,10 +256,10 @@ export class Router {
       session.clientSocket = socket
     }
     if (session.checks === undefined) session.checks = new CheckTable()
-    session.checks.record(msg, address, port, socket, this.tick)
+    session.checks.record(msg, address, port, socket, this.tick, translation === undefined ? undefined : key)
     // ICE restart: the first check with the newest pair retires the older ones.
     if (session.ufragPairs.size > 1 && message.username === session.record.ufragPair) this.retireOldUfrags(session)
-    this.toOrigin(session, msg)
+    this.toOrigin(session, translation === undefined ? msg : IceTranslation.checkToOrigin(translation, msg, message))
   }
 
   /**
@@ -237,7 +267,7 @@ export class Router {
    * network). An address belongs to one session only: a session that held it loses it, and with it
    * the way back to that address. A session keeps its last few addresses.
    */
-  private bind(session: LiveSession, address: string, port: number, socket: dgram.Socket): void {
+  private bind(session: LiveSession, address: string, port: number, socket: ClientPath): void {
     const previous = this.byAddress.get(address, port)
     if (previous !== undefined) this.unbind(previous, address, port)
     if (session.addresses.length >= MAX_ADDRESSES_PER_SESSION) {
@@ -248,7 +278,7 @@ export class Router {
     this.byAddress.set(address, port, session)
   }
 
-  private refreshConsent(session: LiveSession, address: string, port: number, socket: dgram.Socket): void {
+  private refreshConsent(session: LiveSession, address: string, port: number, socket: ClientPath): void {
     for (const entry of session.addresses) {
       if (entry.port === port && entry.address === address) {
         entry.seen = this.tick
@@ -258,10 +288,11 @@ export class Router {
   }
 
   /**
-   * A local address of the shared port went away, and its socket with it: every client reached
-   * through it is forgotten (it checks again through another candidate, or its consent lapses).
+   * A local address of the shared port went away, and its socket with it, or an ICE-TCP connection
+   * closed: every client reached through it is forgotten (it checks again through another candidate,
+   * or its consent lapses; its session carries on until its idle timeout).
    */
-  forgetSocket(socket: dgram.Socket): void {
+  forgetSocket(socket: ClientPath): void {
     for (const session of this.byId.values()) {
       session.checks?.forgetSocket(socket)
       for (let i = session.addresses.length - 1; i >= 0; i--) {
@@ -294,13 +325,14 @@ export class Router {
   private unbind(session: LiveSession, address: string, port: number): void {
     this.byAddress.delete(address, port, session)
     const index = session.addresses.findIndex((a) => a.port === port && a.address === address)
-    if (index !== -1) session.addresses.splice(index, 1)
+    const path = index === -1 ? undefined : session.addresses.splice(index, 1)[0]!.socket
     if (session.clientPort === port && session.clientAddress === address) {
       const fallback = session.addresses[session.addresses.length - 1]
       session.clientAddress = fallback?.address ?? ""
       session.clientPort = fallback?.port ?? 0
       session.clientSocket = fallback?.socket
     }
+    path?.released?.()
   }
 
   private toOrigin(session: LiveSession, msg: Buffer): void {
@@ -312,12 +344,14 @@ export class Router {
 
   private fromOrigin(session: LiveSession, msg: Buffer): void {
     // A STUN response goes to whoever sent its request; everything else takes the session's way back.
-    if (msg[0]! <= 3 && msg.length >= HEADER_LENGTH && session.checks !== undefined) {
-      const sender = session.checks.take(msg, this.tick, CHECK_MAX_AGE_TICKS)
+    if (msg[0]! <= 3 && msg.length >= HEADER_LENGTH) {
+      const sender = session.checks?.take(msg, this.tick, CHECK_MAX_AGE_TICKS)
       if (sender !== undefined && sender.socket !== undefined) {
         this.countFromOrigin(session, msg)
-        return sender.socket.send(msg, sender.port, sender.address)
+        const reply = sender.resignKey === undefined ? msg : IceTranslation.responseToClient(msg, sender.resignKey)
+        return sender.socket.send(reply, sender.port, sender.address)
       }
+      if (session.translation !== undefined) msg = IceTranslation.fromOrigin(session.translation, msg)
     }
     const socket = session.clientSocket
     if (socket === undefined) return this.drop("origin-before-client")

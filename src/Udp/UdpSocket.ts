@@ -70,7 +70,8 @@ export interface BindOptions {
 const literalLookup = (address: string, _options: unknown, callback: (error: null, address: string, family: number) => void) =>
   callback(null, address, address.includes(":") ? 6 : 4)
 
-const closeQuietly = (socket: dgram.Socket, done?: () => void) => {
+/** Closes a socket now, detaching its readers; closing one already closed is no error. */
+export const closeQuietly = (socket: dgram.Socket, done?: () => void) => {
   socket.removeAllListeners("message")
   try {
     socket.close(done)
@@ -79,7 +80,8 @@ const closeQuietly = (socket: dgram.Socket, done?: () => void) => {
   }
 }
 
-const openSocket = (options: BindOptions): Effect.Effect<dgram.Socket, UdpSocketError> =>
+/** Opens a UDP socket that the caller closes (`closeQuietly`); `open` ties one to a scope. */
+export const openUnscoped = (options: BindOptions): Effect.Effect<dgram.Socket, UdpSocketError> =>
   Effect.async<dgram.Socket, UdpSocketError>((resume) => {
     const family = isIPv6(options.connect?.host ?? options.host) ? "udp6" : "udp4"
     const socket = dgram.createSocket({
@@ -120,7 +122,8 @@ const openSocket = (options: BindOptions): Effect.Effect<dgram.Socket, UdpSocket
     })
   })
 
-const closeSocket = (socket: dgram.Socket): Effect.Effect<void> =>
+/** Closes a socket and waits until it is closed. */
+export const closeSocket = (socket: dgram.Socket): Effect.Effect<void> =>
   Effect.async<void>((resume) => closeQuietly(socket, () => resume(Effect.void)))
 
 /**
@@ -128,7 +131,7 @@ const closeSocket = (socket: dgram.Socket): Effect.Effect<void> =>
  * scope ends, however it ends.
  */
 export const open = (options: BindOptions): Effect.Effect<dgram.Socket, UdpSocketError, Scope.Scope> =>
-  Effect.acquireRelease(openSocket(options), closeSocket)
+  Effect.acquireRelease(openUnscoped(options), closeSocket)
 
 /** `host:port`, with an IPv6 host in brackets. */
 export const endpoint = (host: string, port: number) => host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`
@@ -175,7 +178,7 @@ const make = (options: PortOptions): Effect.Effect<UdpSocketShape, UdpSocketErro
 
     const bindOne = (host: string, port: number) =>
       Effect.tap(
-        openSocket({
+        openUnscoped({
           host,
           port,
           bufferBytes: options.bufferBytes,

@@ -6,7 +6,7 @@
  * @since 0.1.0
  */
 import * as Schema from "effect/Schema"
-import { SessionRecord } from "../Domain/Session.js"
+import { SessionIce, SessionRecord } from "../Domain/Session.js"
 
 /** What a worker is started with (its `workerData`). */
 export const WorkerInit = Schema.Struct({
@@ -28,11 +28,15 @@ export interface WorkerInit extends Schema.Schema.Type<typeof WorkerInit> {}
 export const Open = Schema.TaggedStruct("Open", { record: SessionRecord })
 /** Unregister the session and close its origin socket; answered by Closed (also for an unknown id). */
 export const Close = Schema.TaggedStruct("Close", { id: Schema.String })
-/** ICE restart: the session also answers to this ufrag pair. */
+/**
+ * ICE restart: the session also answers to this ufrag pair. `ice` is the session's new ICE state;
+ * with `ice.origin` (a restart the proxy carried out) the worker's router re-signs STUN.
+ */
 export const AddUfrag = Schema.TaggedStruct("AddUfrag", {
   id: Schema.String,
   ufragPair: Schema.String,
-  serverPwd: Schema.String
+  serverPwd: Schema.String,
+  ice: Schema.optional(SessionIce)
 })
 /** The store lookup for this ufrag pair is over: its next binding request may ask again. */
 export const LookupDone = Schema.TaggedStruct("LookupDone", { ufragPair: Schema.String })

@@ -19,9 +19,9 @@ import * as Logger from "effect/Logger"
 import type * as LogLevel from "effect/LogLevel"
 import { parentPort, workerData } from "node:worker_threads"
 import type { SessionRecord } from "../Domain/Session.js"
-import { openOriginSocket, originErrorHandler } from "../Udp/DataPlane.js"
+import { openOriginSocket, originErrorHandler, withKeys } from "../Udp/DataPlane.js"
 import { LiveSession, Router } from "../Udp/Router.js"
-import { UdpSocket } from "../Udp/UdpSocket.js"
+import { closeSocket, UdpSocket } from "../Udp/UdpSocket.js"
 import * as Messages from "./Messages.js"
 
 /** Unknown ufrag pairs reported at once and not yet looked up; past this, binding requests just drop. */
@@ -66,10 +66,9 @@ const run = (port: NonNullable<typeof parentPort>, init: Messages.WorkerInit) =>
     const session = (record: SessionRecord) =>
       Effect.gen(function*() {
         const end = yield* Deferred.make<void>()
-        const backend = yield* openOriginSocket(
-          record,
-          init.bufferBytes,
-          originErrorHandler(router, () => post({ _tag: "OriginLost", id: record.id }))
+        const backend = yield* Effect.acquireRelease(
+          openOriginSocket(record, init.bufferBytes, originErrorHandler(router, () => post({ _tag: "OriginLost", id: record.id }))),
+          closeSocket
         )
         const live = new LiveSession(record, backend)
         const displaced = yield* Effect.acquireRelease(
@@ -153,7 +152,12 @@ const run = (port: NonNullable<typeof parentPort>, init: Messages.WorkerInit) =>
           const live = router.byId.get(message.id)
           if (live === undefined || live.ufragPairs.get(message.ufragPair) === message.serverPwd) return
           router.addUfrag(live, message.ufragPair, message.serverPwd)
-          live.record = { ...live.record, ufragPair: message.ufragPair as SessionRecord["ufragPair"], serverPwd: message.serverPwd }
+          // With `ice`, a restart carried out by the proxy: this router re-signs the session's STUN from now on.
+          live.record = withKeys(live.record, {
+            ufragPair: message.ufragPair as SessionRecord["ufragPair"],
+            serverPwd: message.serverPwd,
+            ice: message.ice
+          })
           return
         }
         case "LookupDone":

@@ -25,7 +25,16 @@ import { Worker } from "node:worker_threads"
 import { ProxyConfig } from "../Config.js"
 import { OriginFailed } from "../Domain/Errors.js"
 import type { SessionRecord } from "../Domain/Session.js"
-import type { DataPlaneShape, Placement, PlaneEvents, PlaneSession, WorkerStats } from "../Udp/DataPlane.js"
+import {
+  type ClientPaths,
+  type DataPlaneShape,
+  type Placement,
+  type PlaneEvents,
+  type PlaneSession,
+  type Registered,
+  withKeys,
+  type WorkerStats
+} from "../Udp/DataPlane.js"
 import { type DropReason, DropReasons } from "../Udp/Router.js"
 import { endpoint, UdpSocket, UdpSocketError } from "../Udp/UdpSocket.js"
 import * as Messages from "./Messages.js"
@@ -66,6 +75,12 @@ class MirroredSession implements PlaneSession {
   constructor(public record: SessionRecord, readonly worker: number, readonly incarnation: number) {
     this.ufragPairs.set(record.ufragPair, record.serverPwd)
   }
+}
+
+const noClientPaths: ClientPaths = {
+  fromClient: () => {},
+  isBound: () => false,
+  forget: () => {}
 }
 
 /** One worker's place in the pool; its thread changes when it is replaced (`incarnation`). */
@@ -394,6 +409,8 @@ const make = Effect.gen(function*() {
               duration: OPEN_TIMEOUT,
               onTimeout: () => new OriginFailed({ message: `data-plane worker ${slot.index} did not open the session in time` })
             }),
+            // A worker that answers late must not keep a session nobody owns (Closed answers an unknown id too).
+            Effect.tapError(() => Effect.sync(() => slot.post({ _tag: "Close", id }))),
             Effect.ensuring(Effect.sync(() => slot.opening.delete(id)))
           )
           slot.sessions.set(id, session)
@@ -434,21 +451,30 @@ const make = Effect.gen(function*() {
             const slot = choose(preferred)
             if (slot === undefined) return yield* new OriginFailed({ message: "no data-plane worker is up" })
             const session = new MirroredSession(record, slot.index, slot.incarnation)
-            const displacedHere = yield* Effect.acquireRelease(openOn(slot, session), () => closeOn(slot, session))
+            const displacedHere = yield* openOn(slot, session)
             // A session on another worker with the same ufrag pair is displaced as one on the same would be.
             const holder = byUfrag.get(record.ufragPair)
             byUfrag.set(record.ufragPair, session)
             const displaced = displacedHere ?? (holder !== undefined && holder !== session ? holder.record.id : undefined)
-            return { session, displaced, placement: placementOn(slot) }
+            return { session, displaced, placement: placementOn(slot) } satisfies Registered
           }),
-        placementOf: (id) => placementOn(slots[sessions.get(id)?.worker ?? 0]!),
-        addUfrag: (planeSession, ufragPair, serverPwd) => {
+        unregister: (planeSession) => {
           const session = planeSession as MirroredSession
-          session.ufragPairs.set(ufragPair, serverPwd)
-          byUfrag.set(ufragPair, session)
-          const slot = slots[session.worker]!
-          if (slot.incarnation === session.incarnation) slot.post({ _tag: "AddUfrag", id: session.record.id, ufragPair, serverPwd })
+          return closeOn(slots[session.worker]!, session)
         },
+        placementOf: (id) => placementOn(slots[sessions.get(id)?.worker ?? 0]!),
+        learnKeys: (planeSession, keys) => {
+          const session = planeSession as MirroredSession
+          session.ufragPairs.set(keys.ufragPair, keys.serverPwd)
+          session.record = withKeys(session.record, keys)
+          byUfrag.set(keys.ufragPair, session)
+          const slot = slots[session.worker]!
+          if (slot.incarnation === session.incarnation) {
+            slot.post({ _tag: "AddUfrag", id: session.record.id, ufragPair: keys.ufragPair, serverPwd: keys.serverPwd, ice: keys.ice })
+          }
+        },
+        // ICE-TCP is refused at start-up with workers (Config.ts): no TCP connection reaches this.
+        clientPaths: noClientPaths,
         lookupDone: (ufragPair) => {
           for (const slot of slots) slot.post({ _tag: "LookupDone", ufragPair })
         },

@@ -9,6 +9,7 @@ import { httpRequest } from "../support/http.js"
 import { live } from "../support/live.js"
 import { minimalOffer } from "../support/offers.js"
 import { startProxy, type TestProxy } from "../support/proxy.js"
+import { tcpPeer } from "../support/tcpPeer.js"
 import { REDIS_SERVER, redisServer } from "../support/redisServer.js"
 
 /** Every sample of a scrape, by series (name and labels, minus the OpenTelemetry scope label). */
@@ -78,6 +79,45 @@ describe("observability", () => {
       assert.strictEqual(value(ended, `rtc_proxy_sessions_active{kind="publish"}`), 0)
       const session = `rtc_proxy_signaling_request_duration_seconds_count{route="/rtc/v1/whip/sessions/:id",method="DELETE",status="200"}`
       assert.strictEqual(value(ended, session), 1)
+    }))
+
+  live("with ICE-TCP on, its connections and closes by reason are series too", () =>
+    Effect.gen(function*() {
+      const proxy = yield* startProxy({ iceTcp: Option.some({ host: Option.none(), port: 0 }) })
+      const open = yield* tcpPeer(proxy.tcpPort!)
+      const junk = yield* tcpPeer(proxy.tcpPort!)
+      junk.sendRaw(Buffer.from([0xff, 0xff]))
+      yield* Effect.promise(() => junk.closed)
+      yield* eventually(Effect.map(proxy.iceTcp.stats, (stats) => assert.strictEqual(stats.connections, 1)))
+      const series = yield* scrape(proxy)
+      assert.strictEqual(value(series, "rtc_proxy_ice_tcp_connections"), 1)
+      assert.strictEqual(value(series, `rtc_proxy_ice_tcp_connections_closed_total{reason="oversized"}`), 1)
+      assert.isTrue(series.has(`rtc_proxy_ice_tcp_connections_closed_total{reason="refused"}`))
+      assert.isTrue(series.has(`rtc_proxy_drops_total{reason="ice-tcp-backpressure"}`))
+      assert.isFalse(open.isClosed())
+    }))
+
+  live("ICE restarts are counted by who carried them out", () =>
+    Effect.gen(function*() {
+      const proxy = yield* startProxy()
+      const origin = yield* fakeSrsApi()
+      yield* origin.register(proxy.systemUrl)
+      const created = yield* httpRequest(proxy.endpoint("whip", "restarts"), {
+        method: "POST",
+        headers: { "content-type": "application/sdp" },
+        body: minimalOffer()
+      })
+      assert.strictEqual(created.status, 201, created.body)
+      const before = yield* scrape(proxy)
+      const restart = yield* httpRequest(`${proxy.mediaUrl}${created.headers["location"]}`, {
+        method: "PATCH",
+        headers: { "content-type": "application/trickle-ice-sdpfrag", "if-match": "*" },
+        body: "a=ice-ufrag:cli2\r\na=ice-pwd:clientPasswordAfterRestart1\r\n"
+      })
+      assert.strictEqual(restart.status, 200, restart.body)
+      const after = yield* scrape(proxy)
+      const byProxy = `rtc_proxy_ice_restarts_total{by="proxy"}`
+      assert.strictEqual(value(after, byProxy) - value(before, byProxy), 1)
     }))
 
   live("/metrics needs the system token when it is set, and is not on the media port", () =>

@@ -107,6 +107,46 @@ const assertNoSession = (proxy: TestProxy) =>
 const posts = (origin: FakeSrsApi): Array<SeenRequest> => origin.requests.filter((r) => r.method === "POST")
 
 describe("WHIP and WHEP through the proxy", () => {
+  live("ICE-TCP on: the answer carries a passive TCP candidate at the ICE-TCP port after the UDP one, and /api/v1/stats counts its connections", () =>
+    Effect.gen(function*() {
+      const { proxy } = yield* proxyWithOrigin({ iceTcp: Option.some({ host: Option.none(), port: 0 }) })
+      const response = yield* post(proxy, "whip", "tcp")
+      assert.strictEqual(response.status, 201, response.body)
+      const candidates = candidatesOf(response.body).map((line) => line.split(" "))
+      assert.deepStrictEqual(candidates.map((fields) => [fields[1], fields[2], fields[4], fields[5], fields[7], fields[8], fields[9]].join(" ")), [
+        `1 udp 127.0.0.1 ${proxy.udpPort} host generation 0`,
+        `1 tcp 127.0.0.1 ${proxy.tcpPort} host tcptype passive`
+      ])
+      assert.isBelow(Number(candidates[1]![3]), Number(candidates[0]![3]))
+      const stats = yield* httpRequest(`${proxy.systemUrl}/api/v1/stats`)
+      const iceTcp = (JSON.parse(stats.body) as { iceTcp: { connections: number; refused: number } | null }).iceTcp
+      assert.deepInclude(iceTcp, { connections: 0, refused: 0 })
+    }))
+
+  live("ICE-TCP off (the default): no TCP candidate, and iceTcp is null in /api/v1/stats", () =>
+    Effect.gen(function*() {
+      const { proxy } = yield* proxyWithOrigin()
+      const response = yield* post(proxy, "whip", "no-tcp")
+      assertProxyCandidates(response.body, proxy)
+      assert.isUndefined(proxy.tcpPort)
+      const stats = yield* httpRequest(`${proxy.systemUrl}/api/v1/stats`)
+      assert.isNull((JSON.parse(stats.body) as { iceTcp: unknown }).iceTcp)
+    }))
+
+  live("without PROXY_CANDIDATE_IP a host name in Host resolves in the family the request came over (IPv6 for [::1])", () =>
+    Effect.gen(function*() {
+      const { proxy } = yield* proxyWithOrigin({ listenHost: "::" })
+      const overIpv6 = yield* httpRequest(`http://[::1]:${proxy.mediaPort}/rtc/v1/whip/?app=live&stream=v6`, {
+        method: "POST",
+        headers: { ...SDP, host: `localhost:${proxy.mediaPort}` },
+        body: OFFER
+      })
+      assert.strictEqual(overIpv6.status, 201, overIpv6.body)
+      assert.deepStrictEqual(candidatesOf(overIpv6.body).map((line) => line.split(" ")[4]), ["::1"])
+      const overIpv4 = yield* post(proxy, "whep", "v6", { host: `localhost:${proxy.mediaPort}` })
+      assert.deepStrictEqual(candidatesOf(overIpv4.body).map((line) => line.split(" ")[4]), ["127.0.0.1"])
+    }))
+
   live("WHIP: 201 with the proxy's session URL and candidates; the origin gets the offer without candidates", () =>
     Effect.gen(function*() {
       const { origin, proxy } = yield* proxyWithOrigin()
@@ -696,5 +736,38 @@ describe("legacy JSON API", () => {
       // Both pairs work until the client switches to the new one.
       const [view] = yield* proxy.relay.sessions
       assert.deepStrictEqual(view?.ufragPairs, ["srv1:cli1", "srv9:cli2"])
+    }))
+  live("PATCH ICE restart: without a usable ice-pwd 400; an origin's other refusal (500) passed on; a session restarted by the proxy stays with it", () =>
+    Effect.gen(function*() {
+      const { proxy, origin } = yield* proxyWithOrigin()
+      const created = yield* post(proxy, "whip", "restart-edges")
+      assert.strictEqual(created.status, 201, created.body)
+      const sessionUrl = `${proxy.mediaUrl}${created.headers["location"]}`
+      const restart = (body: string) =>
+        httpRequest(sessionUrl, { method: "PATCH", headers: { "content-type": "application/trickle-ice-sdpfrag", "if-match": "*" }, body })
+      assertJsonError(yield* restart("a=ice-ufrag:cli2\r\n"), 400)
+      assertJsonError(yield* restart("a=ice-ufrag:cli2\r\na=ice-pwd:not valid\r\n"), 400)
+      assert.isEmpty(origin.requests.filter((r) => r.method === "PATCH"))
+
+      origin.handler = (request, res, req) => {
+        if (request.method !== "PATCH") return origin.srs(request, res, req)
+        res.writeHead(500, { "Content-Type": "application/json" })
+        res.end(JSON.stringify({ code: 500 }))
+      }
+      const failed = yield* restart("a=ice-ufrag:cli2\r\na=ice-pwd:clientPasswordAfterRestart1\r\n")
+      assert.strictEqual(failed.status, 500)
+      assert.deepStrictEqual((yield* proxy.relay.sessions)[0]?.ufragPairs, ["srv1:cli1"], "nothing learnt")
+
+      origin.handler = origin.srs // 404 for PATCH, as SRS
+      const byProxy = yield* restart("a=ice-ufrag:cli2\r\na=ice-pwd:clientPasswordAfterRestart1\r\n")
+      assert.strictEqual(byProxy.status, 200, byProxy.body)
+      assert.lengthOf(origin.requests.filter((r) => r.method === "PATCH"), 2)
+      // The origin still holds the credentials of the offer: later restarts are the proxy's alone.
+      const again = yield* restart("a=ice-ufrag:cli3\r\na=ice-pwd:clientPasswordAfterRestart2\r\n")
+      assert.strictEqual(again.status, 200, again.body)
+      assert.lengthOf(origin.requests.filter((r) => r.method === "PATCH"), 2)
+      const pairs = (yield* proxy.relay.sessions)[0]?.ufragPairs ?? []
+      assert.lengthOf(pairs, 3, "the offer's pair and both restarts' until the client checks with the newest")
+      assert.match(pairs[2]!, /:cli3$/)
     }))
 })

@@ -7,6 +7,18 @@ describe("worker messages", () => {
   it("well-formed messages decode both ways", () => {
     assert.isTrue(Either.isRight(Messages.decodeToWorker({ _tag: "Close", id: "s1" })))
     assert.isTrue(Either.isRight(Messages.decodeToWorker({ _tag: "Report", seq: 3 })))
+    assert.isTrue(Either.isRight(Messages.decodeToWorker({ _tag: "AddUfrag", id: "s1", ufragPair: "a:b", serverPwd: "p" })))
+  })
+
+  it("an ICE restart carried out by the proxy reaches the worker with the keys its router re-signs with", () => {
+    const ice = {
+      clientPwd: "newClientPwd0123456789",
+      etag: "\"e2\"",
+      lite: true,
+      origin: { ufragPair: "srv:cli", serverPwd: "originServerPwd0123456", clientPwd: "oldClientPwd0123456789" }
+    }
+    const decoded = Messages.decodeToWorker({ _tag: "AddUfrag", id: "s1", ufragPair: "new:cli2", serverPwd: "mintedPwd", ice })
+    assert.deepStrictEqual<unknown>(decoded, Either.right({ _tag: "AddUfrag", id: "s1", ufragPair: "new:cli2", serverPwd: "mintedPwd", ice }))
     assert.isTrue(Either.isRight(Messages.decodeFromWorker({ _tag: "Opened", id: "s1", displaced: undefined })))
     assert.isTrue(Either.isRight(Messages.decodeFromWorker({
       _tag: "Reported",
@@ -32,6 +44,7 @@ describe("worker messages", () => {
         { _tag: "Close" },
         { _tag: "Report", seq: 1.5 },
         { _tag: "Open", record: { id: "s1" } },
+        { _tag: "AddUfrag", id: "s1", ufragPair: "a:b", serverPwd: "p", ice: { clientPwd: "x" } },
         { _tag: "Reboot" }
       ]
     ) assert.isTrue(Either.isLeft(Messages.decodeToWorker(bad)), JSON.stringify(bad))

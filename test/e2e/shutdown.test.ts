@@ -90,4 +90,32 @@ describe("the proxy process", () => {
       assert.lengthOf(lines, 1, running.output())
       assert.match(lines[0]!, /^rtc-proxy cannot start: .*PROXY_HTTP_API/)
     }), { timeout: 30_000 })
+
+  it.live("HTTPS half configured, or a certificate that cannot be read: start-up stops, its last line naming the variable", () =>
+    Effect.gen(function*() {
+      for (
+        const [env, expected] of [
+          [{ PROXY_HTTPS_CERT: "/etc/ssl/certs/proxy.pem" }, /^rtc-proxy cannot start: .*PROXY_HTTPS_KEY.*HTTPS needs both/],
+          [
+            { PROXY_HTTPS_CERT: "/nonexistent/proxy.pem", PROXY_HTTPS_KEY: "/nonexistent/proxy.key" },
+            /^rtc-proxy cannot start: cannot read PROXY_HTTPS_CERT \(\/nonexistent\/proxy\.pem\): ENOENT/
+          ]
+        ] as const
+      ) {
+        const [http, system, udp, https] = yield* Effect.promise(() => Promise.all([freeTcpPort(), freeTcpPort(), freeUdpPort(), freeTcpPort()]))
+        const running = startMain({
+          PROXY_LISTEN_HOST: "127.0.0.1",
+          PROXY_HTTP_API: String(http),
+          PROXY_SYSTEM_API: String(system),
+          PROXY_WEBRTC_SERVER: String(udp),
+          PROXY_HTTPS_API: String(https),
+          ...env
+        })
+        assert.strictEqual(yield* Effect.promise(() => running.exited), 1, running.output())
+        // The certificate is read when the listeners bind: the UDP port's info line may come first.
+        const lines = running.output().trim().split("\n")
+        assert.lengthOf(lines.filter((line) => line.includes("cannot start")), 1, running.output())
+        assert.match(lines.at(-1)!, expected)
+      }
+    }), { timeout: 30_000 })
 })

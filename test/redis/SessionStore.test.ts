@@ -127,6 +127,34 @@ describe.skipIf(REDIS_SERVER === undefined)("Redis session store (real redis-ser
         assert.isTrue(Option.isNone(yield* a.findByUfrag(UfragPair.make("go1:cli1"))))
       }))
 
+    it.scoped("the ICE state (entity-tag, client ice-pwd, the origin's credentials after a proxy-made restart) goes through rekey", () =>
+      Effect.gen(function*() {
+        const server = yield* TestRedis
+        const keyPrefix = prefix()
+        const a = yield* store(server, { keyPrefix })
+        const b = yield* store(server, { keyPrefix })
+        const r = record({ ice: { clientPwd: "clientPassword0123456789", etag: "\"e1\"", lite: true, options: "trickle" } })
+        yield* a.put(r)
+        assert.deepStrictEqual(yield* b.get(r.id), Option.some(r))
+        const ice = {
+          clientPwd: "clientNewPassword0123456",
+          etag: "\"e2\"",
+          lite: true,
+          options: "trickle",
+          origin: { ufragPair: r.ufragPair, serverPwd: r.serverPwd, clientPwd: "clientPassword0123456789" }
+        }
+        const keys = { ufragPair: UfragPair.make("mint1234:cli9"), serverPwd: "proxyMintedPassword01234", ice }
+        const expected = { ...r, ...keys }
+        assert.deepStrictEqual(yield* a.rekey(r.id, keys), Option.some(expected))
+        assert.deepStrictEqual(yield* b.findByUfrag(keys.ufragPair), Option.some(expected))
+        const stored = json(yield* server.command("GET", `${keyPrefix}:rtc-proxy-session:${r.id}`))
+        assert.deepStrictEqual(stored.ice.origin, { ufrag: r.ufragPair, server_pwd: r.serverPwd, client_pwd: "clientPassword0123456789" })
+        assert.strictEqual(stored.ice.client_pwd, "clientNewPassword0123456")
+        // A rekey without ICE state keeps what is there.
+        const again = yield* a.rekey(r.id, { ufragPair: UfragPair.make("mint5678:cli9"), serverPwd: "p2" })
+        assert.deepStrictEqual(Option.map(again, (x) => x.ice), Option.some(ice))
+      }))
+
     it.scoped("rekey (ICE restart) moves the ufrag key atomically; the old pair finds nothing", () =>
       Effect.gen(function*() {
         const server = yield* TestRedis

@@ -15,7 +15,9 @@ import { httpRequest } from "../support/http.ts"
 import { startProxy, type TestProxy } from "../support/proxy.ts"
 import { REDIS_SERVER, type RedisServer, redisServer } from "../support/redisServer.ts"
 import { minimalOffer } from "../support/offers.ts"
+import { parseStun, type StunMessage, verifyMessageIntegrity } from "../../src/Stun.ts"
 import { binding } from "../support/relay.ts"
+import { tcpPeer } from "../support/tcpPeer.ts"
 import { type UdpPeer, udpPeer } from "../support/udpPeer.ts"
 
 
@@ -141,6 +143,33 @@ describe.skipIf(REDIS_SERVER === undefined)("two proxies sharing one Redis (real
       assert.strictEqual(again.status, 404)
     }), 20_000)
 
+  it.scopedLive("a session signaled through proxy A reaches proxy B over ICE-TCP: found in Redis at a binding request on a TCP connection", () =>
+    Effect.gen(function*() {
+      const server = yield* redisServer()
+      const config = { loadBalancer: "redis" as const, redis: server.config("tcp") }
+      const a = yield* startProxy(config)
+      const b = yield* startProxy({ ...config, iceTcp: Option.some({ host: Option.none(), port: 0 }) })
+      yield* echoOrigin(a)
+      const session = yield* publish(a, "shared-tcp", "cliT")
+      const client = yield* tcpPeer(b.tcpPort!)
+      const request = binding(session.pair, session.pwd)
+      // The first request only starts B's lookup in Redis; the client's retransmission gets through.
+      let sent = 0
+      while (client.received.length === 0 && sent < 10) {
+        client.send(request)
+        sent++
+        yield* Effect.exit(eventually(() => assert.isAbove(client.received.length, 0), 150))
+      }
+      assert.strictEqual(hex(client.received[0]!), hex(request))
+      assert.isAtLeast(sent, 2)
+      const [viewAtB] = yield* b.relay.sessions
+      assert.strictEqual(viewAtB?.id, session.id)
+      assert.match(viewAtB?.client ?? "", /^tcp:127\.0\.0\.1:\d+$/)
+      client.send(rtp("through-b-over-tcp"))
+      yield* eventually(() => assert.strictEqual(client.received.length, 2))
+      assert.strictEqual(hex(client.received[1]!), hex(rtp("through-b-over-tcp")))
+    }), 20_000)
+
   it.scopedLive("a DELETE through proxy B stops the relay on proxy A within a second (pushed, not polled)", () =>
     Effect.gen(function*() {
       const server = yield* redisServer()
@@ -219,6 +248,43 @@ describe.skipIf(REDIS_SERVER === undefined)("two proxies sharing one Redis (real
       assert.strictEqual((yield* b.relay.stats).ended.replaced, 0)
       const stored = yield* b.store.findByUfrag(UfragPair.make(newPair))
       assert.strictEqual(Option.getOrUndefined(stored)?.id, session.id)
+    }), 20_000)
+
+  it.scopedLive("an ICE restart the proxy carries out (origin without PATCH) through proxy A is translated by proxy B", () =>
+    Effect.gen(function*() {
+      const server = yield* redisServer()
+      const [a, b] = yield* twoProxies(server, "translated")
+      const { media, origin } = yield* echoOrigin(a)
+      const srs = origin.handler
+      origin.handler = (request, res, req) => {
+        if (request.method !== "PATCH") return srs(request, res, req)
+        res.writeHead(404, { "Content-Type": "application/json" })
+        res.end(JSON.stringify({ code: 404 }))
+      }
+      const session = yield* publish(a, "translated", "cli1")
+      const client = yield* udpPeer()
+      yield* bind(client, b.udpPort, session.pair, session.pwd)
+      assert.isTrue(yield* a.relay.close(session.id, "idle"))
+
+      const restart = yield* httpRequest(`${a.mediaUrl}${session.location}`, {
+        method: "PATCH",
+        headers: { "content-type": "application/trickle-ice-sdpfrag", "if-match": "*" },
+        body: "a=ice-ufrag:cli2\r\na=ice-pwd:clientPasswordAfterRestart1\r\nm=video 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\n"
+      })
+      assert.strictEqual(restart.status, 200, restart.body)
+      const newPair = `${/^a=ice-ufrag:(\S+)/m.exec(restart.body)![1]}:cli2`
+      const newPwd = /^a=ice-pwd:(\S+)/m.exec(restart.body)![1]!
+      assert.notStrictEqual(newPair.split(":")[0], session.pair.split(":")[0], "the proxy minted the server ufrag")
+
+      // B learns the new pair from Redis at the first check with it, and re-signs it for the origin.
+      const { request } = yield* bind(client, b.udpPort, newPair, newPwd)
+      const atOrigin = media.received.filter((d) => d.msg.subarray(8, 20).equals(request.subarray(8, 20)))
+      assert.isAtLeast(atOrigin.length, 1)
+      const translated = parseStun(atOrigin[0]!.msg) as StunMessage
+      assert.strictEqual(translated.username, session.pair)
+      assert.isTrue(verifyMessageIntegrity(atOrigin[0]!.msg, translated, session.pwd))
+      const [view] = yield* b.relay.sessions
+      assert.deepStrictEqual(view?.ufragPairs, [newPair])
     }), 20_000)
 
   it.scopedLive("a WHIP through proxy B for a stream published through proxy A is a 409; after DELETE it is accepted", () =>

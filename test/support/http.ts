@@ -24,6 +24,8 @@ export interface HttpOptions {
   /** No answer by then fails the request (default 10 s). */
   readonly timeoutMs?: number
   readonly signal?: AbortSignal
+  /** For https: the certificate(s) to trust (PEM), instead of the system's. */
+  readonly ca?: string
 }
 
 /**
@@ -49,6 +51,7 @@ const requestOnce = (url: string, options: HttpOptions): Promise<HttpResult> =>
       method,
       headers,
       agent: options.agent ?? false,
+      ...(options.ca === undefined ? {} : { ca: options.ca }),
       ...(options.signal === undefined ? {} : { signal: options.signal })
     })
     const timeoutMs = options.timeoutMs ?? 10_000

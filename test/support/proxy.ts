@@ -5,20 +5,28 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
+import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import { ProxyConfig, type ProxyConfigShape } from "../../src/Config.js"
 import { ProxyAddresses } from "../../src/Http/Servers.js"
 import { LoadBalancer, type LoadBalancerShape } from "../../src/LoadBalancer/LoadBalancer.js"
 import { ProxyLive } from "../../src/Proxy.js"
 import { SessionStore, type SessionStoreShape } from "../../src/Session/SessionStore.js"
+import { IceTcpServer, type IceTcpServerShape } from "../../src/Tcp/IceTcpServer.js"
 import { Relay, type RelayShape } from "../../src/Udp/Relay.js"
 import { testWorkers } from "./workers.js"
 
 export interface TestProxy {
   readonly mediaUrl: string
   readonly mediaPort: number
+  /** `https://127.0.0.1:<port>` when the test configured `https`. */
+  readonly httpsUrl: string | undefined
+  readonly httpsPort: number | undefined
   readonly systemUrl: string
   readonly udpPort: number
+  /** The ICE-TCP port, when the test turned it on (`iceTcp`). */
+  readonly tcpPort: number | undefined
+  readonly iceTcp: IceTcpServerShape
   readonly relay: RelayShape
   readonly store: SessionStoreShape
   readonly balancer: LoadBalancerShape
@@ -52,11 +60,16 @@ export const startProxy = (
     )
     const addresses = yield* Effect.provide(ProxyAddresses, context)
     const mediaUrl = `http://127.0.0.1:${addresses.media.port}`
+    const iceTcp = yield* Effect.provide(IceTcpServer, context)
     return {
       mediaUrl,
       mediaPort: addresses.media.port,
+      httpsUrl: Option.getOrUndefined(Option.map(addresses.https, ({ port }) => `https://127.0.0.1:${port}`)),
+      httpsPort: Option.getOrUndefined(Option.map(addresses.https, ({ port }) => port)),
       systemUrl: `http://127.0.0.1:${addresses.system.port}`,
       udpPort: addresses.udp.port,
+      tcpPort: Option.getOrUndefined(iceTcp.port),
+      iceTcp,
       relay: yield* Effect.provide(Relay, context),
       store: yield* Effect.provide(SessionStore, context),
       balancer: yield* Effect.provide(LoadBalancer, context),

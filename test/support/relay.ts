@@ -5,6 +5,7 @@
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import { ProxyConfig, type ProxyConfigShape } from "../../src/Config.js"
@@ -15,6 +16,7 @@ import * as MemorySessionStore from "../../src/Session/Memory.js"
 import { SessionStore } from "../../src/Session/SessionStore.js"
 import { encodeBindingRequest } from "../../src/Stun.js"
 import { UdpLive } from "../../src/Proxy.js"
+import { IceTcpServer } from "../../src/Tcp/IceTcpServer.js"
 import { Relay, type RelayShape } from "../../src/Udp/Relay.js"
 import { UdpSocket } from "../../src/Udp/UdpSocket.js"
 import { testWorkers } from "./workers.js"
@@ -40,6 +42,24 @@ export const wildcardPort = (
   host: "0.0.0.0" | "::" = "0.0.0.0"
 ): Layer.Layer<UdpSocket, unknown> =>
   Layer.scoped(UdpSocket, UdpSocket.make({ host, port: 0, bufferBytes: 1 << 20, addresses }))
+
+/** The relay with its ICE-TCP port too (on 127.0.0.1, an ephemeral port unless `overrides` says otherwise). */
+export const startRelayWithIceTcp = (overrides: Partial<ProxyConfigShape> = {}) =>
+  Effect.gen(function*() {
+    const context = yield* Layer.build(
+      IceTcpServer.layer.pipe(
+        // ICE-TCP runs with the router on the main thread only (PROXY_RTC_WORKERS=1).
+        Layer.provideMerge(relayLayer({ iceTcp: Option.some({ host: Option.none(), port: 0 }), ...overrides, rtcWorkers: 1 }))
+      )
+    )
+    const tcp = Context.get(context, IceTcpServer)
+    return {
+      relay: Context.get(context, Relay),
+      port: Context.get(context, UdpSocket).address.port,
+      tcpPort: Option.getOrThrow(tcp.port),
+      tcp
+    }
+  })
 
 /** The relay with its live layers, in `scope` (the test's scope when omitted). */
 export const startRelay = (

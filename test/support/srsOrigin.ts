@@ -33,6 +33,12 @@ export interface SrsOriginOptions {
    */
   readonly iceLite?: boolean
   readonly apiPort?: number
+  /**
+   * How a PATCH (trickle ICE, ICE restart) is refused: SRS has no PATCH route, so its API answers
+   * 404 (the default); `hang-up` closes the connection without an answer; 405 and 501 are what other
+   * servers without PATCH answer.
+   */
+  readonly patch?: "not-found" | "method-not-allowed" | "not-implemented" | "hang-up"
   readonly heartbeat?: {
     readonly url: string
     readonly intervalMs: number
@@ -53,6 +59,8 @@ export interface SrsOrigin {
   readonly apiUrl: string
   readonly sessions: () => number
   readonly requests: ReadonlyArray<SrsOriginRequest>
+  /** The USERNAME of every binding request its sessions received (each once). */
+  readonly checkUsernames: ReadonlySet<string>
   readonly heartbeatBody: () => Record<string, unknown>
   readonly close: () => Promise<void>
 }
@@ -142,6 +150,7 @@ const sendJson = (res: http.ServerResponse, status: number, body: unknown): void
 export const startSrsOrigin = async (options: SrsOriginOptions = {}): Promise<SrsOrigin> => {
   const host = options.host ?? "127.0.0.1"
   const requests: Array<SrsOriginRequest> = []
+  const checkUsernames = new Set<string>()
   const sessions = new Map<string, Session>()
   const streams = new Map<string, Stream>()
   const timers = new Set<NodeJS.Timeout>()
@@ -237,6 +246,13 @@ export const startSrsOrigin = async (options: SrsOriginOptions = {}): Promise<Sr
       await pc.setLocalDescription(await pc.createAnswer())
       await waitGatheringComplete(pc)
       answer = pc.localDescription?.sdp ?? ""
+      // werift's ICE sockets, reached past its public types: what credentials the checks carry.
+      const agent = (pc.iceTransports[0] as unknown as {
+        connection?: { protocols: Array<{ onRequestReceived: { subscribe: (f: (msg: { getAttributeValue: (key: "USERNAME") => unknown }) => void) => void } }> }
+      } | undefined)?.connection
+      for (const protocol of agent?.protocols ?? []) {
+        protocol.onRequestReceived.subscribe((msg) => checkUsernames.add(String(msg.getAttributeValue("USERNAME"))))
+      }
     } catch (error) {
       await pc.close().catch(() => undefined)
       return sendJson(res, 400, { code: ERROR_RTC_SDP_EXCHANGE, desc: String(error) })
@@ -307,6 +323,11 @@ export const startSrsOrigin = async (options: SrsOriginOptions = {}): Promise<Sr
       if (closed || res.destroyed || req.socket.destroyed) return
     }
 
+    if (req.method === "PATCH" && options.patch !== undefined && options.patch !== "not-found") {
+      if (options.patch === "hang-up") return void req.socket.destroy()
+      const status = options.patch === "method-not-allowed" ? 405 : 501
+      return sendJson(res, status, { code: status, desc: "PATCH is not supported" })
+    }
     const path = url.pathname.replace(/\/?$/, "/")
     if (req.method === "DELETE" && path === "/rtc/v1/whip/") {
       // Like SRS: expire the session if it exists, answer 200 either way.
@@ -391,6 +412,7 @@ export const startSrsOrigin = async (options: SrsOriginOptions = {}): Promise<Sr
     apiUrl: `http://${isIPv6(host) ? `[${host}]` : host}:${apiPort}`,
     sessions: () => sessions.size,
     requests,
+    checkUsernames,
     heartbeatBody: () => ({ ...body }),
     close: async () => {
       if (closed) return

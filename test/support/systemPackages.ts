@@ -1,5 +1,5 @@
 /**
- * Tests that need a system package (chromium, redis-server) run when it is installed, say so loudly
+ * Tests that need a system package (chromium, redis-server, openssl) run when it is installed, say so loudly
  * and skip when it is not, and fail under CI (CI=true), where .ci/run installs it.
  */
 import { existsSync } from "node:fs"

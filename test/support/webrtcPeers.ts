@@ -5,13 +5,26 @@
  */
 import { MediaStreamTrack, RTCPeerConnection, RtpHeader, RtpPacket, useVP8 } from "werift"
 import type { RTCPeerConnectionConfig } from "werift"
-import { httpRequestPromise } from "./http.js"
+import { httpRequestPromise, type HttpResult } from "./http.js"
 
 export interface Publisher {
   readonly location: string
   readonly sentPackets: () => number
   readonly connected: Promise<void>
+  /** ICE restart over PATCH (RFC 9725 section 4.3.3); see {@link restartIce}. */
+  readonly restartIce: (options?: RestartOptions) => Promise<HttpResult>
+  /** The local address of the nominated candidate pair, once there is one. */
+  readonly localAddress: () => string | undefined
   readonly close: () => Promise<void>
+}
+
+export interface RestartOptions {
+  /**
+   * Move to this local IP (e.g. 127.0.0.2): the old sockets are closed before the restart, as when a
+   * phone leaves Wi-Fi, and the new credentials are checked from a new socket on this address.
+   */
+  readonly moveTo?: string
+  readonly headers?: Record<string, string>
 }
 
 export interface Player {
@@ -23,17 +36,27 @@ export interface Player {
 
 export interface PeerOptions {
   readonly headers?: Record<string, string>
+  /** The peer's one local address: 127.0.0.1 (the default) or ::1. */
+  readonly host?: string
+  /** Gathers ICE-TCP candidates too (active and passive) besides UDP. */
+  readonly tcp?: boolean
+  /** Changes the answer before it is applied (e.g. a network that blocks UDP: its UDP candidates gone). */
+  readonly answer?: (sdp: string) => string
 }
 
-const peerConfig: RTCPeerConnectionConfig = {
-  // werift's default STUN server is stun.l.google.com; tests stay on loopback.
-  iceServers: [],
-  // Exactly one host candidate, 127.0.0.1 (werift skips internal interfaces unless added explicitly).
-  iceUseIpv4: false,
-  iceUseIpv6: false,
-  iceAdditionalHostAddresses: ["127.0.0.1"],
-  iceInterfaceAddresses: { udp4: "127.0.0.1" },
-  codecs: { video: [useVP8()] }
+const peerConfig = (options: PeerOptions): RTCPeerConnectionConfig => {
+  const host = options.host ?? "127.0.0.1"
+  return {
+    // werift's default STUN server is stun.l.google.com; tests stay on loopback.
+    iceServers: [],
+    // Exactly one host candidate (werift skips internal interfaces unless added explicitly).
+    iceUseIpv4: false,
+    iceUseIpv6: false,
+    iceAdditionalHostAddresses: [host],
+    iceInterfaceAddresses: host.includes(":") ? { udp6: host } : { udp4: host },
+    ...(options.tcp ? { iceUseTcp: true } : {}),
+    codecs: { video: [useVP8()] }
+  }
 }
 
 /** Creates the offer, waits for all candidates (WHIP/WHEP here is non-trickle), POSTs it, applies the answer. */
@@ -52,8 +75,69 @@ const negotiate = async (pc: RTCPeerConnection, url: string, options: PeerOption
   }
   const location = response.headers.location
   if (location === undefined) throw new Error(`POST ${url} answered 201 without Location`)
-  await pc.setRemoteDescription({ type: "answer", sdp: response.body })
+  await pc.setRemoteDescription({ type: "answer", sdp: options.answer?.(response.body) ?? response.body })
   return new URL(location, url).href
+}
+
+// werift's ICE agent, reached past its public types to move it to another local address.
+interface IceAgentInternals {
+  options: { additionalHostAddresses?: Array<string>; interfaceAddresses?: Record<string, string> }
+  protocols: Array<{ close: () => Promise<void> }>
+  nominated?: { protocol: { localCandidate?: { host: string } } }
+}
+const iceAgentOf = (pc: RTCPeerConnection) =>
+  (pc.iceTransports[0] as unknown as { connection: IceAgentInternals } | undefined)?.connection
+
+/**
+ * The `application/trickle-ice-sdpfrag` of an ICE restart (RFC 8840): the new credentials, BUNDLE
+ * group, and each media section's m= line, mid and candidates.
+ */
+const restartFragmentOf = (sdp: string): string => {
+  const lines = sdp.split(/\r?\n/).filter((line) => line !== "")
+  const keep = (line: string) =>
+    /^a=(ice-ufrag|ice-pwd|ice-options|group|mid|candidate|end-of-candidates)\b/.test(line) || line.startsWith("m=")
+  const ufrag = lines.find((line) => line.startsWith("a=ice-ufrag:"))!
+  const pwd = lines.find((line) => line.startsWith("a=ice-pwd:"))!
+  const session = lines.slice(0, lines.findIndex((line) => line.startsWith("m="))).filter((line) => line.startsWith("a=group:"))
+  const media = lines.slice(lines.findIndex((line) => line.startsWith("m="))).filter(keep)
+    .filter((line) => !line.startsWith("a=ice-ufrag:") && !line.startsWith("a=ice-pwd:"))
+  return [...session, ufrag, pwd, ...media].join("\r\n") + "\r\n"
+}
+
+/**
+ * An ICE restart as a WHIP client does it: a new offer with new credentials (gathered, optionally on
+ * a new local address), PATCH with If-Match: *, and the 200's fragment (new server credentials and
+ * candidates) applied to the remote description.
+ */
+const restartIce = async (pc: RTCPeerConnection, location: string, options: RestartOptions): Promise<HttpResult> => {
+  if (options.moveTo !== undefined) {
+    const agent = iceAgentOf(pc)
+    if (agent === undefined) throw new Error("restartIce: no ICE transport")
+    for (const protocol of agent.protocols.splice(0)) await protocol.close().catch(() => undefined)
+    agent.options.additionalHostAddresses = [options.moveTo]
+    agent.options.interfaceAddresses = { udp4: options.moveTo }
+  }
+  await pc.setLocalDescription(await pc.createOffer({ iceRestart: true }))
+  if (pc.iceGatheringState !== "complete") {
+    await pc.iceGatheringStateChange.watch((state) => state === "complete")
+  }
+  const response = await httpRequestPromise(location, {
+    method: "PATCH",
+    headers: { "If-Match": "*", ...options.headers, "Content-Type": "application/trickle-ice-sdpfrag" },
+    body: restartFragmentOf(pc.localDescription?.sdp ?? "")
+  })
+  if (response.status !== 200) return response
+  const value = (name: string) => new RegExp(`^a=${name}:(\\S+)`, "m").exec(response.body)?.[1]
+  const candidates = response.body.split(/\r?\n/).filter((line) => line.startsWith("a=candidate:"))
+  const remote = (pc.remoteDescription?.sdp ?? "")
+    .replace(/^a=ice-ufrag:.*$/gm, `a=ice-ufrag:${value("ice-ufrag")}`)
+    .replace(/^a=ice-pwd:.*$/gm, `a=ice-pwd:${value("ice-pwd")}`)
+    .replace(/^a=candidate:.*$/m, candidates[0] ?? "")
+  await pc.setRemoteDescription({ type: "answer", sdp: remote })
+  // werift starts ICE only when DTLS is not up yet; after a restart it is, so the checks start here.
+  const transport = pc.iceTransports[0]
+  if (transport !== undefined && transport.state !== "connected") void transport.start().catch(() => undefined)
+  return response
 }
 
 /** Resolves when ICE and DTLS are up; rejects if the connection fails or closes first. */
@@ -96,7 +180,7 @@ const fakeVp8 = () => {
 }
 
 export const publish = async (whipUrl: string, options: PeerOptions = {}): Promise<Publisher> => {
-  const pc = new RTCPeerConnection(peerConfig)
+  const pc = new RTCPeerConnection(peerConfig(options))
   const track = new MediaStreamTrack({ kind: "video" })
   const transceiver = pc.addTransceiver(track, { direction: "sendonly" })
   // SRS rejects a publish offer without a=msid; werift writes it only when streamId is set.
@@ -126,6 +210,8 @@ export const publish = async (whipUrl: string, options: PeerOptions = {}): Promi
     location,
     sentPackets: () => sent,
     connected,
+    restartIce: (options = {}) => restartIce(pc, location, options),
+    localAddress: () => iceAgentOf(pc)?.nominated?.protocol.localCandidate?.host,
     close: async () => {
       if (timer !== undefined) clearInterval(timer)
       track.stop()
@@ -135,7 +221,7 @@ export const publish = async (whipUrl: string, options: PeerOptions = {}): Promi
 }
 
 export const play = async (whepUrl: string, options: PeerOptions = {}): Promise<Player> => {
-  const pc = new RTCPeerConnection(peerConfig)
+  const pc = new RTCPeerConnection(peerConfig(options))
   pc.addTransceiver("video", { direction: "recvonly" })
   let received = 0
   let onFirst: () => void = () => undefined

@@ -12,7 +12,7 @@ export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "
 
 const KNOBS = {
   quick: { type: "boolean", help: "smoke run: about 20 s (most of it start-up), small numbers" },
-  phases: { type: "string", default: "throughput,latency,cpu,scale,churn,signaling", help: "comma-separated phases to run" },
+  phases: { type: "string", default: "throughput,latency,cpu,scale,churn,signaling,workers", help: "comma-separated phases to run" },
   sessions: { type: "string", default: "10", quick: "2", help: "concurrent sessions for throughput, latency and cpu" },
   "scale-sessions": { type: "string", default: "1,100,1000", quick: "1,3", help: "session counts for the scale phase" },
   "scale-bare": {
@@ -92,6 +92,18 @@ const KNOBS = {
     type: "string",
     default: "",
     help: "path to an SRS Go proxy binary: the signaling phase runs against it too, for the ratio"
+  },
+  workers: {
+    type: "string",
+    default: "1,2",
+    help: "data-plane worker counts (PROXY_RTC_WORKERS) of the workers phase, one proxy process each"
+  },
+  "workers-sessions": { type: "string", default: "100,1000", quick: "10", help: "session counts of the workers phase" },
+  "workers-rounds": {
+    type: "string",
+    default: "3",
+    quick: "1",
+    help: "ramps per worker count and session count in the workers phase (alternating order; the median counts)"
   },
   "settle-ms": { type: "string", default: "2000", quick: "300", help: "pause before RSS/fd readings (lets GC run)" },
   payload: { type: "string", default: "1200", help: "datagram size in bytes" },
@@ -190,6 +202,9 @@ export const config = {
   signalingSessions: num("signaling-sessions"),
   signalingWarmup: num("signaling-warmup"),
   goProxy: knob("go-proxy") === "" ? undefined : path.resolve(knob("go-proxy")),
+  workers: knob("workers").split(",").map(Number).filter((n) => Number.isInteger(n) && n > 0),
+  workersSessions: knob("workers-sessions").split(",").map(Number).filter((n) => n > 0),
+  workersRounds: Math.max(1, num("workers-rounds")),
   settleMs: num("settle-ms"),
   payload: num("payload"),
   profile: bool("profile"),

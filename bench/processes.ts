@@ -138,8 +138,11 @@ const spawnUntilAnswering = async (
 }
 
 /** Starts the proxy on free ports; again on other ports when one was taken meanwhile. */
-export const startProxy = (origin: OriginPorts, workDir: string): Promise<ProxyProcess> =>
-  retryOnTakenPort("proxy", () => startProxyOnce(origin, workDir))
+export const startProxy = (
+  origin: OriginPorts,
+  workDir: string,
+  options: { readonly name?: string; readonly env?: Record<string, string> } = {}
+): Promise<ProxyProcess> => retryOnTakenPort(options.name ?? "proxy", () => startProxyOnce(origin, workDir, options))
 
 const retryOnTakenPort = async <A>(what: string, start: () => Promise<A>): Promise<A> => {
   for (let attempt = 1; ; attempt++) {
@@ -152,7 +155,11 @@ const retryOnTakenPort = async <A>(what: string, start: () => Promise<A>): Promi
   }
 }
 
-const startProxyOnce = async (origin: OriginPorts, workDir: string): Promise<ProxyProcess> => {
+const startProxyOnce = async (
+  origin: OriginPorts,
+  workDir: string,
+  options: { readonly name?: string; readonly env?: Record<string, string> }
+): Promise<ProxyProcess> => {
   const [httpPort, systemPort, udpPort] = [await freeTcpPort(), await freeTcpPort(), await freeUdpPort()]
   const env = cleanEnv()
   Object.assign(env, defaultBackendEnv({ http: httpPort, system: systemPort, udp: udpPort }, { apiPort: origin.apiPort, mediaPort: origin.udpPort }), {
@@ -162,7 +169,7 @@ const startProxyOnce = async (origin: OriginPorts, workDir: string): Promise<Pro
     PROXY_RATE_LIMIT: "0",
     PROXY_GRACE_QUIT_TIMEOUT: "2s",
     PROXY_FORCE_QUIT_TIMEOUT: "5s"
-  })
+  }, options.env)
   const nodeArgs = npmStartNodeFlags(root)
   if (config.proxyTraceGc) nodeArgs.push("--trace-gc")
   nodeArgs.push(...config.proxyNodeFlags)
@@ -177,7 +184,7 @@ const startProxyOnce = async (origin: OriginPorts, workDir: string): Promise<Pro
     // What `npm start` runs: the compiled proxy, built first as `prestart` does (a no-op when up to date).
     [...nodeArgs, buildMain(root)],
     env,
-    { httpPort, systemPort, udpPort, logFile: path.join(workDir, "proxy.log") },
+    { httpPort, systemPort, udpPort, logFile: path.join(workDir, `${options.name ?? "proxy"}.log`) },
     (status) => status === 200
   )
 }

@@ -10,7 +10,9 @@
  * - 1, 100 and 1,000 concurrent sessions: CPU per packet and maximum rate;
  * - session churn: 10,000 WHIP POST + DELETE against the proxy, its RSS and descriptors before/after;
  * - signaling: sessions/s, POST and DELETE latency and CPU per session at 16 and 64 concurrent
- *   clients (and against the SRS Go proxy, with --go-proxy).
+ *   clients (and against the SRS Go proxy, with --go-proxy);
+ * - workers: the highest rate and CPU per packet with 1 and 2 data-plane workers (--workers), at
+ *   100 and 1,000 sessions, one proxy process per worker count.
  *
  * Counting: one client packet echoed by the origin crosses a relay twice (client -> origin and
  * origin -> client), so it counts as 2 relayed packets. "Client pps" is the one-way offered rate.
@@ -36,6 +38,7 @@ import { latencyPhase } from "./phases/latency.js"
 import { scalePhase } from "./phases/scale.js"
 import { signalingPhase } from "./phases/signaling.js"
 import { throughputPhase } from "./phases/throughput.js"
+import { workersPhase } from "./phases/workers.js"
 import { forkReady, freeUdpPort, killAllNow, killChildrenOnExit, startGoProxy, startProxy, stop } from "./processes.js"
 import { gcFollower } from "./procStats.js"
 import { summarize as summarizeProfile } from "./profileSummary.js"
@@ -65,6 +68,7 @@ const main = async () => {
     scaling: [],
     churn: {},
     signaling: {},
+    workers: [],
     targets: [],
     notes: [],
     profile: undefined,
@@ -164,6 +168,8 @@ const main = async () => {
     report.signaling = await signalingPhase(bench, goProxy)
     if (goProxy !== undefined) await stop(goProxy.child)
   }
+
+  if (phase("workers")) report.workers = await workersPhase(bench)
 
   // Stop the proxy gracefully (a --cpu-prof profile is written on exit), then the others.
   await stop(proxy.child, 10_000)

@@ -20,6 +20,7 @@ import {
   table
 } from "./format.js"
 import type { RampStep, ThroughputResult } from "./measure.js"
+import type { WorkersRow } from "./phases/workers.js"
 import { type summarize as summarizeProfile, toMarkdown as profileMarkdown } from "./profileSummary.js"
 
 export interface Report {
@@ -32,6 +33,7 @@ export interface Report {
   scaling: Array<Record<string, unknown>>
   churn: Record<string, unknown>
   signaling: Record<string, unknown>
+  workers: ReadonlyArray<WorkersRow>
   targets: Array<{ name: string; target: string; measured: string; met: boolean | undefined }>
   notes: Array<string>
   profile: string | undefined
@@ -90,6 +92,23 @@ export const targetsOf = (report: Report): Report["targets"] => {
       measured: String(ch.udpSocketsLeft),
       met: ch.udpSocketsLeft <= 0
     })
+  }
+  for (const row of report.workers) {
+    if (row.workers === 1 || row.ratio === undefined) continue
+    targets.push({
+      name: `${row.workers} workers / 1 worker, relayed packets/s at ${fmtInt(row.sessions)} sessions`,
+      target: ">= 1.2x",
+      measured: `${row.ratio.toFixed(2)}x`,
+      met: row.ratio >= 1.2
+    })
+    if (row.cpuPerPacketRatio !== undefined) {
+      targets.push({
+        name: `${row.workers} workers / 1 worker, proxy CPU per packet at ${fmtInt(row.sessions)} sessions`,
+        target: "<= 1.10x",
+        measured: `${row.cpuPerPacketRatio.toFixed(2)}x`,
+        met: row.cpuPerPacketRatio <= 1.1
+      })
+    }
   }
   const sg = report.signaling as AnyRecord
   if (sg.proxy !== undefined) {
@@ -412,6 +431,29 @@ export const toMarkdown = (report: Report): string => {
           ).join("; ") + "."
       )
     }
+  }
+  if (report.workers.length > 0) {
+    out.push("")
+    out.push(
+      `## Data-plane workers (PROXY_RTC_WORKERS; highest rate with loss under ${fmtPct(report.config.lossThreshold, 1)}, ` +
+        `median of ${report.config.workersRounds} ramps; CPU at one fixed rate for all)`
+    )
+    out.push("")
+    out.push(
+      table(
+        ["workers", "sessions", "relayed packets/s", "vs 1 worker", "ramps", "fixed rate (client pps)", "proxy CPU per 10k relayed", "vs 1 worker"],
+        report.workers.map((row) => [
+          String(row.workers),
+          fmtInt(row.sessions),
+          fmtInt(row.throughput?.maxRelayedPerSecond),
+          row.ratio === undefined ? "n/a" : `${row.ratio.toFixed(2)}x`,
+          row.throughput?.rounds.map((r) => fmtInt(r.maxRelayedPerSecond)).join(", ") ?? row.error ?? "n/a",
+          fmtInt(row.cpu?.rate),
+          fmtMs(row.cpu?.cpuMsPer10k["proxy"]),
+          row.cpuPerPacketRatio === undefined ? "n/a" : `${row.cpuPerPacketRatio.toFixed(2)}x`
+        ])
+      )
+    )
   }
   if (report.targets.length > 0) {
     out.push("")

@@ -15,6 +15,7 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { isIP } from "node:net"
+import { availableParallelism } from "node:os"
 import { isIceServerUrl } from "./Http/IceServers.js"
 import { parseTrustedProxies, type TrustedProxies } from "./Http/ClientAddress.js"
 
@@ -112,6 +113,11 @@ export interface ProxyConfigShape {
   readonly iceTcpHandshakeTimeout: Duration.Duration
   /** Kernel socket buffer size for the shared UDP port. */
   readonly udpBufferBytes: number
+  /**
+   * Data-plane worker threads, each on its own UDP port (udpPort + i). 1: no worker thread, the
+   * media is relayed on the main thread.
+   */
+  readonly rtcWorkers: number
   readonly graceQuitTimeout: Duration.Duration
   readonly forceQuitTimeout: Duration.Duration
 }
@@ -459,6 +465,10 @@ export const config: Config.Config<ProxyConfigShape> = Config.all({
     Config.validate({ message: "expected a size in bytes from 65536", validation: (n) => n >= 65536 }),
     Config.withDefault(4 * 1024 * 1024)
   ),
+  rtcWorkers: Config.string("PROXY_RTC_WORKERS").pipe(
+    Config.withDefault("1"),
+    Config.mapOrFail((text) => Either.mapLeft(parseWorkerCount(text), (message) => ConfigErrorInvalid("PROXY_RTC_WORKERS", message)))
+  ),
   graceQuitTimeout: duration("PROXY_GRACE_QUIT_TIMEOUT", "20s"),
   forceQuitTimeout: duration("PROXY_FORCE_QUIT_TIMEOUT", "30s")
 }).pipe(Config.map(({ goProxyAuthRefused: _, http, system, udp, ...rest }) => ({
@@ -469,7 +479,16 @@ export const config: Config.Config<ProxyConfigShape> = Config.all({
   systemHost: system.host,
   udpPort: udp.port,
   udpHost: udp.host
-})))
+})), Config.mapOrFail((config) =>
+  // ICE-TCP connections are relayed by the router on the main thread, which workers do not have.
+  config.rtcWorkers > 1 && Option.isSome(config.iceTcp)
+    ? Either.left(ConfigErrorInvalid(
+      "PROXY_WEBRTC_TCP",
+      `ICE-TCP is not available with data-plane workers (PROXY_RTC_WORKERS=${config.rtcWorkers}): ` +
+        "unset PROXY_WEBRTC_TCP or set PROXY_RTC_WORKERS=1"
+    ))
+    : Either.right(config)
+))
 
 /**
  * Candidate addresses no client could use, as warnings for the start-up log: an address of a family
@@ -499,6 +518,20 @@ export class ProxyConfig extends Context.Tag("rtc-proxy/ProxyConfig")<ProxyConfi
         (defaults) => ({ ...defaults, ...overrides })
       )
     )
+}
+
+/** Most data-plane workers: each is a thread with its own event loop and a few MB of heap. */
+const MAX_RTC_WORKERS = 64
+
+/** `auto` (one worker per available core) or a count from 1 to 64. */
+export const parseWorkerCount = (text: string): Either.Either<number, string> => {
+  const trimmed = text.trim().toLowerCase()
+  if (trimmed === "auto") return Either.right(Math.min(MAX_RTC_WORKERS, Math.max(1, availableParallelism())))
+  if (!/^\d+$/.test(trimmed)) return Either.left(`expected auto or a number of workers from 1 to ${MAX_RTC_WORKERS}, got ${text}`)
+  const count = Number(trimmed)
+  return count >= 1 && count <= MAX_RTC_WORKERS
+    ? Either.right(count)
+    : Either.left(`expected auto or a number of workers from 1 to ${MAX_RTC_WORKERS}, got ${text}`)
 }
 
 /** Parses `.env` text: `KEY=value` lines, `export ` prefixes, `#` comments, single or double quotes. */

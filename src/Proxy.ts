@@ -23,7 +23,8 @@ import type { SessionStore } from "./Session/SessionStore.js"
 import { IceTcpServer } from "./Tcp/IceTcpServer.js"
 import * as Tracing from "./Tracing.js"
 import { Relay } from "./Udp/Relay.js"
-import { UdpSocket } from "./Udp/UdpSocket.js"
+import { UdpSocket, type UdpSocketError } from "./Udp/UdpSocket.js"
+import { WorkerPool } from "./Workers/WorkerPool.js"
 
 // The Redis modules (and ioredis) are imported only by a proxy configured for Redis.
 const importRedis = Effect.promise(() =>
@@ -70,6 +71,15 @@ export const CandidateCheckLive: Layer.Layer<never, never, ProxyConfig> = Layer.
 )
 
 /**
+ * The WebRTC UDP port as PROXY_RTC_WORKERS asks: 1, the shared port on this thread; more, a worker
+ * thread per port, which the relay finds as the (optional) WorkerPool beside the UdpSocket.
+ */
+export const UdpLive: Layer.Layer<UdpSocket, UdpSocketError, ProxyConfig> = Layer.unwrapEffect(
+  Effect.map(ProxyConfig, (config): Layer.Layer<UdpSocket, UdpSocketError, ProxyConfig> =>
+    config.rtcWorkers === 1 ? UdpSocket.layer : WorkerPool.layer)
+)
+
+/**
  * Everything but the configuration and the load balancer: relay, UDP port (and the ICE-TCP port when
  * PROXY_WEBRTC_TCP is set), origin client, session store (memory or Redis, as configured), the HTTP
  * listeners (HTTPS too, when configured), health and metrics (`/metrics`), and spans over OTLP when
@@ -78,7 +88,7 @@ export const CandidateCheckLive: Layer.Layer<never, never, ProxyConfig> = Layer.
 export const ProxyCore = Layer.merge(Servers.layer, OriginProbe.layer).pipe(
   Layer.provideMerge(IceTcpServer.layer),
   Layer.provideMerge(Relay.layer),
-  Layer.provideMerge(Layer.mergeAll(UdpSocket.layer, SessionStoreLive, OriginClient.layer, RateLimiter.layer)),
+  Layer.provideMerge(Layer.mergeAll(UdpLive, SessionStoreLive, OriginClient.layer, RateLimiter.layer)),
   Layer.provideMerge(Layer.merge(Health.layer, Prometheus.layer)),
   Layer.merge(DefaultBackendLive),
   Layer.merge(CandidateCheckLive),

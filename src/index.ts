@@ -38,7 +38,15 @@ export {
   type StreamMapping
 } from "./LoadBalancer/LoadBalancer.js"
 export * as MemoryLoadBalancer from "./LoadBalancer/Memory.js"
-export { CandidateCheckLive, DefaultBackendLive, LoadBalancerLive, ProxyCore, ProxyLive, SessionStoreLive } from "./Proxy.js"
+export {
+  CandidateCheckLive,
+  DefaultBackendLive,
+  LoadBalancerLive,
+  ProxyCore,
+  ProxyLive,
+  SessionStoreLive,
+  UdpLive
+} from "./Proxy.js"
 export { RedisError } from "./RedisError.js"
 export * as RenewalSchedule from "./RenewalSchedule.js"
 export { RateLimiter, type RateLimiterShape } from "./Http/RateLimit.js"
@@ -60,4 +68,6 @@ export { type ClientPath, describeClient, tcpClientAddress } from "./Udp/ClientP
 export * as IceTranslation from "./Udp/IceTranslation.js"
 export { type ClientPaths, Relay, type RelayedCounts, type RelaySessionView, type RelayShape, type RelayStats } from "./Udp/Relay.js"
 export { type DropReason, DropReasons } from "./Udp/Router.js"
+export type { Placement, WorkerStats } from "./Udp/DataPlane.js"
+export { WorkerPool, type WorkerPoolShape } from "./Workers/WorkerPool.js"
 export { UdpSocket, UdpSocketError, type UdpSocketShape } from "./Udp/UdpSocket.js"

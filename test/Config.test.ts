@@ -15,8 +15,10 @@ import {
   parseDotEnv,
   parseDuration,
   parseListenAddress,
+  parseWorkerCount,
   providerFrom
 } from "../src/Config.ts"
+import { availableParallelism } from "node:os"
 
 const load = (entries: Record<string, string>) =>
   Effect.withConfigProvider(config, ConfigProvider.fromMap(new Map(Object.entries(entries))))
@@ -573,4 +575,34 @@ describe("config", () => {
         assert.include(String(error), `at ${name}: `)
       }))
   }
+})
+
+describe("PROXY_RTC_WORKERS", () => {
+  it.effect("1 by default (no worker thread); a count; auto is one per available core", () =>
+    Effect.gen(function*() {
+      assert.strictEqual((yield* load({})).rtcWorkers, 1)
+      assert.strictEqual((yield* load({ PROXY_RTC_WORKERS: "4" })).rtcWorkers, 4)
+      assert.strictEqual((yield* load({ PROXY_RTC_WORKERS: "AUTO" })).rtcWorkers, Math.min(64, availableParallelism()))
+    }))
+
+  it.effect("a bad value is refused, naming the variable", () =>
+    Effect.gen(function*() {
+      for (const bad of ["0", "65", "-1", "two", "1.5"]) {
+        const error = yield* Effect.flip(load({ PROXY_RTC_WORKERS: bad }))
+        assert.include(String(error), "PROXY_RTC_WORKERS", bad)
+        assert.include(String(error), "auto or a number of workers from 1 to 64", bad)
+      }
+      assert.deepStrictEqual(parseWorkerCount(" 2 "), Either.right(2))
+    }))
+
+  it.effect("with PROXY_WEBRTC_TCP, more than one worker stops start-up naming both variables; one worker is fine", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(load({ PROXY_RTC_WORKERS: "2", PROXY_WEBRTC_TCP: "18000" }))
+      assert.include(String(error), "at PROXY_WEBRTC_TCP: ")
+      assert.include(String(error), "ICE-TCP is not available with data-plane workers (PROXY_RTC_WORKERS=2)")
+      assert.include(String(error), "unset PROXY_WEBRTC_TCP or set PROXY_RTC_WORKERS=1")
+      const one = yield* load({ PROXY_RTC_WORKERS: "1", PROXY_WEBRTC_TCP: "18000" })
+      assert.isTrue(Option.isSome(one.iceTcp))
+      assert.strictEqual((yield* load({ PROXY_RTC_WORKERS: "2" })).rtcWorkers, 2)
+    }))
 })

@@ -12,6 +12,7 @@ import { encodeBindingRequest } from "../src/Stun.js"
 import { eventually, settledUdpHandles } from "./support/eventually.js"
 import { binding, makeRecord, SERVER_PWD, startRelay } from "./support/relay.js"
 import { udpPeer } from "./support/udpPeer.js"
+import { testWorkers, withWorkers } from "./support/workers.js"
 
 const quiet = <A, E, R>(effect: Effect.Effect<A, E, R>) => Logger.withMinimumLogLevel(effect, LogLevel.Error)
 
@@ -48,16 +49,17 @@ const junkDatagram = (random: () => number, valid: Buffer): Buffer => {
   }
 }
 
-describe("reliability", () => {
+describe(withWorkers("reliability"), () => {
   it.scopedLive("a UDP fuzz run leaves live sessions untouched and counts every drop", () =>
     quiet(Effect.gen(function*() {
-      const { relay, port } = yield* startRelay({ udpBufferBytes: 8 * 1024 * 1024 })
+      const { ports, relay } = yield* startRelay({ udpBufferBytes: 8 * 1024 * 1024 })
       const origins = [yield* udpPeer({ echo: true }), yield* udpPeer({ echo: true }), yield* udpPeer({ echo: true })]
       const clients = [yield* udpPeer(), yield* udpPeer(), yield* udpPeer()]
+      const sessionPorts: Array<number> = []
       for (let i = 0; i < 3; i++) {
         const pair = `srv${i}:cli${i}`
-        yield* relay.open(makeRecord(origins[i]!, { ufragPair: pair }))
-        clients[i]!.send(binding(pair, SERVER_PWD), port)
+        sessionPorts.push((yield* relay.open(makeRecord(origins[i]!, { ufragPair: pair }))).port)
+        clients[i]!.send(binding(pair, SERVER_PWD), sessionPorts[i]!)
       }
       yield* eventually(() => clients.forEach((client) => assert.lengthOf(client.received, 1)))
 
@@ -70,10 +72,10 @@ describe("reliability", () => {
       const JUNK_PER_ROUND = 25
       for (let round = 0; round < ROUNDS; round++) {
         for (let j = 0; j < JUNK_PER_ROUND; j++) {
-          attackers[j % 2]!.send(junkDatagram(random, valid), port)
+          attackers[j % 2]!.send(junkDatagram(random, valid), ports[j % ports.length]!)
         }
         // Between bursts every live session sends one media packet; it must come back.
-        clients.forEach((client, i) => client.send(Buffer.from([0x80, 96, round >> 8, round & 0xff, i]), port))
+        clients.forEach((client, i) => client.send(Buffer.from([0x80, 96, round >> 8, round & 0xff, i]), sessionPorts[i]!))
         yield* Effect.sleep(Duration.millis(1))
       }
       yield* eventually(() => clients.forEach((client) => assert.lengthOf(client.received, 1 + ROUNDS)), 10_000).pipe(
@@ -105,33 +107,36 @@ describe("reliability", () => {
       const before = yield* settledUdpHandles
       const PER_WAY = 300
       const relayScope = yield* Scope.make()
-      const { relay, store, port } = yield* startRelay({ relayIdleTimeout: Duration.millis(400) }, relayScope)
+      // Opening 300 sessions on workers takes a message round trip each: the first must not idle out meanwhile.
+      const idleTimeout = Duration.millis(testWorkers === 1 ? 400 : 3000)
+      const idleWait = Duration.toMillis(idleTimeout) + 5000
+      const { relay, store } = yield* startRelay({ relayIdleTimeout: idleTimeout }, relayScope)
       const origin = yield* udpPeer({ echo: true })
       const client = yield* udpPeer()
       // A client address belongs to one session at a time, so each deleted session gets its own client.
       const clients = yield* Effect.forEach(Array.from({ length: PER_WAY }), () => udpPeer())
       const open = (way: string, n: number) => {
         const record = makeRecord(origin, { ufragPair: `${way}${n}:cli${n}` })
-        return Effect.as(relay.open(record), record)
+        return Effect.map(relay.open(record), ({ port }) => ({ ...record, port }))
       }
 
       // DELETE: ended at once, with traffic having flowed.
       const deleted = yield* Effect.forEach(Array.from({ length: PER_WAY }, (_, n) => n), (n) => open("del", n))
-      deleted.forEach((record, n) => clients[n]!.send(binding(record.ufragPair, SERVER_PWD), port))
+      deleted.forEach((record, n) => clients[n]!.send(binding(record.ufragPair, SERVER_PWD), record.port))
       yield* eventually(() => clients.forEach((c) => assert.lengthOf(c.received, 1)), 5000)
       yield* Effect.forEach(deleted, (record) => relay.close(record.id, "deleted"), { discard: true, concurrency: 16 })
 
       // Idle: never used by a client.
       yield* Effect.forEach(Array.from({ length: PER_WAY }, (_, n) => n), (n) => open("idle", n), { discard: true })
-      yield* eventually(Effect.map(relay.stats, (stats) => assert.strictEqual(stats.ended.idle, PER_WAY)), 5000)
+      yield* eventually(Effect.map(relay.stats, (stats) => assert.strictEqual(stats.ended.idle, PER_WAY)), idleWait)
 
       // Origin death: the origin goes away mid-session; the relay counts send failures and frees the sessions by idle.
       const doomed = yield* udpPeer({ echo: true })
       const dying = yield* Effect.forEach(Array.from({ length: PER_WAY }, (_, n) => n), (n) =>
-        Effect.as(relay.open(makeRecord(doomed, { ufragPair: `dead${n}:cli${n}` })), `dead${n}:cli${n}`))
-      for (const pair of dying) client.send(binding(pair, SERVER_PWD), port)
+        Effect.map(relay.open(makeRecord(doomed, { ufragPair: `dead${n}:cli${n}` })), ({ port }) => ({ pair: `dead${n}:cli${n}`, port })))
+      for (const { pair, port } of dying) client.send(binding(pair, SERVER_PWD), port)
       yield* doomed.close
-      yield* eventually(Effect.map(relay.stats, (stats) => assert.strictEqual(stats.ended.idle, 2 * PER_WAY)), 5000)
+      yield* eventually(Effect.map(relay.stats, (stats) => assert.strictEqual(stats.ended.idle, 2 * PER_WAY)), idleWait)
 
       // Shutdown: live sessions end with the relay's scope.
       yield* Effect.forEach(Array.from({ length: PER_WAY }, (_, n) => n), (n) => open("live", n), { discard: true })

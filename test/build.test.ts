@@ -93,6 +93,16 @@ describe("built package", { timeout: 120_000 }, () => {
       proxy.child.kill("SIGTERM")
       await proxy.exited
     }
+    // Data-plane workers load their entry from dist/ too (no TypeScript loader in a built proxy).
+    const workers = await startBuilt({ PROXY_LOAD_BALANCER_TYPE: "memory", PROXY_RTC_WORKERS: "2" })
+    try {
+      await waitUntil("the workers", () => workers.output().includes("WHIP/WHEP on"), 20_000)
+      assert.include(workers.output(), "on 2 data-plane workers")
+      assert.notInclude(workers.output(), "tsx")
+    } finally {
+      workers.child.kill("SIGTERM")
+    }
+    assert.strictEqual(await workers.exited, 0)
     // The same build configured for Redis loads it, and says which setting to check when Redis is not there.
     const redis = await startBuilt({ PROXY_LOAD_BALANCER_TYPE: "redis", PROXY_REDIS_PORT: String(await freeTcpPort()) })
     assert.strictEqual(await redis.exited, 1)

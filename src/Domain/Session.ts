@@ -85,8 +85,16 @@ export interface SessionRecord extends Schema.Schema.Type<typeof SessionRecord> 
 /**
  * Why a relay session ended; each one is counted. `origin-lost`: its origin's media port refused the
  * session's packets (ICMP port unreachable), or its origin was marked down and fell silent.
+ * `worker-lost`: the data-plane worker thread that relayed it died (PROXY_RTC_WORKERS above 1).
  */
-export type SessionEndReason = "deleted" | "idle" | "shutdown" | "replaced" | "socket-error" | "origin-lost"
+export type SessionEndReason =
+  | "deleted"
+  | "idle"
+  | "shutdown"
+  | "replaced"
+  | "socket-error"
+  | "origin-lost"
+  | "worker-lost"
 
 export const ufragPair = (serverUfrag: string, clientUfrag: string): UfragPair =>
   UfragPair.make(`${serverUfrag}:${clientUfrag}`)

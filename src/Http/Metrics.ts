@@ -59,6 +59,13 @@ const eventLoopDelay = Metric.gauge("rtc_proxy_event_loop_delay_seconds", {
   description: "Event loop delay since the previous scrape: p50, p99 and max"
 })
 
+// With PROXY_RTC_WORKERS above 1, each data-plane worker's share of the sums above.
+const workerUp = Metric.gauge("rtc_proxy_worker_up", { description: "1 while the data-plane worker runs, by worker" })
+const workerSessions = Metric.gauge("rtc_proxy_worker_sessions", { description: "Relay sessions on the data-plane worker, by worker" })
+const workerPackets = counter("rtc_proxy_worker_packets_total", "Datagrams relayed by the data-plane worker, by worker")
+const workerDrops = counter("rtc_proxy_worker_drops_total", "Datagrams dropped by the data-plane worker, by worker")
+const workerRestarts = counter("rtc_proxy_worker_restarts_total", "Times the data-plane worker died and was replaced, by worker")
+
 const iceRestarts = counter("rtc_proxy_ice_restarts_total", "ICE restarts, by who carried them out (origin, proxy)")
 // Tagged once: tagging builds a new metric key each time.
 const iceRestartsBy = { origin: Metric.tagged(iceRestarts, "by", "origin"), proxy: Metric.tagged(iceRestarts, "by", "proxy") }
@@ -112,6 +119,13 @@ const seriesOf = <M extends Metric.Metric<any, any, any>>(metric: M, labelNames:
 
 const signalingSeries = seriesOf(signalingDuration, ["route", "method", "status"])
 const originSeries = seriesOf(originDuration, ["method", "outcome"])
+const workerSeries = {
+  up: seriesOf(workerUp, ["worker"]),
+  sessions: seriesOf(workerSessions, ["worker"]),
+  packets: seriesOf(workerPackets, ["worker"]),
+  drops: seriesOf(workerDrops, ["worker"]),
+  restarts: seriesOf(workerRestarts, ["worker"])
+}
 
 /** Times every media API request into `rtc_proxy_signaling_request_duration_seconds`. */
 export const measureSignaling = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
@@ -183,6 +197,16 @@ export const makeScrapeUpdate = Effect.gen(function*() {
     ]
     for (const [reason, count] of Object.entries(stats.drops)) {
       updates.push(advance(Metric.tagged(drops, "reason", reason), `drop ${reason}`, count))
+    }
+    for (const worker of stats.workers ?? []) {
+      const label = String(worker.worker)
+      updates.push(
+        Metric.set(workerSeries.up(label), worker.up ? 1 : 0),
+        Metric.set(workerSeries.sessions(label), worker.sessions),
+        advance(workerSeries.packets(label), `worker packets ${label}`, worker.packetsRelayed),
+        advance(workerSeries.drops(label), `worker drops ${label}`, worker.drops),
+        advance(workerSeries.restarts(label), `worker restarts ${label}`, worker.restarts)
+      )
     }
     const iceTcp = yield* Effect.serviceOption(IceTcpServer)
     if (Option.isSome(iceTcp) && Option.isSome(iceTcp.value.port)) {

@@ -47,7 +47,8 @@ import { IceTcpServer } from "../Tcp/IceTcpServer.js"
 import * as Sdp from "../Sdp.js"
 import { SessionStore } from "../Session/SessionStore.js"
 import { Relay } from "../Udp/Relay.js"
-import { endpoint, UdpSocket } from "../Udp/UdpSocket.js"
+import type * as DataPlane from "../Udp/DataPlane.js"
+import { endpoint } from "../Udp/UdpSocket.js"
 import { readText } from "./Body.js"
 import * as IceServers from "./IceServers.js"
 import { ClientAddress, type ClientAddressShape } from "./ClientAddress.js"
@@ -168,12 +169,6 @@ const headersForOrigin = (request: HttpServerRequest.HttpServerRequest, client: 
   return headers
 }
 
-/** The UDP port written into answers: the configured one, else the port the UDP socket is bound to. */
-const publicPort = Effect.map(
-  Effect.all([ProxyConfig, UdpSocket]),
-  ([config, udp]) => Option.getOrElse(config.candidatePort, () => udp.address.port)
-)
-
 /**
  * The IPs written into answers: the configured ones; else the request's Host when it is an IP; else
  * that name resolved (in the family the request arrived over: IPv4 unless it came over IPv6); else the
@@ -193,15 +188,22 @@ const publicIps = (config: ProxyConfigShape, request: HttpServerRequest.HttpServ
   )
 }
 
-/** Where the answer tells the client to send media: every public IP, the UDP port, and the ICE-TCP port when on. */
-const proxyAddress = (config: ProxyConfigShape, request: HttpServerRequest.HttpServerRequest) =>
+/**
+ * Where the answer tells the client to send media: every public IP, the UDP port of the session's
+ * worker (`placement`, see Relay.open), and the ICE-TCP port when on.
+ */
+const proxyAddress = (
+  config: ProxyConfigShape,
+  request: HttpServerRequest.HttpServerRequest,
+  placement: DataPlane.Placement
+) =>
   Effect.gen(function*() {
     const [ip, ...moreIps] = yield* publicIps(config, request)
     const tcp = yield* Effect.serviceOption(IceTcpServer)
     return {
       ip: ip!,
       moreIps,
-      port: yield* publicPort,
+      port: placement.port,
       tcpPort: Option.getOrUndefined(Option.flatMap(tcp, (server) => server.port))
     } satisfies Sdp.PublicAddress
   })
@@ -287,7 +289,6 @@ const startSession = (options: {
       message: `origin ${origin.id} answered without a UDP candidate and announced no UDP RTC port`
     })
   }
-  const address = yield* proxyAddress(yield* ProxyConfig, options.request)
   const answerIce = Sdp.iceAttributes(answer)
   const ice: SessionIce = {
     clientPwd: options.offer.credentials.pwd,
@@ -307,10 +308,12 @@ const startSession = (options: {
     createdAt: yield* Clock.currentTimeMillis,
     ice
   }
-  yield* relay.open(record)
+  // Its answer names the UDP port of the worker it went to (PROXY_CANDIDATE_PORT + worker when set).
+  const placement = yield* relay.open(record)
   yield* Effect.logInfo(
     `${options.kind} ${options.streamUrl.key} via origin ${origin.id} (media ${endpoint(originMedia.host, originMedia.port)}), session ${record.id}`
   )
+  const address = yield* proxyAddress(yield* ProxyConfig, options.request, placement)
   return { record, answer: Sdp.rewriteAnswer(answer, address) } satisfies Negotiated
 })
 
@@ -521,8 +524,9 @@ const restartAtProxy = Effect.fn("Signaling.restartAtProxy")(function*(
   if (!known) return yield* new NotFound({ message: "the session ended during the ICE restart" })
   yield* countIceRestart("proxy")
   yield* Effect.logInfo(`session ${record.id}: ICE restart carried out by the proxy (the origin keeps ${ice.origin!.ufragPair})`)
-  // The candidates of an answer: a client on ICE-TCP or on another address family follows too.
-  const address = yield* proxyAddress(config, request)
+  // The candidates of an answer (on the session's worker port): a client on ICE-TCP or on another
+  // address family follows too.
+  const address = yield* proxyAddress(config, request, yield* (yield* Relay).placementOf(record.id))
   return restarted(
     Sdp.restartFragment({ request: fragment, credentials: server, lite: ice.lite, iceOptions: ice.options, address }),
     ice.etag
@@ -579,7 +583,8 @@ const restartIce = (record: SessionRecord, fragment: string, client: Sdp.IceCred
     // Deleted or expired while the origin was restarting ICE.
     if (!known) return yield* new NotFound({ message: "the session ended during the ICE restart" })
     yield* countIceRestart("origin")
-    return restarted(Sdp.rewriteAnswer(response.body, yield* proxyAddress(config, request)), etag, copyableHeaders(response.headers))
+    const address = yield* proxyAddress(config, request, yield* (yield* Relay).placementOf(record.id))
+    return restarted(Sdp.rewriteAnswer(response.body, address), etag, copyableHeaders(response.headers))
   })
 
 /**

@@ -1,7 +1,8 @@
 /**
- * Relay sessions: each one a scoped fiber that owns one socket connected to its origin, registered
- * in the router while it lives, and freed (socket closed, keys gone, record removed) when it ends:
- * on DELETE, on idle timeout, when displaced, when its origin is lost, or at shutdown.
+ * Relay sessions: each one opened by its request (an origin socket, keys registered in the data
+ * plane), a fiber that waits for its end, and freed once (socket closed, keys gone, record removed)
+ * when it ends: on DELETE, on idle timeout, when displaced, when its origin or its worker is lost,
+ * or at shutdown.
  *
  * @since 0.1.0
  */
@@ -16,8 +17,6 @@ import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
-import type * as dgram from "node:dgram"
-import { isIPv6 } from "node:net"
 import { ProxyConfig } from "../Config.js"
 import { OriginFailed, type ServiceUnavailable } from "../Domain/Errors.js"
 import type { OriginId } from "../Domain/Origin.js"
@@ -25,9 +24,11 @@ import { type IceKeys, type SessionEndReason, type SessionId, type SessionRecord
 import type { StreamKey } from "../Domain/StreamUrl.js"
 import { LoadBalancer } from "../LoadBalancer/LoadBalancer.js"
 import { SessionStore } from "../Session/SessionStore.js"
-import { type ClientPath, describeClient } from "./ClientPath.js"
-import { type DropReason, LiveSession, Router } from "./Router.js"
-import { closeQuietly, endpoint, openUnscoped as openSocket, UdpSocket } from "./UdpSocket.js"
+import { WorkerPool } from "../Workers/WorkerPool.js"
+import { describeClient } from "./ClientPath.js"
+import * as DataPlane from "./DataPlane.js"
+import type { DropReason } from "./Router.js"
+import { endpoint, UdpSocket } from "./UdpSocket.js"
 
 /** A live session as the admin view and tests see it. */
 export interface RelaySessionView {
@@ -55,6 +56,8 @@ export interface RelayStats {
   readonly ended: Readonly<Record<SessionEndReason, number>>
   /** Datagrams and bytes relayed each way, by live and ended sessions. */
   readonly relayed: RelayedCounts
+  /** Each data-plane worker, with PROXY_RTC_WORKERS above 1 (the figures above are their sums). */
+  readonly workers?: ReadonlyArray<DataPlane.WorkerStats>
 }
 
 export interface RelayedCounts {
@@ -67,10 +70,11 @@ export interface RelayedCounts {
 export interface RelayShape {
   /**
    * Starts relaying a session: stores its record, opens its origin socket and registers its keys.
-   * Returns once packets can flow; fails when the origin socket cannot be opened, or when a shared
-   * session store cannot take the record.
+   * Returns once packets can flow, with the worker it went to and the UDP port for its answer;
+   * fails when the origin socket cannot be opened, or when a shared session store cannot take the
+   * record.
    */
-  readonly open: (record: SessionRecord) => Effect.Effect<void, OriginFailed | ServiceUnavailable>
+  readonly open: (record: SessionRecord) => Effect.Effect<DataPlane.Placement, OriginFailed | ServiceUnavailable>
   /** Ends a live session and waits until it is freed; false when this proxy relays no such session. */
   readonly close: (id: string, reason: SessionEndReason) => Effect.Effect<boolean>
   /**
@@ -85,25 +89,20 @@ export interface RelayShape {
     id: SessionId,
     keys: IceKeys
   ) => Effect.Effect<boolean, ServiceUnavailable>
+  /** Where a session is relayed (its worker and answer port); for one not relayed here, worker 0's. */
+  readonly placementOf: (id: string) => Effect.Effect<DataPlane.Placement>
   readonly sessions: Effect.Effect<ReadonlyArray<RelaySessionView>>
   /** The data path for client transports beside the shared UDP port (ICE-TCP). */
-  readonly clientPaths: ClientPaths
+  readonly clientPaths: DataPlane.ClientPaths
   /** How many sessions it relays now (cheap: for a check on every offer). */
   readonly activeSessions: Effect.Effect<number>
   readonly stats: Effect.Effect<RelayStats>
 }
 
-/** Plain synchronous calls into the router, as the UDP port makes them; none of them throws. */
-export interface ClientPaths {
-  /** A packet from the client at `address` and `port` (see `tcpClientAddress`) that came over `path`. */
-  readonly fromClient: (msg: Buffer, address: string, port: number, path: ClientPath) => void
-  /** Whether a verified binding request has bound that client to a session. */
-  readonly isBound: (address: string, port: number) => boolean
-  /** `path` closed: its clients are forgotten, their sessions carry on (they may come back another way). */
-  readonly forget: (path: ClientPath) => void
-}
+export type { ClientPaths } from "./DataPlane.js"
 
 export class Relay extends Context.Tag("rtc-proxy/Relay")<Relay, RelayShape>() {
+  /** On the shared UDP port, or on the workers' ports when a WorkerPool is provided (PROXY_RTC_WORKERS). */
   static readonly layer: Layer.Layer<Relay, never, ProxyConfig | UdpSocket | SessionStore | LoadBalancer> = Layer.scoped(
     Relay,
     Effect.suspend(() => make)
@@ -130,19 +129,12 @@ const addRelayed = (
   return total
 }
 
-/**
- * A session whose origin socket reports this many ICMP port unreachables (ECONNREFUSED) within
- * ORIGIN_REFUSED_WINDOW_MS has lost its origin: one alone may be a restart's moment.
- */
-const ORIGIN_REFUSALS = 2
-const ORIGIN_REFUSED_WINDOW_MS = 5000
-
 /** A session of an origin marked down ends once nothing came from that origin for this long. */
 const ORIGIN_QUIET_MS = 3000
 
 /** A live session and its lifetime: the fiber that waits for its end, and whether it was freed. */
 interface SessionFiber {
-  readonly live: LiveSession
+  readonly live: DataPlane.PlaneSession
   readonly end: Deferred.Deferred<SessionEndReason>
   finished: boolean
   fiber: Fiber.RuntimeFiber<void, never> | undefined
@@ -157,6 +149,7 @@ const MAX_REMOVALS_REMEMBERED = 4096
 const make = Effect.gen(function*() {
   const config = yield* ProxyConfig
   const udp = yield* UdpSocket
+  const pool = yield* Effect.serviceOption(WorkerPool)
   const store = yield* SessionStore
   const loadBalancer = yield* LoadBalancer
   const sessions = new Map<string, SessionFiber>()
@@ -164,7 +157,11 @@ const make = Effect.gen(function*() {
   // interrupted at shutdown before its first step never runs its finalizer, so this one frees
   // whatever is left. Added before the sets of fibers: it runs after they are interrupted.
   yield* Effect.addFinalizer(() =>
-    Effect.forEach([...sessions.values()], (session) => finish(session, "shutdown"), { discard: true })
+    Effect.forEach([...sessions.values()], (session) => finish(session, "shutdown"), {
+      discard: true,
+      // A worker answers each close: side by side, shutdown waits for one round trip, not one per session.
+      concurrency: Option.isSome(pool) ? "unbounded" : 1
+    })
   )
   const sessionFibers = yield* FiberSet.make<void, never>()
 
@@ -177,7 +174,8 @@ const make = Effect.gen(function*() {
     shutdown: 0,
     replaced: 0,
     "socket-error": 0,
-    "origin-lost": 0
+    "origin-lost": 0,
+    "worker-lost": 0
   }
   // One tagged counter per reason and kind, made once: tagging builds a new metric key each time.
   const endedCounters = new Map<string, Metric.Metric.Counter<number>>()
@@ -203,10 +201,10 @@ const make = Effect.gen(function*() {
 
   // A binding request for a session this proxy does not relay: it may have been signaled through
   // another proxy sharing the store. The lookup runs beside the data path, never in it.
-  const onUnknownUfrag = (ufragPair: string) => {
+  const onUnknownUfrag = (ufragPair: string, worker: number) => {
     if (pendingLookups.has(ufragPair)) return
     if (pendingLookups.size >= MAX_PENDING_LOOKUPS) {
-      router.drops["lookup-overload"]++
+      plane.countDrop("lookup-overload")
       return
     }
     pendingLookups.add(ufragPair)
@@ -218,24 +216,37 @@ const make = Effect.gen(function*() {
           onSome: (record) => {
             // A session relayed here whose ICE restart was signaled through another proxy; a stale
             // record (a store write that failed) must not bring back a pair the session retired.
-            const live = router.byId.get(record.id)
+            const live = plane.sessions.get(record.id)
             if (live !== undefined) return live.retiredUfrags.includes(record.ufragPair) ? Effect.void : learnKeys(live, record)
             // Removed (DELETE through another proxy) while the answer was on its way: opening it
             // would bring the session back, and its record with it.
             if ((removedDuringLookups.get(record.id) ?? -1) > startedAt) return Effect.void
-            return sessions.has(record.id) ? Effect.void : open(record)
+            // Adopted on the worker whose port the client reached.
+            return sessions.has(record.id) ? Effect.void : open(record, worker)
           }
         })),
         Effect.catchAll((error) => Effect.logWarning(`cannot relay stored session for ${ufragPair}: ${error.message}`)),
         Effect.ensuring(Effect.sync(() => {
           pendingLookups.delete(ufragPair)
+          plane.lookupDone(ufragPair)
           if (pendingLookups.size === 0) removedDuringLookups.clear()
         }))
       )
     )
   }
-
-  const router: Router = new Router(onUnknownUfrag)
+  const endNow = (reason: SessionEndReason) => (id: string) => {
+    const session = sessions.get(id)
+    if (session !== undefined) Deferred.unsafeDone(session.end, Exit.succeed(reason))
+  }
+  const events: DataPlane.PlaneEvents = {
+    unknownUfrag: onUnknownUfrag,
+    originLost: endNow("origin-lost"),
+    workerLost: endNow("worker-lost")
+  }
+  const candidatePort = Option.getOrUndefined(config.candidatePort)
+  const plane: DataPlane.DataPlaneShape = Option.isSome(pool)
+    ? yield* pool.value.plane(events)
+    : yield* DataPlane.inProcess(udp, { bufferBytes: config.udpBufferBytes, candidatePort }, events)
   // A session deleted through another proxy on a shared store: it ends here too.
   yield* store.onRemoved((id) => {
     if (sessions.has(id)) return runFork(close(id, "deleted"))
@@ -245,84 +256,49 @@ const make = Effect.gen(function*() {
     if (removedDuringLookups.size > MAX_REMOVALS_REMEMBERED) removedDuringLookups.delete(removedDuringLookups.keys().next().value!)
   })
 
-  const learnKeys = (live: LiveSession, keys: IceKeys) =>
+  const learnKeys = (live: DataPlane.PlaneSession, keys: IceKeys) =>
     Effect.suspend(() => {
       if (live.ufragPairs.get(keys.ufragPair) === keys.serverPwd) return Effect.void
-      router.addUfrag(live, keys.ufragPair, keys.serverPwd)
-      live.record = {
-        ...live.record,
-        ufragPair: keys.ufragPair,
-        serverPwd: keys.serverPwd,
-        ...(keys.ice === undefined ? {} : { ice: keys.ice })
-      }
+      plane.learnKeys(live, keys)
       return Effect.logInfo(
         `relay session ${live.record.id} now also answers to ${keys.ufragPair} (ICE restart${
-          live.translation === undefined ? "" : `, translated to the origin's ${live.translation.originPair}`
+          live.record.ice?.origin === undefined ? "" : `, translated to the origin's ${live.record.ice.origin.ufragPair}`
         })`
       )
     })
-  yield* udp.attach({
-    datagram: (msg, rinfo, socket) => router.fromClient(msg, rinfo.address, rinfo.port, socket),
-    closing: (socket) => router.forgetSocket(socket)
-  })
 
   /**
-   * Frees a session exactly once: its keys leave the router, its origin socket closes, and the end
-   * is counted, logged and told to the store.
+   * Frees a session exactly once: its keys leave the data plane, its origin socket closes, and the
+   * end is counted, logged and told to the store.
    */
   const finish = (session: SessionFiber, reason: SessionEndReason): Effect.Effect<void> =>
     Effect.suspend(() => {
       if (session.finished) return Effect.void
       session.finished = true
       const { live } = session
-      router.remove(live)
-      closeQuietly(live.backend)
       if (sessions.get(live.record.id) === session) sessions.delete(live.record.id)
       ended[reason]++
       addRelayed(relayedByEnded, live)
       endedCounter(reason, live.record.kind).unsafeUpdate(1, [])
-      return Effect.zipRight(
-        store.release(live.record.id, reason),
-        Effect.logInfo(
-          `relay session ended (${reason}, ${live.packetsFromClient} packets from client, ${live.packetsFromOrigin} from origin)`
-        ).pipe(Effect.annotateLogs({ session: live.record.id, stream: live.record.streamUrl, kind: live.record.kind }))
+      return plane.unregister(live).pipe(
+        Effect.zipRight(store.release(live.record.id, reason)),
+        Effect.zipRight(
+          Effect.logInfo(
+            `relay session ended (${reason}, ${live.packetsFromClient} packets from client, ${live.packetsFromOrigin} from origin)`
+          ).pipe(Effect.annotateLogs({ session: live.record.id, stream: live.record.streamUrl, kind: live.record.kind }))
+        )
       )
     })
 
-  const openOriginSocket = (record: SessionRecord, end: Deferred.Deferred<SessionEndReason>) => {
-    // Errors of the connected origin socket come from the kernel (ICMP), not per packet.
-    let refusals = 0
-    let firstRefusalAt = 0
-    const onOriginError = (error: Error) => {
-      router.countSendError()
-      if ((error as NodeJS.ErrnoException).code !== "ECONNREFUSED") return
-      const now = Date.now()
-      if (refusals === 0 || now - firstRefusalAt > ORIGIN_REFUSED_WINDOW_MS) {
-        refusals = 0
-        firstRefusalAt = now
-      }
-      if (++refusals >= ORIGIN_REFUSALS) Deferred.unsafeDone(end, Exit.succeed("origin-lost"))
-    }
-    return openSocket({
-      host: isIPv6(record.originMedia.host) ? "::" : "0.0.0.0",
-      port: 0,
-      connect: record.originMedia,
-      // The kernel's default (about 200 KB) holds under 100 full datagrams: a 10 ms pause of the
-      // event loop at 10,000 packets/s would overflow it. The size is a cap, not an allocation.
-      bufferBytes: Math.min(config.udpBufferBytes, 1024 * 1024),
-      onError: onOriginError
-    }).pipe(Effect.mapError((error) => new OriginFailed({ message: error.message })))
-  }
-
-  // A session is a fiber that waits for its end (DELETE, idle, displaced, origin lost) and frees
-  // the session when it ends or is interrupted (shutdown). The request that signaled it opens the
-  // socket and registers the keys, so that the answer goes out only once packets can flow.
-  const start = (record: SessionRecord, end: Deferred.Deferred<SessionEndReason>, backend: dgram.Socket) =>
+  // A session is a fiber that waits for its end (DELETE, idle, displaced, origin or worker lost) and
+  // frees the session when it ends or is interrupted (shutdown). The request that signaled it opens
+  // the origin socket and registers the keys in the data plane, so that the answer goes out only
+  // once packets can flow.
+  const start = (registered: DataPlane.Registered, end: Deferred.Deferred<SessionEndReason>) =>
     Effect.suspend(() => {
-      const session: SessionFiber = { live: new LiveSession(record, backend), end, finished: false, fiber: undefined }
-      sessions.set(record.id, session)
-      const displaced = router.add(session.live)
-      if (displaced !== undefined) runFork(close(displaced.record.id, "replaced"))
+      const session: SessionFiber = { live: registered.session, end, finished: false, fiber: undefined }
+      sessions.set(registered.session.record.id, session)
+      if (registered.displaced !== undefined) runFork(close(registered.displaced, "replaced"))
       // Forked from an uninterruptible region, whose flags it would inherit: the wait itself can be interrupted.
       const lifetime = Effect.onExit(
         Effect.interruptible(Deferred.await(end)),
@@ -330,19 +306,21 @@ const make = Effect.gen(function*() {
       )
       return Effect.map(FiberSet.run(sessionFibers, lifetime), (fiber) => {
         session.fiber = fiber
+        return registered.placement
       })
     })
 
-  const open = (record: SessionRecord): Effect.Effect<void, OriginFailed | ServiceUnavailable> =>
+  const open = (record: SessionRecord, worker?: number): Effect.Effect<DataPlane.Placement, OriginFailed | ServiceUnavailable> =>
     Effect.gen(function*() {
       yield* store.put(record)
       const end = yield* Deferred.make<SessionEndReason>()
       // From the socket's opening to its fiber's start, nothing may interrupt: the socket has an owner.
-      yield* Effect.uninterruptible(Effect.flatMap(
-        openOriginSocket(record, end).pipe(Effect.tapError(() => store.remove(record.id))),
-        (backend) => start(record, end, backend)
+      const placement = yield* Effect.uninterruptible(Effect.flatMap(
+        plane.register(record, worker).pipe(Effect.tapError(() => store.remove(record.id))),
+        (registered) => start(registered, end)
       ))
       openedCounter(record.kind).unsafeUpdate(1, [])
+      return placement
     }).pipe(Effect.withSpan("Relay.open", { captureStackTrace: false }))
 
   const close = (id: string, reason: SessionEndReason): Effect.Effect<boolean> =>
@@ -359,7 +337,7 @@ const make = Effect.gen(function*() {
   // it, a store failure only costs the other proxies the news; otherwise the store is the only way.
   const rekey = (id: SessionId, keys: IceKeys) =>
     Effect.gen(function*() {
-      const live = router.byId.get(id)
+      const live = plane.sessions.get(id)
       if (live === undefined) return Option.isSome(yield* store.rekey(id, keys))
       yield* learnKeys(live, keys)
       yield* store.rekey(id, keys).pipe(
@@ -369,7 +347,7 @@ const make = Effect.gen(function*() {
     })
 
   // A dead host sends no ICMP: its sessions end when it is marked down and nothing comes from it.
-  const endSessionsOfDownOrigins = (quiet: ReadonlyArray<LiveSession>) =>
+  const endSessionsOfDownOrigins = (quiet: ReadonlyArray<DataPlane.PlaneSession>) =>
     quiet.length === 0 ? Effect.void : Effect.gen(function*() {
       const down = yield* loadBalancer.downOrigins([...new Set(quiet.map((live) => live.record.originId))])
       if (down.size === 0) return
@@ -390,9 +368,15 @@ const make = Effect.gen(function*() {
     const idle: Array<string> = []
     const alive: Array<SessionRecord> = []
     const streams = new Map<StreamKey, OriginId>()
-    const originQuiet: Array<LiveSession> = []
-    for (const live of router.byId.values()) {
+    const originQuiet: Array<DataPlane.PlaneSession> = []
+    yield* plane.sweep(consentTicks)
+    for (const live of plane.sessions.values()) {
       streams.set(live.record.streamUrl, live.record.originId)
+      // Counters a worker did not report this time are old: the session is not judged on them.
+      if (!plane.countersCurrent(live)) {
+        alive.push(live.record)
+        continue
+      }
       if (live.originMark !== live.packetsFromOrigin) {
         live.originMark = live.packetsFromOrigin
         live.originQuietSince = now
@@ -409,7 +393,6 @@ const make = Effect.gen(function*() {
         alive.push(live.record)
       }
     }
-    router.expireConsent(consentTicks)
     yield* Effect.forEach(idle, (id) => close(id, "idle"), { discard: true, concurrency: "unbounded" })
     // Side by side: a shared store that hangs holds the sweep (and with it idle and consent timing)
     // for one command timeout, not two. Streams whose sessions ended in this sweep still count once.
@@ -424,8 +407,9 @@ const make = Effect.gen(function*() {
     open,
     close,
     rekey,
-    sessions: Effect.sync(() =>
-      [...router.byId.values()].map((live): RelaySessionView => ({
+    placementOf: (id) => Effect.sync(() => plane.placementOf(id)),
+    sessions: Effect.zipRight(plane.refresh, Effect.sync(() =>
+      [...plane.sessions.values()].map((live): RelaySessionView => ({
         id: live.record.id,
         kind: live.record.kind,
         streamUrl: live.record.streamUrl,
@@ -439,21 +423,18 @@ const make = Effect.gen(function*() {
         bytesFromClient: live.bytesFromClient,
         bytesFromOrigin: live.bytesFromOrigin
       }))
-    ),
-    clientPaths: {
-      fromClient: (msg, address, port, path) => router.fromClient(msg, address, port, path),
-      isBound: (address, port) => router.isBound(address, port),
-      forget: (path) => router.forgetSocket(path)
-    },
-    activeSessions: Effect.sync(() => router.byId.size),
-    stats: Effect.sync((): RelayStats => ({
-      sessions: router.byId.size,
-      clientAddresses: router.addressCount,
-      ufragPairs: router.ufragCount,
-      packetsRelayed: router.packetsRelayed,
-      drops: { ...router.drops },
-      ended: { ...ended },
-      relayed: [...router.byId.values()].reduce(addRelayed, { ...relayedByEnded })
+    )),
+    clientPaths: plane.clientPaths,
+    activeSessions: Effect.sync(() => plane.sessions.size),
+    stats: Effect.zipRight(plane.refresh, Effect.sync((): RelayStats => {
+      const { workers, ...counts } = plane.stats()
+      return {
+        sessions: plane.sessions.size,
+        ...counts,
+        ended: { ...ended },
+        relayed: [...plane.sessions.values()].reduce(addRelayed, { ...relayedByEnded }),
+        ...(workers === undefined ? {} : { workers })
+      }
     }))
   } satisfies RelayShape
 })

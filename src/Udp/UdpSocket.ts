@@ -122,7 +122,8 @@ export const openUnscoped = (options: BindOptions): Effect.Effect<dgram.Socket, 
     })
   })
 
-const closeSocket = (socket: dgram.Socket): Effect.Effect<void> =>
+/** Closes a socket and waits until it is closed. */
+export const closeSocket = (socket: dgram.Socket): Effect.Effect<void> =>
   Effect.async<void>((resume) => closeQuietly(socket, () => resume(Effect.void)))
 
 /**

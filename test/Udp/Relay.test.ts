@@ -1,5 +1,5 @@
 // The UDP relay on real sockets (127.0.0.1): clients and fake ICE-lite origins are plain dgram sockets.
-import { assert, describe } from "@effect/vitest"
+import { assert, describe, it } from "@effect/vitest"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -15,9 +15,14 @@ import { MAGIC_COOKIE } from "../../src/Stun.js"
 import type { RelayStats } from "../../src/Udp/Relay.js"
 import type { DropReason } from "../../src/Udp/Router.js"
 import { eventually, openUdpHandles, settledUdpHandles } from "../support/eventually.js"
-import { binding, makeRecord, PAIR, SERVER_PWD, startRelay } from "../support/relay.js"
+import { binding, makeRecord, PAIR, relaySockets, SERVER_PWD, settledRelaySockets, startRelay } from "../support/relay.js"
+import { testWorkers, withWorkers } from "../support/workers.js"
 import { type UdpPeer, udpPeer } from "../support/udpPeer.js"
 import { live, scoped } from "../support/live.js"
+
+/** Tests of what only one port on this thread has (single-port tables, the TestClock driving the router). */
+const liveOneWorker: typeof live = (name, body, timeout) => testWorkers === 1 ? live(name, body, timeout) : it.skip(name)
+const scopedOneWorker: typeof scoped = (name, body, timeout) => testWorkers === 1 ? scoped(name, body, timeout) : it.skip(name)
 
 const dtls = (tag: string) => Buffer.concat([Buffer.from([22, 0xfe, 0xfd]), Buffer.from(tag)])
 const rtp = (tag: string) => Buffer.concat([Buffer.from([0x80, 96, 0, 1]), Buffer.from(tag)])
@@ -38,7 +43,7 @@ const settle = Effect.sleep(Duration.millis(30))
 const unreachable = (origin: UdpPeer) =>
   makeRecord(origin, { originMedia: { host: "no-such-origin.invalid", port: 8000 } })
 
-describe("Relay (real UDP on 127.0.0.1)", () => {
+describe(withWorkers("Relay (real UDP on 127.0.0.1)"), () => {
   live("ICE restart: the new pair takes over at the client's first check with it; a stale record never brings the old one back", () =>
     Effect.gen(function*() {
       const { port, relay, store } = yield* startRelay()
@@ -299,7 +304,8 @@ describe("Relay (real UDP on 127.0.0.1)", () => {
       assert.strictEqual((yield* relay.stats).drops["unknown-address"], 1)
     }))
 
-  live("Go bug 4: an address reused by another ICE session follows the USERNAME, not an address cache", () =>
+  // One port's address table: on two workers' ports, one client address is two candidate pairs.
+  liveOneWorker("Go bug 4: an address reused by another ICE session follows the USERNAME, not an address cache", () =>
     Effect.gen(function*() {
       const { port, relay } = yield* startRelay()
       const originA = yield* udpPeer()
@@ -365,10 +371,10 @@ describe("Relay (real UDP on 127.0.0.1)", () => {
       const { port, relay, store } = yield* startRelay()
       const origin = yield* udpPeer({ echo: true })
       const client = yield* udpPeer()
-      const baseline = yield* settledUdpHandles
+      const baseline = yield* settledRelaySockets(relay)
       const record = makeRecord(origin)
       yield* relay.open(record)
-      assert.strictEqual(openUdpHandles(), baseline + 1, "one origin socket per session")
+      assert.strictEqual(yield* relaySockets(relay), baseline + 1, "one origin socket per session")
       assert.isTrue(Option.isSome(yield* store.get(record.id)))
       client.send(binding(PAIR, SERVER_PWD), port)
       yield* eventually(() => assert.strictEqual(client.received.length, 1))
@@ -381,7 +387,7 @@ describe("Relay (real UDP on 127.0.0.1)", () => {
       assert.strictEqual(stats.ended.deleted, 1)
       assert.isTrue(Option.isNone(yield* store.get(record.id)))
       assert.isTrue(Option.isNone(yield* store.findByUfrag(PAIR)))
-      yield* eventually(() => assert.strictEqual(openUdpHandles(), baseline))
+      yield* eventually(Effect.map(relaySockets(relay), (open) => assert.strictEqual(open, baseline)))
       assert.isFalse(yield* relay.close(record.id, "deleted"), "a second close finds nothing")
 
       client.send(rtp("after delete"), port)
@@ -393,7 +399,8 @@ describe("Relay (real UDP on 127.0.0.1)", () => {
       assert.deepStrictEqual(yield* relay.sessions, [])
     }))
 
-  scoped("idle timeout: a session without client packets ends by itself; one kept alive does not", () =>
+  // The TestClock drives the relay's sweeps; the workers' reports and consent clock run on real time.
+  scopedOneWorker("idle timeout: a session without client packets ends by itself; one kept alive does not", () =>
     Effect.gen(function*() {
       const { port, relay, store } = yield* startRelay({ relayIdleTimeout: Duration.millis(300) })
       const idleOrigin = yield* udpPeer()
@@ -435,12 +442,12 @@ describe("Relay (real UDP on 127.0.0.1)", () => {
       const client = yield* udpPeer()
       const baseline = yield* settledUdpHandles
       const scope = yield* Scope.make()
-      const { port, relay, store } = yield* startRelay({}, scope)
+      const { relay, store } = yield* startRelay({}, scope)
       const records = origins.map((origin, i) => makeRecord(origin, { ufragPair: `srv${i}:cli${i}` }))
-      for (const record of records) yield* relay.open(record)
-      client.send(binding("srv0:cli0", SERVER_PWD), port)
+      const placements = yield* Effect.forEach(records, relay.open)
+      client.send(binding("srv0:cli0", SERVER_PWD), placements[0]!.port)
       yield* eventually(() => assert.strictEqual(client.received.length, 1))
-      assert.strictEqual(openUdpHandles(), baseline + 4, "the shared port and three origin sockets")
+      assert.strictEqual(yield* relaySockets(relay), baseline + testWorkers + 3, "the shared port (one per worker) and three origin sockets")
 
       yield* Scope.close(scope, Exit.void)
       const stats = yield* relay.stats
@@ -475,20 +482,20 @@ describe("Relay (real UDP on 127.0.0.1)", () => {
 
   live("200 sessions opened and closed leave no session, socket, address or store entry behind", () =>
     Effect.gen(function*() {
-      const { port, relay, store } = yield* startRelay()
+      const { relay, store } = yield* startRelay()
       const origin = yield* udpPeer({ echo: true })
       const clients: Array<UdpPeer> = []
       for (let i = 0; i < 10; i++) clients.push(yield* udpPeer())
       const before = yield* relay.stats
       const storeBefore = (yield* store.list).length
-      const baseline = yield* settledUdpHandles
+      const baseline = yield* settledRelaySockets(relay)
 
       const records = Array.from({ length: 200 }, (_, i) => makeRecord(origin, { ufragPair: `srv${i}:cli${i}` }))
-      yield* Effect.forEach(records, relay.open, { concurrency: 20, discard: true })
+      const placements = yield* Effect.forEach(records, relay.open, { concurrency: 20 })
       assert.strictEqual((yield* relay.stats).sessions, before.sessions + 200)
       assert.strictEqual((yield* store.list).length, storeBefore + 200)
-      assert.strictEqual(openUdpHandles(), baseline + 200)
-      clients.forEach((client, i) => client.send(binding(`srv${i}:cli${i}`, SERVER_PWD), port))
+      assert.strictEqual(yield* relaySockets(relay), baseline + 200)
+      clients.forEach((client, i) => client.send(binding(`srv${i}:cli${i}`, SERVER_PWD), placements[i]!.port))
       yield* eventually(() => assert.isTrue(clients.every((client) => client.received.length === 1)))
       assert.strictEqual((yield* relay.stats).clientAddresses, 10)
 
@@ -500,7 +507,7 @@ describe("Relay (real UDP on 127.0.0.1)", () => {
       assert.strictEqual(after.ufragPairs, 0)
       assert.strictEqual(after.ended.deleted, 200)
       assert.strictEqual((yield* store.list).length, storeBefore)
-      yield* eventually(() => assert.strictEqual(openUdpHandles(), baseline))
+      yield* eventually(Effect.map(relaySockets(relay), (open) => assert.strictEqual(open, baseline)))
     }))
 
   live("an origin socket that cannot be opened fails open with OriginFailed and leaves nothing behind", () =>

@@ -14,6 +14,7 @@ import { ProxyLive } from "../../src/Proxy.js"
 import { SessionStore, type SessionStoreShape } from "../../src/Session/SessionStore.js"
 import { IceTcpServer, type IceTcpServerShape } from "../../src/Tcp/IceTcpServer.js"
 import { Relay, type RelayShape } from "../../src/Udp/Relay.js"
+import { testWorkers } from "./workers.js"
 
 export interface TestProxy {
   readonly mediaUrl: string
@@ -41,6 +42,7 @@ export const testConfig = (overrides: Partial<ProxyConfigShape> = {}) =>
     udpPort: 0,
     // Tests make many requests from 127.0.0.1; the rate-limit tests turn it on themselves.
     rateLimit: { perSecond: 0, burst: 1 },
+    rtcWorkers: testWorkers,
     ...overrides
   })
 

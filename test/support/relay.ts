@@ -15,9 +15,12 @@ import * as MemoryLoadBalancer from "../../src/LoadBalancer/Memory.js"
 import * as MemorySessionStore from "../../src/Session/Memory.js"
 import { SessionStore } from "../../src/Session/SessionStore.js"
 import { encodeBindingRequest } from "../../src/Stun.js"
+import { UdpLive } from "../../src/Proxy.js"
 import { IceTcpServer } from "../../src/Tcp/IceTcpServer.js"
-import { Relay } from "../../src/Udp/Relay.js"
+import { Relay, type RelayShape } from "../../src/Udp/Relay.js"
 import { UdpSocket } from "../../src/Udp/UdpSocket.js"
+import { testWorkers } from "./workers.js"
+import { openUdpHandles, settledUdpHandles } from "./eventually.js"
 import type { UdpPeer } from "./udpPeer.js"
 
 export const PAIR = UfragPair.make("srvUfrag:cliUfrag")
@@ -27,10 +30,10 @@ export const SERVER_PWD = "srvPassword0123456789abcd"
  * The relay with its live layers on 127.0.0.1; `udp` replaces the shared port (e.g. a wildcard port
  * over a given list of local addresses).
  */
-export const relayLayer = (overrides: Partial<ProxyConfigShape> = {}, udp: Layer.Layer<UdpSocket, unknown, ProxyConfig> = UdpSocket.layer) =>
+export const relayLayer = (overrides: Partial<ProxyConfigShape> = {}, udp: Layer.Layer<UdpSocket, unknown, ProxyConfig> = UdpLive) =>
   Relay.layer.pipe(
     Layer.provideMerge(Layer.mergeAll(udp, MemorySessionStore.layer, MemoryLoadBalancer.layer)),
-    Layer.provideMerge(ProxyConfig.layerWith({ listenHost: "127.0.0.1", udpPort: 0, ...overrides }))
+    Layer.provideMerge(ProxyConfig.layerWith({ listenHost: "127.0.0.1", udpPort: 0, rtcWorkers: testWorkers, ...overrides }))
   )
 
 /** A wildcard shared port (0.0.0.0, or `::`) standing for the local addresses `addresses` gives, read at every rescan. */
@@ -45,7 +48,8 @@ export const startRelayWithIceTcp = (overrides: Partial<ProxyConfigShape> = {}) 
   Effect.gen(function*() {
     const context = yield* Layer.build(
       IceTcpServer.layer.pipe(
-        Layer.provideMerge(relayLayer({ iceTcp: Option.some({ host: Option.none(), port: 0 }), ...overrides }))
+        // ICE-TCP runs with the router on the main thread only (PROXY_RTC_WORKERS=1).
+        Layer.provideMerge(relayLayer({ iceTcp: Option.some({ host: Option.none(), port: 0 }), ...overrides, rtcWorkers: 1 }))
       )
     )
     const tcp = Context.get(context, IceTcpServer)
@@ -66,8 +70,11 @@ export const startRelay = (
   Effect.gen(function*() {
     const layer = relayLayer(overrides, udp)
     const context = scope === undefined ? yield* Layer.build(layer) : yield* Layer.buildWithScope(layer, scope)
+    const relay = Context.get(context, Relay)
     return {
-      relay: Context.get(context, Relay),
+      relay,
+      /** Every data-plane worker's port (`port` alone without workers). */
+      ports: (yield* relay.stats).workers?.map((worker) => worker.port) ?? [Context.get(context, UdpSocket).address.port],
       store: Context.get(context, SessionStore),
       loadBalancer: Context.get(context, LoadBalancer),
       port: Context.get(context, UdpSocket).address.port,
@@ -100,3 +107,11 @@ export const binding = (username: string, password: string | undefined) =>
     useCandidate: true
   })
 
+
+/** UDP sockets open for the relay: this thread's, and those in its data-plane workers (as they last reported). */
+export const relaySockets = (relay: RelayShape): Effect.Effect<number> =>
+  Effect.map(relay.stats, (stats) => openUdpHandles() + (stats.workers ?? []).reduce((n, worker) => n + worker.sockets, 0))
+
+/** `relaySockets` once closed sockets are gone (see `settledUdpHandles`). */
+export const settledRelaySockets = (relay: RelayShape): Effect.Effect<number> =>
+  Effect.zipRight(settledUdpHandles, relaySockets(relay))

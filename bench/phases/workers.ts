@@ -1,0 +1,119 @@
+/**
+ * The workers phase: one proxy process per --workers count (PROXY_RTC_WORKERS), all up at once,
+ * each with --workers-sessions sessions. Per session count: --workers-rounds ramps per worker count,
+ * alternating which goes first (the median counts), then CPU per packet at one fixed rate for all
+ * (--fixed-share of the lowest maximum). The ratio to one worker is what the data plane scales by.
+ */
+import type { Bench } from "../bench.js"
+import { config } from "../config.js"
+import { fmtInt, log } from "../format.js"
+import type { SessionGroup } from "../load.js"
+import { type CpuRun, Measure, medianRamp, mergeRuns, type RampResult, type ThroughputResult } from "../measure.js"
+import { type ProxyProcess, startProxy, stop } from "../processes.js"
+
+export interface WorkersRow {
+  readonly workers: number
+  readonly sessions: number
+  readonly throughput: ThroughputResult | undefined
+  readonly cpu: CpuRun | undefined
+  /** Highest relayed packets/s against the first worker count's (1 by default). */
+  readonly ratio: number | undefined
+  /** Proxy CPU per relayed packet against the first worker count's. */
+  readonly cpuPerPacketRatio: number | undefined
+  readonly error?: string
+}
+
+export const workersPhase = async (bench: Bench): Promise<Array<WorkersRow>> => {
+  const counts = config.workers
+  log(`--- workers: PROXY_RTC_WORKERS ${counts.join(", ")}; sessions ${config.workersSessions.join(", ")}; ${config.workersRounds} ramps each`)
+  const proxies = new Map<number, { process: ProxyProcess; measure: Measure }>()
+  for (const workers of counts) {
+    const process = await startProxy(bench.origin, bench.workDir, {
+      name: `proxy-${workers}w`,
+      env: { PROXY_RTC_WORKERS: String(workers) }
+    })
+    log(`proxy with ${workers} worker(s): pid ${process.pid}, http :${process.httpPort}, udp :${process.udpPort}`)
+    const pids = { proxy: process.pid, origin: bench.measure.pids["origin"]!, loadgen: bench.measure.pids["loadgen"]! }
+    proxies.set(workers, { process, measure: new Measure(pids, { proxy: process.udpPort }) })
+  }
+  const rows: Array<WorkersRow> = []
+  try {
+    for (const sessions of config.workersSessions) {
+      const groups = new Map<number, SessionGroup>()
+      const errors = new Map<number, string>()
+      for (const workers of counts) {
+        const { process } = proxies.get(workers)!
+        try {
+          const group = await bench.load.sessions(
+            { kind: "proxy", host: "127.0.0.1", httpBase: `http://127.0.0.1:${process.httpPort}` },
+            sessions,
+            `w${workers}x${sessions}`
+          )
+          await group.run({ rate: config.startRate, seconds: Math.min(1, config.stepSeconds) })
+          groups.set(workers, group)
+        } catch (error) {
+          errors.set(workers, (error as Error).message)
+          log(`${workers} worker(s) with ${sessions} sessions: could not open them: ${(error as Error).message}`)
+        }
+      }
+      await bench.measure.waitQuiet(`the workers phase at ${sessions} sessions`)
+      const ramps = new Map<number, Array<RampResult>>()
+      for (let round = 1; round <= config.workersRounds; round++) {
+        const order = round % 2 === 1 ? counts : [...counts].reverse()
+        for (const workers of order) {
+          const group = groups.get(workers)
+          if (group === undefined) continue
+          const ramp = await proxies.get(workers)!.measure.ramp(`proxy ${workers}w`, group, {
+            start: config.startRate,
+            bisections: config.bisections,
+            round
+          })
+          ramps.set(workers, [...(ramps.get(workers) ?? []), ramp])
+        }
+      }
+      const throughput = new Map([...ramps].map(([workers, all]) => [workers, medianRamp(all)]))
+      const lowest = Math.min(...[...throughput.values()].map((ramp) => ramp.maxClientRate).filter((rate) => rate > 0))
+      const rate = config.fixedRate > 0
+        ? config.fixedRate
+        : Math.max(100, Math.round((Number.isFinite(lowest) ? lowest : config.startRate) * config.fixedShare / 100) * 100)
+      const cpu = new Map<number, CpuRun>()
+      const perRun = Math.round((rate * config.scaleSeconds) / Math.max(1, config.scaleRounds))
+      const runs = new Map<number, Array<CpuRun>>()
+      for (let round = 0; round < config.scaleRounds; round++) {
+        for (const workers of round % 2 === 0 ? counts : [...counts].reverse()) {
+          const group = groups.get(workers)
+          if (group === undefined) continue
+          const run = await proxies.get(workers)!.measure.cpuRun(`proxy ${workers}w x${sessions}`, group, rate, perRun)
+          runs.set(workers, [...(runs.get(workers) ?? []), run])
+        }
+      }
+      for (const [workers, all] of runs) cpu.set(workers, mergeRuns(all))
+      const base = counts[0]!
+      const baseMax = throughput.get(base)?.maxRelayedPerSecond
+      const basePer = cpu.get(base)?.cpuMsPer10k["proxy"]
+      for (const workers of counts) {
+        const ramp = throughput.get(workers)
+        const per = cpu.get(workers)?.cpuMsPer10k["proxy"]
+        const row: WorkersRow = {
+          workers,
+          sessions,
+          throughput: ramp,
+          cpu: cpu.get(workers),
+          ratio: ramp !== undefined && baseMax !== undefined && baseMax > 0 ? ramp.maxRelayedPerSecond / baseMax : undefined,
+          cpuPerPacketRatio: per !== undefined && basePer !== undefined && basePer > 0 ? per / basePer : undefined,
+          ...(errors.has(workers) ? { error: errors.get(workers)! } : {})
+        }
+        rows.push(row)
+        log(
+          `workers ${workers} x ${sessions} sessions: ${fmtInt(ramp?.maxRelayedPerSecond)} relayed/s` +
+            `${row.ratio === undefined ? "" : ` (${row.ratio.toFixed(2)}x)`}, proxy CPU ${per?.toFixed(0) ?? "?"} ms per 10k` +
+            `${row.cpuPerPacketRatio === undefined ? "" : ` (${row.cpuPerPacketRatio.toFixed(2)}x)`}`
+        )
+      }
+      await Promise.all([...groups.values()].map((group) => group.close()))
+    }
+  } finally {
+    await Promise.all([...proxies.values()].map(({ process }) => stop(process.child, 10_000)))
+  }
+  return rows
+}

@@ -366,7 +366,8 @@ const abandonAtOrigin = (location: string | undefined, headers: Record<string, s
     )
 
 // The handlers run under the platform's request span (named by method, with http.route); their own
-// spans are the steps that leave the process or take a resource: OriginClient.send, Relay.open, LoadBalancer.*.
+// spans are the steps that leave the process or take a resource (OriginClient.send, Relay.open, the Redis
+// LoadBalancer.*), and the rare ICE restart the proxy carries out itself (Signaling.restartAtProxy).
 
 /** POST /rtc/v1/whip/ and /rtc/v1/whep/: an SDP offer in, a 201 with the answer and a session URL out. */
 export const offer = (kind: SessionKind) =>

@@ -191,7 +191,6 @@ const make = Effect.gen(function*() {
     publish: Metric.tagged(sessionsOpened, "kind", "publish"),
     play: Metric.tagged(sessionsOpened, "kind", "play")
   }
-  const openedCounter = (kind: SessionRecord["kind"]) => openedCounters[kind]
   const pendingLookups = new Set<string>()
   // Sessions removed through another proxy while lookups were pending, by the count of removals then:
   // a lookup that started before a session's removal may answer with its stale record.
@@ -319,7 +318,7 @@ const make = Effect.gen(function*() {
         plane.register(record, worker).pipe(Effect.tapError(() => store.remove(record.id))),
         (registered) => start(registered, end)
       ))
-      openedCounter(record.kind).unsafeUpdate(1, [])
+      openedCounters[record.kind].unsafeUpdate(1, [])
       return placement
     }).pipe(Effect.withSpan("Relay.open", { captureStackTrace: false }))
 

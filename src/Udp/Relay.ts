@@ -276,11 +276,14 @@ const make = Effect.gen(function*() {
       session.finished = true
       const { live } = session
       if (sessions.get(live.record.id) === session) sessions.delete(live.record.id)
-      ended[reason]++
-      addRelayed(relayedByEnded, live)
-      endedCounter(reason, live.record.kind).unsafeUpdate(1, [])
+      // Counted once freed everywhere: whoever sees the end in the stats can signal the stream again.
       return plane.unregister(live).pipe(
+        Effect.zipRight(Effect.sync(() => addRelayed(relayedByEnded, live))),
         Effect.zipRight(store.release(live.record.id, reason)),
+        Effect.zipRight(Effect.sync(() => {
+          ended[reason]++
+          endedCounter(reason, live.record.kind).unsafeUpdate(1, [])
+        })),
         Effect.zipRight(
           Effect.logInfo(
             `relay session ended (${reason}, ${live.packetsFromClient} packets from client, ${live.packetsFromOrigin} from origin)`

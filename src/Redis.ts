@@ -8,9 +8,9 @@
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
 import { Redis as IORedis } from "ioredis"
 import { createHash } from "node:crypto"
@@ -77,7 +77,7 @@ export const make = (options: RedisOptions): Effect.Effect<RedisClientShape, Red
   Effect.gen(function*() {
     const address = `${options.host.includes(":") ? `[${options.host}]` : options.host}:${options.port}`
     const connectTimeout = options.connectTimeout ?? Duration.seconds(5)
-    const runFork = Runtime.runFork(yield* Effect.runtime<never>())
+    const supervise = yield* FiberSet.makeRuntime<never>()
     let lastError: Error | undefined
     let up = false
     let connecting = true
@@ -86,7 +86,7 @@ export const make = (options: RedisOptions): Effect.Effect<RedisClientShape, Red
     const lost = (why: string) => {
       if (!up) return
       up = false
-      runFork(Effect.logWarning(`lost Redis at ${address} (${why}); reconnecting`))
+      supervise(Effect.logWarning(`lost Redis at ${address} (${why}); reconnecting`))
     }
     const onError = (error: Error) => {
       lastError = error
@@ -97,7 +97,7 @@ export const make = (options: RedisOptions): Effect.Effect<RedisClientShape, Red
     const onReady = () => {
       if (up) return
       up = true
-      if (!connecting) runFork(Effect.logInfo(`Redis at ${address} is back`))
+      if (!connecting) supervise(Effect.logInfo(`Redis at ${address} is back`))
     }
 
     // The setting to check: a refused AUTH (the first error says why) or SELECT, else the address.

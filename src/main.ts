@@ -13,6 +13,7 @@ import { ignoredGoProxyVariables, mergeEnv, parseDotEnv, ProxyConfig } from "./C
 import { Health } from "./Http/Health.js"
 import * as Logging from "./Logging.js"
 import { ProxyLive } from "./Proxy.js"
+import * as Tracing from "./Tracing.js"
 
 const dotEnv = existsSync(".env") ? parseDotEnv(readFileSync(".env", "utf8")) : new Map<string, string>()
 
@@ -49,6 +50,7 @@ const MainLive = Layer.effectDiscard(forceQuitAfterSignal).pipe(
   Layer.merge(announceIgnored),
   Layer.provideMerge(ProxyConfig.layer),
   Layer.provide(configFromEnv),
+  Layer.provide(Tracing.offUnlessExported.pipe(Layer.provide(configFromEnv))),
   Layer.provide(Logging.layer(process.stdout.isTTY === true).pipe(Layer.provide(configFromEnv)))
 )
 

@@ -193,7 +193,7 @@ const make = (options: {
     })
     // A failed accept (EMFILE: out of descriptors) leaves the server serving. Said at most every 10 s,
     // so that a flood does not flood the log as well.
-    const runFork = yield* FiberSet.makeRuntime<never>()
+    const supervise = yield* FiberSet.makeRuntime<never>()
     let acceptErrors = 0
     let lastWarned = 0
     const onAcceptError = (error: Error) => {
@@ -201,7 +201,7 @@ const make = (options: {
       const now = Date.now()
       if (now - lastWarned < 10_000) return
       lastWarned = now
-      runFork(Effect.logWarning(`ICE-TCP: cannot accept connections (${acceptErrors} so far): ${error.message}`))
+      supervise(Effect.logWarning(`ICE-TCP: cannot accept connections (${acceptErrors} so far): ${error.message}`))
     }
 
     const port = yield* Effect.acquireRelease(listen(server, options.host, options.port, onAcceptError), () =>

@@ -167,7 +167,7 @@ const make = Effect.gen(function*() {
 
   // Work started from the data path (store lookups, closing a displaced session) belongs to the
   // relay's scope: shutdown interrupts it (first), so none of it can write to a store after the relay closed.
-  const runFork = yield* FiberSet.makeRuntime<never>()
+  const supervise = yield* FiberSet.makeRuntime<never>()
   const ended: Record<SessionEndReason, number> = {
     deleted: 0,
     idle: 0,
@@ -208,7 +208,7 @@ const make = Effect.gen(function*() {
     }
     pendingLookups.add(ufragPair)
     const startedAt = removals
-    runFork(
+    supervise(
       store.findByUfrag(UfragPair.make(ufragPair)).pipe(
         Effect.flatMap(Option.match({
           onNone: () => Effect.void,
@@ -248,7 +248,7 @@ const make = Effect.gen(function*() {
     : yield* DataPlane.inProcess(udp, { bufferBytes: config.udpBufferBytes, candidatePort }, events)
   // A session deleted through another proxy on a shared store: it ends here too.
   yield* store.onRemoved((id) => {
-    if (sessions.has(id)) return runFork(close(id, "deleted"))
+    if (sessions.has(id)) return supervise(close(id, "deleted"))
     if (pendingLookups.size === 0) return
     removedDuringLookups.set(id, ++removals)
     // Lookups end within the store's timeout; this bounds the map under a storm of them meanwhile.
@@ -300,7 +300,7 @@ const make = Effect.gen(function*() {
     Effect.suspend(() => {
       const session: SessionFiber = { live: registered.session, end, finished: false, fiber: undefined }
       sessions.set(registered.session.record.id, session)
-      if (registered.displaced !== undefined) runFork(close(registered.displaced, "replaced"))
+      if (registered.displaced !== undefined) supervise(close(registered.displaced, "replaced"))
       // Forked from an uninterruptible region, whose flags it would inherit: the wait itself can be interrupted.
       const lifetime = Effect.onExit(
         Effect.interruptible(Deferred.await(end)),

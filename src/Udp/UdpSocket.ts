@@ -171,7 +171,7 @@ const isAddressInUse = (cause: unknown) => (cause as NodeJS.ErrnoException | und
 
 const make = (options: PortOptions): Effect.Effect<UdpSocketShape, UdpSocketError, Scope.Scope> =>
   Effect.gen(function*() {
-    const runFork = yield* FiberSet.makeRuntime<never>()
+    const supervise = yield* FiberSet.makeRuntime<never>()
     const sockets = new Map<string, dgram.Socket>()
     const noReceiver: Receiver = { datagram: () => {}, closing: () => {} }
     let receiver = noReceiver
@@ -183,7 +183,7 @@ const make = (options: PortOptions): Effect.Effect<UdpSocketShape, UdpSocketErro
           port,
           bufferBytes: options.bufferBytes,
           ipLiteralDestinations: true,
-          onError: (error) => runFork(Effect.logWarning(`WebRTC UDP port on ${host}: ${error.message}`))
+          onError: (error) => supervise(Effect.logWarning(`WebRTC UDP port on ${host}: ${error.message}`))
         }),
         (socket) =>
           Effect.sync(() => {

@@ -38,7 +38,7 @@ const levels: Partial<Record<LogLevel.LogLevel["label"], typeof Messages.Log.Typ
 const run = (port: NonNullable<typeof parentPort>, init: Messages.WorkerInit) =>
   Effect.gen(function*() {
     const post = (message: Messages.FromWorker) => port.postMessage(message)
-    const runFork = yield* FiberSet.makeRuntime<never>()
+    const supervise = yield* FiberSet.makeRuntime<never>()
     const fibers = yield* FiberMap.make<string, void, never>()
     const enders = new Map<string, Deferred.Deferred<void>>()
     const pendingLookups = new Set<string>()
@@ -140,7 +140,7 @@ const run = (port: NonNullable<typeof parentPort>, init: Messages.WorkerInit) =>
       const message = decoded.right
       switch (message._tag) {
         case "Open":
-          runFork(FiberMap.run(fibers, message.record.id, session(message.record)))
+          supervise(FiberMap.run(fibers, message.record.id, session(message.record)))
           return
         case "Close": {
           const end = enders.get(message.id)
@@ -164,7 +164,7 @@ const run = (port: NonNullable<typeof parentPort>, init: Messages.WorkerInit) =>
           pendingLookups.delete(message.ufragPair)
           return
         case "Report":
-          runFork(Effect.map(udp.boundAddresses, (bound) => {
+          supervise(Effect.map(udp.boundAddresses, (bound) => {
             const reported = report(message.seq)
             post({ ...reported, boundAddresses: bound } as Messages.FromWorker)
           }))

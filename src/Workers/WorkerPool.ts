@@ -144,7 +144,7 @@ const logLevels = {
 
 const make = Effect.gen(function*() {
   const config = yield* ProxyConfig
-  const runFork = yield* FiberSet.makeRuntime<never>()
+  const supervise = yield* FiberSet.makeRuntime<never>()
   const host = Option.getOrElse(config.udpHost, () => config.listenHost)
   const idleMillis = Duration.toMillis(config.relayIdleTimeout)
   // The relay's sweep period, which is also the consent clock's tick (see Relay.ts).
@@ -162,7 +162,7 @@ const make = Effect.gen(function*() {
   const onMessage = (slot: Slot, raw: unknown) => {
     const decoded = Messages.decodeFromWorker(raw)
     if (Either.isLeft(decoded)) {
-      runFork(Effect.logError(`data-plane worker ${slot.index} sent a message that is not one: ${decoded.left.message}`))
+      supervise(Effect.logError(`data-plane worker ${slot.index} sent a message that is not one: ${decoded.left.message}`))
       return
     }
     const message = decoded.right
@@ -192,7 +192,7 @@ const make = Effect.gen(function*() {
         return
       }
       case "Log":
-        runFork(Effect.logWithLevel(logLevels[message.level], message.message).pipe(Effect.annotateLogs("worker", slot.index)))
+        supervise(Effect.logWithLevel(logLevels[message.level], message.message).pipe(Effect.annotateLogs("worker", slot.index)))
         return
       case "Ready":
       case "StartFailed":
@@ -223,7 +223,7 @@ const make = Effect.gen(function*() {
     slot.restarts++
     const ids = [...slot.sessions.keys()]
     for (const id of ids) events.workerLost(id)
-    runFork(
+    supervise(
       Effect.logError(
         `data-plane worker ${slot.index} (udp ${slot.port}) died (exit code ${code}); ${ids.length} session(s) end (worker-lost); replacing it`
       ).pipe(
@@ -279,7 +279,7 @@ const make = Effect.gen(function*() {
       thread.on("error", (error) => {
         if (!started) return failed(error.message)
         // An uncaught exception in the worker: its exit follows, and that is where it is handled.
-        runFork(Effect.logError(`data-plane worker ${slot.index}: ${error.message}`))
+        supervise(Effect.logError(`data-plane worker ${slot.index}: ${error.message}`))
       })
       thread.on("exit", (code) => {
         if (!started) return failed(`exited while starting (code ${code})`)

@@ -20,7 +20,7 @@ import {
 } from "./format.js"
 import type { RampStep, ThroughputResult } from "./measure.js"
 import type { ProxyReading } from "./proxyStats.js"
-import type { WorkersRow } from "./phases/workers.js"
+import { fmtThread, type WorkersRow } from "./phases/workers.js"
 import { type summarize as summarizeProfile, toMarkdown as profileMarkdown } from "./profileSummary.js"
 
 export interface Report {
@@ -524,7 +524,7 @@ export const toMarkdown = (report: Report): string => {
     out.push("")
     out.push(
       table(
-        ["workers", "sessions", "relayed packets/s", "vs 1 worker", "ramps", "fixed rate (client pps)", "proxy CPU per 10k relayed", "vs 1 worker"],
+        ["workers", "sessions", "relayed packets/s", "vs 1 worker", "ramps", "fixed rate (client pps)", "proxy CPU per 10k relayed", "vs 1 worker", "by thread: main; each worker; the rest (CPU, waits + preemptions, per 10k)"],
         report.workers.map((row) => [
           String(row.workers),
           fmtInt(row.sessions),
@@ -533,7 +533,10 @@ export const toMarkdown = (report: Report): string => {
           row.throughput?.rounds.map((r) => fmtInt(r.maxRelayedPerSecond)).join(", ") ?? row.error ?? "n/a",
           fmtInt(row.cpu?.rate),
           fmtMs(row.cpu?.cpuMsPer10k["proxy"]),
-          row.cpuPerPacketRatio === undefined ? "n/a" : `${row.cpuPerPacketRatio.toFixed(2)}x`
+          row.cpuPerPacketRatio === undefined ? "n/a" : `${row.cpuPerPacketRatio.toFixed(2)}x`,
+          row.threads === undefined
+            ? "n/a"
+            : [row.threads.main, ...row.threads.workers, row.threads.rest].map(fmtThread).join("; ")
         ])
       )
     )

@@ -245,6 +245,9 @@ export interface ThreadTimes {
   readonly tid: number
   /** Time on a CPU, ms. */
   readonly cpuMs: number
+  /** Of which in user space and in the kernel (utime and stime: 10 ms ticks). */
+  readonly userMs: number
+  readonly systemMs: number
   /** Times the thread gave up the CPU to wait (an event loop blocking in epoll_wait, a futex). */
   readonly voluntarySwitches: number
   /** Times the scheduler took the CPU from it. */
@@ -267,10 +270,14 @@ export const threadTimes = (pid: number): Array<ThreadTimes> => {
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
     // schedstat's run time is in ns; utime+stime, in 10 ms ticks, where the kernel keeps no schedstat.
     const runNanos = Number(readText(`/proc/${pid}/task/${tid}/schedstat`)?.split(" ")[0])
+    const userMs = (Number(fields[11]) * 1000) / CLOCK_TICKS_PER_SECOND
+    const systemMs = (Number(fields[12]) * 1000) / CLOCK_TICKS_PER_SECOND
     const switches = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, "m").exec(status)?.[1] ?? 0)
     threads.push({
       tid: Number(tid),
-      cpuMs: Number.isFinite(runNanos) ? runNanos / 1e6 : ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND,
+      cpuMs: Number.isFinite(runNanos) ? runNanos / 1e6 : userMs + systemMs,
+      userMs,
+      systemMs,
       voluntarySwitches: switches("voluntary_ctxt_switches"),
       involuntarySwitches: switches("nonvoluntary_ctxt_switches")
     })
@@ -285,6 +292,8 @@ export const threadsDiff = (before: ReadonlyArray<ThreadTimes>, after: ReadonlyA
     return {
       tid: thread.tid,
       cpuMs: thread.cpuMs - (was?.cpuMs ?? 0),
+      userMs: thread.userMs - (was?.userMs ?? 0),
+      systemMs: thread.systemMs - (was?.systemMs ?? 0),
       voluntarySwitches: thread.voluntarySwitches - (was?.voluntarySwitches ?? 0),
       involuntarySwitches: thread.involuntarySwitches - (was?.involuntarySwitches ?? 0)
     }

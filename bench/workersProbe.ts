@@ -74,7 +74,7 @@ const main = async () => {
     const per10k = (n: number) => ((n / relayed) * 10_000).toFixed(0)
     log(`${workers} worker(s): ${fmtInt(relayed)} relayed (loss ${(result.lossRatio * 100).toFixed(3)} %)`)
     for (const t of threads) {
-      log(`  thread ${t.tid}${t.tid === proxy.pid ? " (main)" : ""}: ${per10k(t.cpuMs)} ms, ${per10k(t.voluntarySwitches)} waits, ${per10k(t.involuntarySwitches)} preempted per 10k`)
+      log(`  thread ${t.tid}${t.tid === proxy.pid ? " (main)" : ""}: ${per10k(t.cpuMs)} ms (${per10k(t.systemMs)} in the kernel), ${per10k(t.voluntarySwitches)} waits, ${per10k(t.involuntarySwitches)} preempted per 10k`)
     }
     const summary = parseSummary(trace)
     for (const [tid, calls] of Object.entries(summary)) {

@@ -28,6 +28,8 @@ export interface WorkersRow {
 
 export interface ThreadShare {
   readonly cpuMsPer10k: number
+  /** The part of it in the kernel (system calls, softirq work charged to the thread). */
+  readonly systemMsPer10k: number
   readonly voluntarySwitchesPer10k: number
   readonly involuntarySwitchesPer10k: number
 }
@@ -48,6 +50,7 @@ const breakdown = (pid: number, workers: number, byThread: ReadonlyMap<number, T
     const sum = (f: (t: ThreadTimes) => number) => (threads.reduce((n, t) => n + f(t), 0) / relayedPackets) * 10_000
     return {
       cpuMsPer10k: sum((t) => t.cpuMs),
+      systemMsPer10k: sum((t) => t.systemMs),
       voluntarySwitchesPer10k: sum((t) => t.voluntarySwitches),
       involuntarySwitchesPer10k: sum((t) => t.involuntarySwitches)
     }
@@ -61,9 +64,9 @@ const breakdown = (pid: number, workers: number, byThread: ReadonlyMap<number, T
   }
 }
 
-/** "61 ms, 5,200 waits + 300 preempted" */
+/** "61 ms (40 in the kernel), 5,200 waits + 300 preempted" */
 export const fmtThread = (share: ThreadShare) =>
-  `${share.cpuMsPer10k.toFixed(0)} ms, ${fmtInt(share.voluntarySwitchesPer10k)} waits + ${fmtInt(share.involuntarySwitchesPer10k)} preempted`
+  `${share.cpuMsPer10k.toFixed(0)} ms (${share.systemMsPer10k.toFixed(0)} in the kernel), ${fmtInt(share.voluntarySwitchesPer10k)} waits + ${fmtInt(share.involuntarySwitchesPer10k)} preempted`
 
 export const workersPhase = async (bench: Bench): Promise<Array<WorkersRow>> => {
   const counts = config.workers
@@ -135,6 +138,8 @@ export const workersPhase = async (bench: Bench): Promise<Array<WorkersRow>> => 
             byThread.set(t.tid, sum === undefined ? t : {
               tid: t.tid,
               cpuMs: sum.cpuMs + t.cpuMs,
+              userMs: sum.userMs + t.userMs,
+              systemMs: sum.systemMs + t.systemMs,
               voluntarySwitches: sum.voluntarySwitches + t.voluntarySwitches,
               involuntarySwitches: sum.involuntarySwitches + t.involuntarySwitches
             })

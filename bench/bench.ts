@@ -17,6 +17,12 @@ export interface Bench {
   readonly workDir: string
   /** Makes the bare relay close every per-client socket. */
   readonly resetBare: () => Promise<void>
+  /**
+   * The proxy with this many data-plane workers (PROXY_RTC_WORKERS), for the cpu and churn phases:
+   * `proxy` for 1, else one started at the first call and kept until `stopProxiesWith`.
+   */
+  readonly proxyWith: (workers: number) => Promise<ProxyProcess>
+  readonly stopProxiesWith: () => Promise<void>
   /** The highest client rates of the throughput phase; without it, a guess from the knobs. */
   readonly maxRates: { proxy: number; bare: number }
 }

@@ -96,7 +96,9 @@ const KNOBS = {
   workers: {
     type: "string",
     default: "1,2",
-    help: "data-plane worker counts (PROXY_RTC_WORKERS) of the workers phase, one proxy process each"
+    help:
+      "data-plane worker counts (PROXY_RTC_WORKERS): the workers phase runs one proxy process per count; the cpu and churn " +
+      "phases measure memory and sockets on a proxy with each count above 1 too"
   },
   "workers-sessions": { type: "string", default: "100,1000", quick: "10", help: "session counts of the workers phase" },
   "workers-rounds": {

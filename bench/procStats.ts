@@ -240,3 +240,61 @@ export const gcFollower = (logFile: string) => {
     return { count, major, totalPauseMillis: total, maxPauseMillis: max }
   }
 }
+
+export interface ThreadTimes {
+  readonly tid: number
+  /** Time on a CPU, ms. */
+  readonly cpuMs: number
+  /** Of which in user space and in the kernel (utime and stime: 10 ms ticks). */
+  readonly userMs: number
+  readonly systemMs: number
+  /** Times the thread gave up the CPU to wait (an event loop blocking in epoll_wait, a futex). */
+  readonly voluntarySwitches: number
+  /** Times the scheduler took the CPU from it. */
+  readonly involuntarySwitches: number
+}
+
+/** Every thread of a process (/proc/<pid>/task): CPU time and context switches so far. */
+export const threadTimes = (pid: number): Array<ThreadTimes> => {
+  let tids: Array<string>
+  try {
+    tids = readdirSync(`/proc/${pid}/task`)
+  } catch {
+    return []
+  }
+  const threads: Array<ThreadTimes> = []
+  for (const tid of tids) {
+    const stat = readText(`/proc/${pid}/task/${tid}/stat`)
+    const status = readText(`/proc/${pid}/task/${tid}/status`)
+    if (stat === undefined || status === undefined) continue
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+    // schedstat's run time is in ns; utime+stime, in 10 ms ticks, where the kernel keeps no schedstat.
+    const runNanos = Number(readText(`/proc/${pid}/task/${tid}/schedstat`)?.split(" ")[0])
+    const userMs = (Number(fields[11]) * 1000) / CLOCK_TICKS_PER_SECOND
+    const systemMs = (Number(fields[12]) * 1000) / CLOCK_TICKS_PER_SECOND
+    const switches = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, "m").exec(status)?.[1] ?? 0)
+    threads.push({
+      tid: Number(tid),
+      cpuMs: Number.isFinite(runNanos) ? runNanos / 1e6 : userMs + systemMs,
+      userMs,
+      systemMs,
+      voluntarySwitches: switches("voluntary_ctxt_switches"),
+      involuntarySwitches: switches("nonvoluntary_ctxt_switches")
+    })
+  }
+  return threads
+}
+
+/** What each thread did between two readings (a thread born in between counts from zero). */
+export const threadsDiff = (before: ReadonlyArray<ThreadTimes>, after: ReadonlyArray<ThreadTimes>): Array<ThreadTimes> =>
+  after.map((thread) => {
+    const was = before.find((b) => b.tid === thread.tid)
+    return {
+      tid: thread.tid,
+      cpuMs: thread.cpuMs - (was?.cpuMs ?? 0),
+      userMs: thread.userMs - (was?.userMs ?? 0),
+      systemMs: thread.systemMs - (was?.systemMs ?? 0),
+      voluntarySwitches: thread.voluntarySwitches - (was?.voluntarySwitches ?? 0),
+      involuntarySwitches: thread.involuntarySwitches - (was?.involuntarySwitches ?? 0)
+    }
+  })

@@ -6,9 +6,11 @@
  * - throughput: the highest offered rate with under 0.1% loss (ramp: doubling, then bisecting);
  * - added one-way latency at half of the lower maximum (one rate for both relays), against the direct path;
  * - CPU time per 10,000 relayed packets and resident memory after warm-up and after 1,000,000
- *   relayed packets, at one fixed rate for both relays;
+ *   relayed packets, at one fixed rate for both relays, and for a proxy with each --workers count
+ *   above 1 (its worker threads' heaps included);
  * - 1, 100 and 1,000 concurrent sessions: CPU per packet and maximum rate;
  * - session churn: 10,000 WHIP POST + DELETE against the proxy, its RSS and descriptors before/after;
+ *   again with each --workers count above 1, with every worker's UDP sockets before/after;
  * - signaling: sessions/s, POST and DELETE latency and CPU per session at 16 and 64 concurrent
  *   clients (and against the SRS Go proxy, with --go-proxy);
  * - workers: the highest rate and CPU per packet with 1 and 2 data-plane workers (--workers), at
@@ -39,7 +41,16 @@ import { scalePhase } from "./phases/scale.js"
 import { signalingPhase } from "./phases/signaling.js"
 import { throughputPhase } from "./phases/throughput.js"
 import { workersPhase } from "./phases/workers.js"
-import { forkReady, freeUdpPort, killAllNow, killChildrenOnExit, startGoProxy, startProxy, stop } from "./processes.js"
+import {
+  forkReady,
+  freeUdpPort,
+  killAllNow,
+  killChildrenOnExit,
+  type ProxyProcess,
+  startGoProxy,
+  startProxy,
+  stop
+} from "./processes.js"
 import { gcFollower } from "./procStats.js"
 import { summarize as summarizeProfile } from "./profileSummary.js"
 import { notesOf, type Report, targetsOf, writeReport } from "./report.js"
@@ -110,6 +121,26 @@ const main = async () => {
       bare.child.send("reset")
     })
 
+  const proxiesWith = new Map<number, Promise<ProxyProcess>>()
+  const proxyWith = (workers: number): Promise<ProxyProcess> => {
+    if (workers === 1) return Promise.resolve(proxy)
+    let started = proxiesWith.get(workers)
+    if (started === undefined) {
+      started = startProxy(origin.info, workDir, { name: `proxy-${workers}w-memory`, env: { PROXY_RTC_WORKERS: String(workers) } }).then((p) => {
+        log(`proxy with ${workers} workers: pid ${p.pid}, http :${p.httpPort}, udp :${p.udpPort}, log ${p.logFile}`)
+        report.processes[`proxy${workers}w`] = { pid: p.pid, httpPort: p.httpPort, systemPort: p.systemPort, udpPort: p.udpPort, log: p.logFile, env: p.env }
+        return p
+      })
+      proxiesWith.set(workers, started)
+    }
+    return started
+  }
+  const stopProxiesWith = async () => {
+    const started = [...proxiesWith.values()]
+    proxiesWith.clear()
+    await Promise.all(started.map(async (p) => stop((await p).child, 10_000)))
+  }
+
   const bench: Bench = {
     measure,
     load: new LoadGenerator({
@@ -128,6 +159,8 @@ const main = async () => {
     origin: origin.info,
     workDir,
     resetBare,
+    proxyWith,
+    stopProxiesWith,
     maxRates: { proxy: 0, bare: 0 }
   }
 
@@ -169,6 +202,8 @@ const main = async () => {
     if (goProxy !== undefined) await stop(goProxy.child)
   }
 
+  // The workers phase starts proxies of its own, fresh and all up together.
+  await stopProxiesWith()
   if (phase("workers")) report.workers = await workersPhase(bench)
 
   // Stop the proxy gracefully (a --cpu-prof profile is written on exit), then the others.

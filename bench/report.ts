@@ -16,11 +16,11 @@ import {
   fmtPct,
   fmtSignedMB,
   fmtUs,
-  type ProcessMemory,
   table
 } from "./format.js"
 import type { RampStep, ThroughputResult } from "./measure.js"
-import type { WorkersRow } from "./phases/workers.js"
+import type { ProxyReading } from "./proxyStats.js"
+import { fmtThread, type WorkersRow } from "./phases/workers.js"
 import { type summarize as summarizeProfile, toMarkdown as profileMarkdown } from "./profileSummary.js"
 
 export interface Report {
@@ -39,6 +39,15 @@ export interface Report {
   profile: string | undefined
   profileSummary?: ReturnType<typeof summarizeProfile> & { skippedStartupMillis: number }
   durationSeconds: number
+}
+
+const workersLabel = (workers: number) => `${workers} worker${workers === 1 ? "" : "s"}`
+
+/** JS heap in use over every thread, two readings, with the workers' share: "30.1 -> 30.4 MB (workers 8.2 -> 8.3 MB)". */
+const heapOfThreads = (before: ProxyReading, after: ProxyReading | undefined) => {
+  const workers = (reading: ProxyReading | undefined) => reading?.workers.reduce((sum, worker) => sum + worker.heapUsed, 0)
+  return `${fmtMB(before.heapUsedAllThreads)} -> ${fmtMB(after?.heapUsedAllThreads)}` +
+    (before.workers.length === 0 ? "" : ` (workers ${fmtMB(workers(before))} -> ${fmtMB(workers(after))})`)
 }
 
 /** µs as ms: signaling latency is milliseconds. */
@@ -64,33 +73,42 @@ export const targetsOf = (report: Report): Report["targets"] => {
       met: p99 === undefined ? undefined : p99 < 1000
     })
   }
-  if (c.proxy !== undefined) {
-    const growth = c.proxy.rssGrowthBytes as number | undefined
+  // Memory and sockets: the proxy (one worker) and a proxy with each other --workers count, one target row each.
+  const memoryRows = c.proxy === undefined ? [] : [c.proxy as AnyRecord, ...((c.withWorkers ?? []) as Array<AnyRecord>)]
+  for (const row of memoryRows) {
+    const growth = row.rssGrowthBytes as number | undefined
     targets.push({
-      name: `proxy RSS growth over ${fmtInt(c.relayedPackets)} relayed packets`,
+      name: `proxy RSS growth over ${fmtInt(c.relayedPackets)} relayed packets, ${workersLabel(row.workers ?? 1)}`,
       target: "<= 10 MB",
       measured: fmtSignedMB(growth),
       met: growth === undefined ? undefined : growth <= 10 * 1024 * 1024
     })
   }
-  if (ch.sessions !== undefined) {
+  const churnRows = ch.sessions === undefined ? [] : [ch, ...((ch.withWorkers ?? []) as Array<AnyRecord>)]
+  for (const run of churnRows) {
     // Memory "back" once the proxy is idle again: V8 returns freed pages some seconds after the burst.
-    const idle = ch.idle as Array<{ seconds: number }> | undefined
+    const idle = run.idle as Array<{ seconds: number }> | undefined
     const idleSeconds = idle === undefined || idle.length === 0 ? undefined : idle[idle.length - 1]!.seconds
-    const growth = idleSeconds === undefined ? ch.rssGrowthBytes : ch.rssGrowthAfterIdleBytes
+    const growth = idleSeconds === undefined ? run.rssGrowthBytes : run.rssGrowthAfterIdleBytes
+    const workers = workersLabel(run.workers ?? 1)
     targets.push({
-      name: `proxy RSS growth after ${fmtInt(ch.sessions)} sessions churned${
-        idleSeconds === undefined ? ` (${ch.settleMs} ms after)` : ` (${idleSeconds} s idle after)`
-      }`,
+      name: `proxy RSS growth after ${fmtInt(run.sessions)} sessions churned${
+        idleSeconds === undefined ? ` (${run.settleMs} ms after)` : ` (${idleSeconds} s idle after)`
+      }, ${workers}`,
       target: "<= 10 MB",
       measured: fmtSignedMB(growth),
       met: growth === undefined ? undefined : growth <= 10 * 1024 * 1024
     })
+    const perWorker = (run.workerSocketsLeft ?? []) as Array<number>
     targets.push({
-      name: "UDP sockets left after churn",
+      name: perWorker.length === 0
+        ? `UDP sockets left after ${fmtInt(run.sessions)} sessions churned, ${workers}`
+        : `UDP sockets left in any worker after ${fmtInt(run.sessions)} sessions churned, ${workers}`,
       target: "0",
-      measured: String(ch.udpSocketsLeft),
-      met: ch.udpSocketsLeft <= 0
+      measured: perWorker.length === 0
+        ? String(run.udpSocketsLeft)
+        : `${perWorker.join(" / ")} (per worker); ${run.udpSocketsLeft} in the process`,
+      met: run.udpSocketsLeft <= 0 && perWorker.every((left) => left <= 0)
     })
   }
   for (const row of report.workers) {
@@ -257,27 +275,33 @@ export const toMarkdown = (report: Report): string => {
     out.push("")
     out.push(
       table(
-        ["relay", "CPU per 10k relayed", "per chunk (ms)", "relay core use", "origin CPU per 10k", "load gen CPU per 10k", "RSS after warm-up", "RSS after run", "growth", "loss", "other processes (cores)", "proxy GC: count, pauses, max"],
-        (["proxy", "bare"] as const).map((name) => [
-          name === "proxy" ? "proxy" : "bare dgram relay",
-          fmtMs(c[name].cpuMsPer10kRelayed),
-          ((c[name].cpuMsPer10kByChunk ?? []) as Array<number>).map((x) => x.toFixed(0)).join(", "),
-          fmtPct(c[name].coreShare?.[name], 0),
-          fmtMs(c[name].cpuMsPer10k?.origin),
-          fmtMs(c[name].cpuMsPer10k?.loadgen),
-          fmtMB(c[name].rssAfterWarmupBytes),
-          fmtMB(c[name].rssAfterRunBytes),
-          fmtSignedMB(c[name].rssGrowthBytes),
-          fmtPct(c[name].lossRatio),
-          fmtCores(c[name].foreignCores),
-          name === "proxy" ? fmtGc(c[name].proxyGc) : ""
+        ["relay", "CPU per 10k relayed", "per chunk (ms)", "relay core use", "origin CPU per 10k", "load gen CPU per 10k", "RSS after warm-up", "RSS after run", "growth", "JS heap used, every thread (warm-up -> run)", "loss", "other processes (cores)", "proxy GC: count, pauses, max"],
+        [
+          ["proxy", c.proxy, "proxy"] as const,
+          ["bare dgram relay", c.bare, "bare"] as const,
+          ...((c.withWorkers ?? []) as Array<AnyRecord>).map((row) => [`proxy, ${workersLabel(row.workers)}`, row, "proxy"] as const)
+        ].map(([label, row, role]) => [
+          label,
+          fmtMs(row.cpuMsPer10kRelayed),
+          ((row.cpuMsPer10kByChunk ?? []) as Array<number>).map((x) => x.toFixed(0)).join(", "),
+          fmtPct(row.coreShare?.[role], 0),
+          fmtMs(row.cpuMsPer10k?.origin),
+          fmtMs(row.cpuMsPer10k?.loadgen),
+          fmtMB(row.rssAfterWarmupBytes),
+          fmtMB(row.rssAfterRunBytes),
+          fmtSignedMB(row.rssGrowthBytes),
+          row.memoryAfterWarmup === undefined ? "" : heapOfThreads(row.memoryAfterWarmup, row.memoryAfterRun),
+          fmtPct(row.lossRatio),
+          fmtCores(row.foreignCores),
+          role === "proxy" ? fmtGc(row.proxyGc) : ""
         ])
       )
     )
     out.push("")
     out.push(
       "CPU: utime+stime from /proc/<pid>/stat around each chunk (Linux keeps their sum equal to the scheduler's run time); the " +
-        "two relays take turns chunk by chunk. RSS: VmRSS after a pause."
+        "relays take turns chunk by chunk. RSS: VmRSS after a pause (of the whole process: a proxy's worker threads included); " +
+        "JS heap: in use, summed over the main thread and every worker thread (each worker reports its own)."
     )
   }
   if (report.scaling.length > 0) {
@@ -343,23 +367,42 @@ export const toMarkdown = (report: Report): string => {
       )
     }
   }
-  if (ch.sessions !== undefined) {
+  for (const run of ch.sessions === undefined ? [] : [ch, ...((ch.withWorkers ?? []) as Array<AnyRecord>)]) {
+    const withWorkers = (run.workers ?? 1) > 1
+    const perWorker = (reading: AnyRecord) =>
+      withWorkers ? [((reading.workers ?? []) as Array<{ sockets: number }>).map((worker) => String(worker.sockets)).join(" / ")] : []
+    const allThreads = (reading: AnyRecord) => withWorkers ? [fmtMB(reading.heapUsedAllThreads)] : []
     out.push("")
-    out.push(`## Session churn against the proxy (${fmtInt(ch.sessions)} x POST + DELETE, ${ch.concurrency} at a time)`)
+    out.push(
+      `## Session churn against the proxy${withWorkers ? ` with ${workersLabel(run.workers)}` : ""} ` +
+        `(${fmtInt(run.sessions)} x POST + DELETE, ${run.concurrency} at a time)`
+    )
     out.push("")
     out.push(
       table(
-        ["", "RSS", "JS heap used / total", "open fds", "UDP sockets", "TCP sockets", "origin sessions"],
         [
-          ["before", fmtMB(ch.before.rssBytes), fmtHeap(ch.before.memory), String(ch.before.fds.total), String(ch.before.fds.udp), String(ch.before.fds.tcp), String(ch.before.originActive)],
-          ["right after", fmtMB(ch.rightAfter.rssBytes), "", String(ch.rightAfter.fds.total), String(ch.rightAfter.fds.udp), String(ch.rightAfter.fds.tcp), ""],
-          [`after ${ch.settleMs} ms`, fmtMB(ch.after.rssBytes), fmtHeap(ch.after.memory), String(ch.after.fds.total), String(ch.after.fds.udp), String(ch.after.fds.tcp), String(ch.after.originActive)],
-          ...((ch.idle ?? []) as Array<{ seconds: number; rssBytes: number; memory: ProcessMemory }>).map((point) => [
+          "",
+          "RSS",
+          withWorkers ? "JS heap used / total, main thread" : "JS heap used / total",
+          ...(withWorkers ? ["JS heap used, every thread"] : []),
+          "open fds",
+          "UDP sockets",
+          ...(withWorkers ? ["UDP sockets per worker"] : []),
+          "TCP sockets",
+          "origin sessions"
+        ],
+        [
+          ["before", fmtMB(run.before.rssBytes), fmtHeap(run.before.memory), ...allThreads(run.before), String(run.before.fds.total), String(run.before.fds.udp), ...perWorker(run.before), String(run.before.fds.tcp), String(run.before.originActive)],
+          ["right after", fmtMB(run.rightAfter.rssBytes), "", ...(withWorkers ? [""] : []), String(run.rightAfter.fds.total), String(run.rightAfter.fds.udp), ...(withWorkers ? [""] : []), String(run.rightAfter.fds.tcp), ""],
+          [`after ${run.settleMs} ms`, fmtMB(run.after.rssBytes), fmtHeap(run.after.memory), ...allThreads(run.after), String(run.after.fds.total), String(run.after.fds.udp), ...perWorker(run.after), String(run.after.fds.tcp), String(run.after.originActive)],
+          ...((run.idle ?? []) as Array<AnyRecord>).map((point) => [
             `${point.seconds} s idle`,
             fmtMB(point.rssBytes),
             fmtHeap(point.memory),
+            ...allThreads(point),
             "",
             "",
+            ...(withWorkers ? [""] : []),
             "",
             ""
           ])
@@ -368,18 +411,58 @@ export const toMarkdown = (report: Report): string => {
     )
     out.push("")
     out.push(
-      `${fmtInt(ch.sessionsPerSecond)} sessions/s (${ch.seconds.toFixed(1)} s; cores: proxy ${fmtCores(ch.cores?.proxy)}, origin ` +
-        `${fmtCores(ch.cores?.origin)}, load generator ${fmtCores(ch.cores?.loadgen)}, other processes ${fmtCores(ch.otherProcessesCores)}), ` +
-        `proxy CPU ${fmtMs(ch.proxyCpuMsPerSession)} per session ` +
+      `${fmtInt(run.sessionsPerSecond)} sessions/s (${run.seconds.toFixed(1)} s; cores: proxy ${fmtCores(run.cores?.proxy)}, origin ` +
+        `${fmtCores(run.cores?.origin)}, load generator ${fmtCores(run.cores?.loadgen)}, other processes ${fmtCores(run.otherProcessesCores)}), ` +
+        `proxy CPU ${fmtMs(run.proxyCpuMsPerSession)} per session ` +
         `(POST + DELETE); RSS during the churn: ${
-          (ch.progress as Array<{ sessions: number; rssBytes: number }>).map((p) => `${fmtInt(p.sessions)}: ${fmtMB(p.rssBytes)}`).join(", ")
+          (run.progress as Array<{ sessions: number; rssBytes: number }>).map((p) => `${fmtInt(p.sessions)}: ${fmtMB(p.rssBytes)}`).join(", ")
         }; errors: ${
-        Object.keys(ch.errors).length === 0 ? "none" : JSON.stringify(ch.errors)
-      }; RSS ${fmtSignedMB(ch.rssGrowthBytes)} after ${ch.settleMs} ms${
-        ch.rssGrowthAfterIdleBytes === undefined || (ch.idle ?? []).length === 0
+        Object.keys(run.errors).length === 0 ? "none" : JSON.stringify(run.errors)
+      }; RSS ${fmtSignedMB(run.rssGrowthBytes)} after ${run.settleMs} ms${
+        run.rssGrowthAfterIdleBytes === undefined || (run.idle ?? []).length === 0
           ? ""
-          : `, ${fmtSignedMB(ch.rssGrowthAfterIdleBytes)} after ${ch.idle[ch.idle.length - 1].seconds} s idle (JS heap used ${fmtSignedMB(ch.heapUsedGrowthAfterIdleBytes)})`
-      }, fds ${ch.fdsLeft >= 0 ? "+" : ""}${ch.fdsLeft}, UDP sockets ${ch.udpSocketsLeft >= 0 ? "+" : ""}${ch.udpSocketsLeft}.`
+          : `, ${fmtSignedMB(run.rssGrowthAfterIdleBytes)} after ${run.idle[run.idle.length - 1].seconds} s idle (JS heap used ${
+            fmtSignedMB(withWorkers ? run.heapUsedAllThreadsGrowthAfterIdleBytes : run.heapUsedGrowthAfterIdleBytes)
+          }${withWorkers ? ", every thread" : ""})`
+      }, fds ${run.fdsLeft >= 0 ? "+" : ""}${run.fdsLeft}, UDP sockets ${run.udpSocketsLeft >= 0 ? "+" : ""}${run.udpSocketsLeft}` +
+        `${withWorkers ? ` (per worker: ${(run.workerSocketsLeft as Array<number>).map((n) => `${n >= 0 ? "+" : ""}${n}`).join(" / ")})` : ""}.`
+    )
+  }
+  // The rows of the cpu and churn phases side by side, one per worker count.
+  const counts = [...new Set([
+    ...(c.proxy === undefined ? [] : [1, ...((c.withWorkers ?? []) as Array<AnyRecord>).map((row) => row.workers as number)]),
+    ...(ch.sessions === undefined ? [] : [1, ...((ch.withWorkers ?? []) as Array<AnyRecord>).map((run) => run.workers as number)])
+  ])]
+  if (counts.length > 1) {
+    const memoryOf = (workers: number): AnyRecord | undefined =>
+      workers === 1 ? c.proxy : ((c.withWorkers ?? []) as Array<AnyRecord>).find((row) => row.workers === workers)
+    const churnOf = (workers: number): AnyRecord | undefined =>
+      ch.sessions === undefined ? undefined : workers === 1 ? ch : ((ch.withWorkers ?? []) as Array<AnyRecord>).find((run) => run.workers === workers)
+    out.push("")
+    out.push(
+      `## Memory and sockets by data-plane worker count (${fmtInt(c.relayedPackets)} relayed packets at ${fmtInt(c.rate)} client pps; ` +
+        `${fmtInt(ch.sessions)} sessions churned)`
+    )
+    out.push("")
+    out.push(
+      table(
+        ["workers", "RSS after warm-up -> after the packets", "growth", "JS heap used, every thread", "churn: RSS growth at rest after", "JS heap, every thread", "UDP sockets left (process; per worker)", "churn sessions/s"],
+        counts.map((workers) => {
+          const memory = memoryOf(workers)
+          const churn = churnOf(workers)
+          const perWorker = (churn?.workerSocketsLeft ?? []) as Array<number>
+          return [
+            String(workers),
+            memory === undefined ? "n/a" : `${fmtMB(memory.rssAfterWarmupBytes)} -> ${fmtMB(memory.rssAfterRunBytes)}`,
+            fmtSignedMB(memory?.rssGrowthBytes),
+            memory?.memoryAfterWarmup === undefined ? "n/a" : heapOfThreads(memory.memoryAfterWarmup, memory.memoryAfterRun),
+            fmtSignedMB(churn === undefined ? undefined : (churn.idle ?? []).length === 0 ? churn.rssGrowthBytes : churn.rssGrowthAfterIdleBytes),
+            fmtSignedMB(churn?.heapUsedAllThreadsGrowthAfterIdleBytes),
+            churn === undefined ? "n/a" : `${churn.udpSocketsLeft}${perWorker.length === 0 ? "" : `; ${perWorker.join(" / ")}`}`,
+            fmtInt(churn?.sessionsPerSecond)
+          ]
+        })
+      )
     )
   }
   const sg = report.signaling as AnyRecord
@@ -441,7 +524,7 @@ export const toMarkdown = (report: Report): string => {
     out.push("")
     out.push(
       table(
-        ["workers", "sessions", "relayed packets/s", "vs 1 worker", "ramps", "fixed rate (client pps)", "proxy CPU per 10k relayed", "vs 1 worker"],
+        ["workers", "sessions", "relayed packets/s", "vs 1 worker", "ramps", "fixed rate (client pps)", "proxy CPU per 10k relayed", "vs 1 worker", "by thread: main; each worker; the rest (CPU, waits + preemptions, per 10k)"],
         report.workers.map((row) => [
           String(row.workers),
           fmtInt(row.sessions),
@@ -450,7 +533,10 @@ export const toMarkdown = (report: Report): string => {
           row.throughput?.rounds.map((r) => fmtInt(r.maxRelayedPerSecond)).join(", ") ?? row.error ?? "n/a",
           fmtInt(row.cpu?.rate),
           fmtMs(row.cpu?.cpuMsPer10k["proxy"]),
-          row.cpuPerPacketRatio === undefined ? "n/a" : `${row.cpuPerPacketRatio.toFixed(2)}x`
+          row.cpuPerPacketRatio === undefined ? "n/a" : `${row.cpuPerPacketRatio.toFixed(2)}x`,
+          row.threads === undefined
+            ? "n/a"
+            : [row.threads.main, ...row.threads.workers, row.threads.rest].map(fmtThread).join("; ")
         ])
       )
     )

@@ -479,16 +479,52 @@ export const config: Config.Config<ProxyConfigShape> = Config.all({
   systemHost: system.host,
   udpPort: udp.port,
   udpHost: udp.host
-})), Config.mapOrFail((config) =>
-  // ICE-TCP connections are relayed by the router on the main thread, which workers do not have.
-  config.rtcWorkers > 1 && Option.isSome(config.iceTcp)
-    ? Either.left(ConfigErrorInvalid(
-      "PROXY_WEBRTC_TCP",
-      `ICE-TCP is not available with data-plane workers (PROXY_RTC_WORKERS=${config.rtcWorkers}): ` +
-        "unset PROXY_WEBRTC_TCP or set PROXY_RTC_WORKERS=1"
+})), Config.mapOrFail((config) => Either.map(checkWorkers(config, environmentNames), () => config)))
+
+/** Most data-plane workers: each is a thread with its own event loop and a few MB of heap. */
+const MAX_RTC_WORKERS = 64
+
+/** How a configuration check names the settings: the variables, or ProxyConfigShape's fields. */
+interface SettingNames {
+  readonly iceTcp: string
+  readonly rtcWorkers: string
+  readonly workersIs: (count: number) => string
+  readonly oneWorker: string
+}
+
+const environmentNames: SettingNames = {
+  iceTcp: "PROXY_WEBRTC_TCP",
+  rtcWorkers: "PROXY_RTC_WORKERS",
+  workersIs: (count) => `PROXY_RTC_WORKERS=${count}`,
+  oneWorker: "PROXY_RTC_WORKERS=1"
+}
+
+const fieldNames: SettingNames = {
+  iceTcp: "iceTcp",
+  rtcWorkers: "rtcWorkers",
+  workersIs: (count) => `rtcWorkers: ${count}`,
+  oneWorker: "rtcWorkers to 1"
+}
+
+/**
+ * What the worker settings must agree on, for the environment and for a configuration built in
+ * code alike: a worker count from 1 to 64, and no ICE-TCP with more than one worker (its
+ * connections are relayed by the router on the main thread, which workers do not have).
+ */
+const checkWorkers = (config: ProxyConfigShape, names: SettingNames): Either.Either<void, ConfigError.ConfigError> => {
+  const count = config.rtcWorkers
+  if (!Number.isInteger(count) || count < 1 || count > MAX_RTC_WORKERS) {
+    return Either.left(ConfigErrorInvalid(names.rtcWorkers, `expected a number of workers from 1 to ${MAX_RTC_WORKERS}, got ${count}`))
+  }
+  if (count > 1 && Option.isSome(config.iceTcp)) {
+    return Either.left(ConfigErrorInvalid(
+      names.iceTcp,
+      `ICE-TCP is not available with data-plane workers (${names.workersIs(count)}): ` +
+        `unset ${names.iceTcp} or set ${names.oneWorker}`
     ))
-    : Either.right(config)
-))
+  }
+  return Either.void
+}
 
 /**
  * Candidate addresses no client could use, as warnings for the start-up log: an address of a family
@@ -509,19 +545,22 @@ export class ProxyConfig extends Context.Tag("rtc-proxy/ProxyConfig")<ProxyConfi
   /** From the current ConfigProvider (the environment, and `.env` in main). */
   static readonly layer = Layer.effect(ProxyConfig, config)
 
-  /** Defaults overridden by `overrides`: for tests and embedding. */
+  /**
+   * Defaults overridden by `overrides`: for tests and embedding. Refused as the environment would be
+   * when the worker settings disagree (a ConfigError naming the fields).
+   */
   static readonly layerWith = (overrides: Partial<ProxyConfigShape>) =>
     Layer.effect(
       ProxyConfig,
-      Effect.map(
+      Effect.flatMap(
         Effect.withConfigProvider(config, ConfigProvider.fromMap(new Map())),
-        (defaults) => ({ ...defaults, ...overrides })
+        (defaults) => {
+          const merged: ProxyConfigShape = { ...defaults, ...overrides }
+          return Either.map(checkWorkers(merged, fieldNames), () => merged)
+        }
       )
     )
 }
-
-/** Most data-plane workers: each is a thread with its own event loop and a few MB of heap. */
-const MAX_RTC_WORKERS = 64
 
 /** `auto` (one worker per available core) or a count from 1 to 64. */
 export const parseWorkerCount = (text: string): Either.Either<number, string> => {

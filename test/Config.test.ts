@@ -16,7 +16,9 @@ import {
   parseDuration,
   parseListenAddress,
   parseWorkerCount,
-  providerFrom
+  providerFrom,
+  ProxyConfig,
+  type ProxyConfigShape
 } from "../src/Config.ts"
 import { availableParallelism } from "node:os"
 
@@ -604,5 +606,25 @@ describe("PROXY_RTC_WORKERS", () => {
       const one = yield* load({ PROXY_RTC_WORKERS: "1", PROXY_WEBRTC_TCP: "18000" })
       assert.isTrue(Option.isSome(one.iceTcp))
       assert.strictEqual((yield* load({ PROXY_RTC_WORKERS: "2" })).rtcWorkers, 2)
+    }))
+
+  it.effect("built in code (ProxyConfig.layerWith), ICE-TCP with more than one worker is refused as at start-up, naming both fields", () =>
+    Effect.gen(function*() {
+      const build = (overrides: Partial<ProxyConfigShape>) => Effect.provide(ProxyConfig, ProxyConfig.layerWith(overrides))
+      const iceTcp = Option.some({ host: Option.none(), port: 18000 })
+      const error = yield* Effect.flip(build({ rtcWorkers: 2, iceTcp }))
+      assert.isTrue(ConfigError.isConfigError(error))
+      assert.include(String(error), "at iceTcp: ")
+      assert.include(String(error), "ICE-TCP is not available with data-plane workers (rtcWorkers: 2)")
+      assert.include(String(error), "unset iceTcp or set rtcWorkers to 1")
+      // Either alone, or ICE-TCP with one worker, is fine.
+      assert.isTrue(Option.isSome((yield* build({ rtcWorkers: 1, iceTcp })).iceTcp))
+      assert.strictEqual((yield* build({ rtcWorkers: 2 })).rtcWorkers, 2)
+      // A worker count the environment would refuse is refused here too.
+      for (const bad of [0, 65, 1.5, Number.NaN]) {
+        const refused = yield* Effect.flip(build({ rtcWorkers: bad }))
+        assert.include(String(refused), "at rtcWorkers: ", String(bad))
+        assert.include(String(refused), "expected a number of workers from 1 to 64", String(bad))
+      }
     }))
 })

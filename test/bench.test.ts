@@ -81,6 +81,19 @@ describe("relay benchmark", () => {
     }
     expect(report.scaling.length).toBeGreaterThan(0)
     for (const key of ["sessions", "seconds", "before", "after", "udpSocketsLeft"]) expect(report.churn).toHaveProperty(key)
+    // Memory and sockets again on a proxy with 2 data-plane workers (the default --workers 1,2).
+    const [memory2] = report.cpuMemory.withWorkers
+    expect(memory2.workers).toBe(2)
+    expect(memory2.received).toBeGreaterThan(0)
+    expect(memory2.memoryAfterRun.workers).toHaveLength(2)
+    for (const worker of memory2.memoryAfterRun.workers) expect(worker.heapUsed).toBeGreaterThan(0)
+    const [churn2] = report.churn.withWorkers
+    expect(churn2.workers).toBe(2)
+    expect(churn2.errors).toEqual({})
+    expect(churn2.workerSocketsLeft).toEqual([0, 0])
+    expect(report.targets.map((target: { name: string }) => target.name)).toContain(
+      "UDP sockets left in any worker after 50 sessions churned, 2 workers"
+    )
     expect(report.signaling.proxy.levels.map((level: { concurrency: number }) => level.concurrency)).toEqual([16, 64])
     for (const level of report.signaling.proxy.levels) {
       for (const key of ["sessionsPerSecond", "post", "delete", "proxyCpuMsPerSession"]) expect(level).toHaveProperty(key)

@@ -64,6 +64,9 @@ const workerUp = Metric.gauge("rtc_proxy_worker_up", { description: "1 while the
 const workerSessions = Metric.gauge("rtc_proxy_worker_sessions", { description: "Relay sessions on the data-plane worker, by worker" })
 const workerPackets = counter("rtc_proxy_worker_packets_total", "Datagrams relayed by the data-plane worker, by worker")
 const workerDrops = counter("rtc_proxy_worker_drops_total", "Datagrams dropped by the data-plane worker, by worker")
+const workerHeapUsed = Metric.gauge("rtc_proxy_worker_heap_used_bytes", {
+  description: "JavaScript heap in use by the data-plane worker thread, by worker"
+})
 const workerRestarts = counter("rtc_proxy_worker_restarts_total", "Times the data-plane worker died and was replaced, by worker")
 
 const iceRestarts = counter("rtc_proxy_ice_restarts_total", "ICE restarts, by who carried them out (origin, proxy)")
@@ -124,7 +127,8 @@ const workerSeries = {
   sessions: seriesOf(workerSessions, ["worker"]),
   packets: seriesOf(workerPackets, ["worker"]),
   drops: seriesOf(workerDrops, ["worker"]),
-  restarts: seriesOf(workerRestarts, ["worker"])
+  restarts: seriesOf(workerRestarts, ["worker"]),
+  heapUsed: seriesOf(workerHeapUsed, ["worker"])
 }
 
 /** Times every media API request into `rtc_proxy_signaling_request_duration_seconds`. */
@@ -203,6 +207,7 @@ export const makeScrapeUpdate = Effect.gen(function*() {
       updates.push(
         Metric.set(workerSeries.up(label), worker.up ? 1 : 0),
         Metric.set(workerSeries.sessions(label), worker.sessions),
+        Metric.set(workerSeries.heapUsed(label), worker.heapUsed),
         advance(workerSeries.packets(label), `worker packets ${label}`, worker.packetsRelayed),
         advance(workerSeries.drops(label), `worker drops ${label}`, worker.drops),
         advance(workerSeries.restarts(label), `worker restarts ${label}`, worker.restarts)

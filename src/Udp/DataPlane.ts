@@ -54,6 +54,9 @@ export interface WorkerStats {
   readonly drops: number
   /** UDP sockets open in the worker (its port, and one per session), as of its last report. */
   readonly sockets: number
+  /** The worker thread's own JavaScript heap, bytes in use and held, as of its last report. */
+  readonly heapUsed: number
+  readonly heapTotal: number
   /** Times this worker died and was replaced. */
   readonly restarts: number
 }

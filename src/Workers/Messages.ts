@@ -88,6 +88,9 @@ export const Reported = Schema.TaggedStruct("Reported", {
   drops: Schema.Record({ key: Schema.String, value: Schema.Number }),
   /** UDP sockets open in the worker: its port (one per local address) and one per session. */
   sockets: Schema.Int,
+  /** The worker thread's own JavaScript heap (its V8 isolate), in bytes: used, and held from the system. */
+  heapUsed: Schema.Number,
+  heapTotal: Schema.Number,
   boundAddresses: Schema.Array(Schema.String)
 })
 export const Log = Schema.TaggedStruct("Log", {

@@ -17,6 +17,7 @@ import * as FiberMap from "effect/FiberMap"
 import * as FiberSet from "effect/FiberSet"
 import * as Logger from "effect/Logger"
 import type * as LogLevel from "effect/LogLevel"
+import { getHeapStatistics } from "node:v8"
 import { parentPort, workerData } from "node:worker_threads"
 import type { SessionRecord } from "../Domain/Session.js"
 import { openOriginSocket, originErrorHandler, withKeys } from "../Udp/DataPlane.js"
@@ -114,6 +115,7 @@ const run = (port: NonNullable<typeof parentPort>, init: Messages.WorkerInit) =>
           rekeyed.push({ id: live.record.id, ufragPairs: [...live.ufragPairs], retired: [...live.retiredUfrags] })
         }
       }
+      const heap = getHeapStatistics()
       return {
         _tag: "Reported",
         seq,
@@ -126,6 +128,8 @@ const run = (port: NonNullable<typeof parentPort>, init: Messages.WorkerInit) =>
         ufragCount: router.ufragCount,
         drops: { ...router.drops },
         sockets: process.getActiveResourcesInfo().filter((name) => name.toUpperCase() === "UDPWRAP").length,
+        heapUsed: heap.used_heap_size,
+        heapTotal: heap.total_heap_size,
         boundAddresses: []
       }
     }

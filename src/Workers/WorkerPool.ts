@@ -99,6 +99,8 @@ class Slot {
   addressCount = 0
   ufragCount = 0
   sockets = 0
+  heapUsed = 0
+  heapTotal = 0
   drops: Record<string, number> = {}
   /** Counters of the threads this slot had before (a replaced worker's packets still count). */
   carriedPackets = 0
@@ -212,6 +214,8 @@ const make = Effect.gen(function*() {
     slot.addressCount = 0
     slot.ufragCount = 0
     slot.sockets = 0
+    slot.heapUsed = 0
+    slot.heapTotal = 0
     slot.packetRate = 0
     const lost = new OriginFailed({ message: `data-plane worker ${slot.index} died before the session started` })
     for (const opening of slot.opening.values()) Deferred.unsafeDone(opening, Exit.fail(lost))
@@ -331,6 +335,8 @@ const make = Effect.gen(function*() {
       drops: Object.values(slot.drops).reduce((a, b) => a + b, 0) +
         Object.values(slot.carriedDrops).reduce((a, b) => a + b, 0),
       sockets: slot.sockets,
+      heapUsed: slot.heapUsed,
+      heapTotal: slot.heapTotal,
       restarts: slot.restarts
     }))
 
@@ -345,6 +351,8 @@ const make = Effect.gen(function*() {
     slot.addressCount = report.addressCount
     slot.ufragCount = report.ufragCount
     slot.sockets = report.sockets
+    slot.heapUsed = report.heapUsed
+    slot.heapTotal = report.heapTotal
     slot.drops = report.drops
     slot.boundAddresses = report.boundAddresses
     const counters = report.counters

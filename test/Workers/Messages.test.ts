@@ -32,6 +32,8 @@ describe("worker messages", () => {
       ufragCount: 1,
       drops: { unclassified: 0 },
       sockets: 2,
+      heapUsed: 4_000_000,
+      heapTotal: 6_000_000,
       boundAddresses: ["127.0.0.1"]
     })))
   })

@@ -238,11 +238,17 @@ describe("Relay on data-plane workers", () => {
       const workers: Array<{ port: number; sessions: number; up: boolean }> = stats.relay.workers
       assert.deepStrictEqual([...ports].sort(), workers.map((w) => w.port).sort(), "one session on each worker's port")
       assert.deepStrictEqual(workers.map((w) => [w.sessions, w.up]), [[1, true], [1, true]])
+      // Each worker thread reports its own JavaScript heap.
+      for (const worker of stats.relay.workers as Array<{ heapUsed: number; heapTotal: number }>) {
+        assert.isAbove(worker.heapUsed, 1_000_000)
+        assert.isAtLeast(worker.heapTotal, worker.heapUsed)
+      }
       assert.strictEqual(proxy.udpPort, workers[0]!.port)
       const metrics = (yield* httpRequest(`${proxy.systemUrl}/metrics`)).body
       for (const worker of ["0", "1"]) {
         assert.match(metrics, new RegExp(`rtc_proxy_worker_sessions\\{worker="${worker}"[^}]*\\} 1`))
         assert.match(metrics, new RegExp(`rtc_proxy_worker_up\\{worker="${worker}"[^}]*\\} 1`))
+        assert.match(metrics, new RegExp(`rtc_proxy_worker_heap_used_bytes\\{worker="${worker}"[^}]*\\} [1-9]\\d{6,}`))
       }
       assert.strictEqual((yield* httpRequest(`${proxy.systemUrl}/readyz`)).status, 200)
     }), 40_000)

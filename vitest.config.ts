@@ -20,6 +20,7 @@ export default defineConfig({
     // Under CI the whole suite runs on a busy 2-core runner, twice (Node 20, then 24): a test that
     // fails there gets one more try, and vitest's report marks it as retried.
     retry: process.env["CI"] === "true" ? 1 : 0,
+    reporters: ["default", "./test/support/retriedReporter.ts"],
     // Real sockets and real WebRTC peers: keep files apart so ports and timing do not interfere.
     pool: "forks",
     fileParallelism: true,

@@ -2,13 +2,14 @@
  * Who the client is, behind reverse proxies: the TCP peer, unless the peer is a trusted proxy
  * (PROXY_TRUSTED_PROXIES), in which case the address it reports in `Forwarded` (RFC 7239 `for=`) or
  * else `X-Forwarded-For`: walking the hops from the right, the first that is not itself trusted.
- * Pure; computed once per request (`Routes.ts`) and read by the rate limiter, the logs and the
- * headers sent to the origin.
+ * Pure, and cheap enough to work out where it is needed (the rate limiter and the logs in `Routes.ts`,
+ * the headers sent to the origin in `Signaling.ts`) rather than provide it as a service per request.
  *
  * @since 0.1.0
  */
-import * as Context from "effect/Context"
+import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as Either from "effect/Either"
+import * as Option from "effect/Option"
 import { BlockList, isIP } from "node:net"
 
 /** The trusted proxies: addresses and CIDR ranges, IPv4 and IPv6. */
@@ -107,5 +108,11 @@ export const resolve = (options: {
   return { address, peer, chain: [...chain, peer] }
 }
 
-/** The current request's client, provided per request by `Routes.ts`. */
-export class ClientAddress extends Context.Tag("rtc-proxy/ClientAddress")<ClientAddress, ClientAddressShape>() {}
+/** The client of a request: `resolve` with its peer and headers. */
+export const ofRequest = (request: HttpServerRequest.HttpServerRequest, trusted: TrustedProxies): ClientAddressShape =>
+  resolve({
+    peer: Option.getOrElse(request.remoteAddress, () => "unknown"),
+    forwarded: request.headers["forwarded"],
+    xForwardedFor: request.headers["x-forwarded-for"],
+    trusted
+  })

@@ -10,6 +10,7 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import type * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
 import { LoadBalancer } from "../LoadBalancer/LoadBalancer.js"
@@ -22,8 +23,14 @@ export interface HealthShape {
   /** Every HTTP listener (media, system and, when configured, HTTPS) serves. */
   readonly markServing: (serving: boolean) => void
   readonly serving: () => boolean
-  /** Counts a request as in flight while it runs. */
-  readonly track: <A, E, R>(request: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  /**
+   * Counts a request as in flight while it runs; `ended`, when given, is told how it ended, in the
+   * same finalizer (one per request rather than one per concern).
+   */
+  readonly track: <A, E, R>(
+    request: Effect.Effect<A, E, R>,
+    ended?: (exit: Exit.Exit<A, E>) => void
+  ) => Effect.Effect<A, E, R>
   /** Drains: readiness 503, then waits until no request is in flight, at most `timeout`. */
   readonly drain: (timeout: Duration.DurationInput) => Effect.Effect<void>
 }
@@ -31,7 +38,6 @@ export interface HealthShape {
 export class Health extends Context.Tag("rtc-proxy/Health")<Health, HealthShape>() {
   static readonly layer: Layer.Layer<Health> = Layer.sync(Health, () => {
     const state = { draining: false, serving: false, inFlight: 0 }
-    const done = Effect.sync(() => state.inFlight--)
     return {
       startDraining: () => {
         state.draining = true
@@ -41,10 +47,14 @@ export class Health extends Context.Tag("rtc-proxy/Health")<Health, HealthShape>
         state.serving = serving
       },
       serving: () => state.serving,
-      track: (request) =>
+      track: (request, ended) =>
         Effect.suspend(() => {
           state.inFlight++
-          return Effect.ensuring(request, done)
+          return Effect.onExit(request, (exit) =>
+            Effect.sync(() => {
+              state.inFlight--
+              ended?.(exit)
+            }))
         }),
       drain: (timeout) =>
         Effect.suspend(() => {

@@ -6,8 +6,8 @@
  *
  * @since 0.1.0
  */
-import type * as HttpApp from "@effect/platform/HttpApp"
-import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import type * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
@@ -131,16 +131,16 @@ const workerSeries = {
   heapUsed: seriesOf(workerHeapUsed, ["worker"])
 }
 
-/** Times every media API request into `rtc_proxy_signaling_request_duration_seconds`. */
-export const measureSignaling = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
-  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
-    const started = performance.now()
-    return Effect.onExit(app, (exit) =>
-      Effect.sync(() =>
-        signalingSeries(routeOf(request.url), request.method, Exit.isSuccess(exit) ? String(exit.value.status) : "500")
-          .unsafeUpdate((performance.now() - started) / 1000, [])
-      ))
-  })
+/**
+ * Starts timing a media API request into `rtc_proxy_signaling_request_duration_seconds`; the returned
+ * function records it once it ended (see `Health.track`).
+ */
+export const timeSignaling = (request: HttpServerRequest.HttpServerRequest) => {
+  const started = performance.now()
+  return (exit: Exit.Exit<HttpServerResponse.HttpServerResponse, unknown>): void =>
+    signalingSeries(routeOf(request.url), request.method, Exit.isSuccess(exit) ? String(exit.value.status) : "500")
+      .unsafeUpdate((performance.now() - started) / 1000, [])
+}
 
 /** Times an origin request into `rtc_proxy_origin_request_duration_seconds`, by method and outcome. */
 export const measureOrigin = (

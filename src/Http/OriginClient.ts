@@ -20,6 +20,7 @@ import * as http from "node:http"
 import * as https from "node:https"
 import { ProxyConfig } from "../Config.js"
 import { OriginFailed, OriginTimeout } from "../Domain/Errors.js"
+import { whenTracing } from "../Span.js"
 import { measureOrigin } from "./Metrics.js"
 
 /** What the origin answered. Header names are lower-case. */
@@ -176,7 +177,7 @@ export const makeNode = (agents: OriginAgents, timeout: Duration.Duration): Orig
           clearTimeout(timer)
           outgoing?.destroy()
         })
-      }).pipe(Effect.withSpan("OriginClient.send", { captureStackTrace: false }))
+      }).pipe(whenTracing("OriginClient.send", { captureStackTrace: false }))
   }
 }
 

@@ -9,6 +9,7 @@ import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import { flow } from "effect/Function"
 import * as Option from "effect/Option"
@@ -16,19 +17,18 @@ import * as Schema from "effect/Schema"
 import type { HttpFailure } from "../Domain/Errors.js"
 import { MethodNotAllowed, NotFound, Unauthorized } from "../Domain/Errors.js"
 import type { SessionKind } from "../Domain/Session.js"
-import { ProxyConfig } from "../Config.js"
+import { ProxyConfig, type ProxyConfigShape } from "../Config.js"
 import type { LoadBalancer } from "../LoadBalancer/LoadBalancer.js"
 import type { SessionStore } from "../Session/SessionStore.js"
 import type { Relay } from "../Udp/Relay.js"
 import type { UdpSocket } from "../Udp/UdpSocket.js"
 import type { OriginClient } from "./OriginClient.js"
 import * as Admin from "./Admin.js"
-import * as ClientAddressModule from "./ClientAddress.js"
-import { ClientAddress } from "./ClientAddress.js"
+import * as ClientAddress from "./ClientAddress.js"
 import * as LiveStreams from "./LiveStreams.js"
 import { RateLimiter } from "./RateLimit.js"
 import * as Health from "./Health.js"
-import { measureSignaling } from "./Metrics.js"
+import { timeSignaling } from "./Metrics.js"
 import { FAVICON_SVG, TRY_PAGE } from "./Page.js"
 import * as Prometheus from "./Prometheus.js"
 import { handle } from "./Respond.js"
@@ -47,7 +47,6 @@ export type RouteServices =
   | RateLimiter
   | Health.Health
   | Prometheus.Prometheus
-  | ClientAddress
   | HttpServerRequest.HttpServerRequest
 
 type Handler = Effect.Effect<HttpServerResponse.HttpServerResponse, HttpFailure, RouteServices>
@@ -64,7 +63,7 @@ const STATE_CHANGING = new Set(["POST", "PATCH", "DELETE", "PUT"])
 const SESSION_URL = /^\/(?:rtc\/v1\/wh[ie]p\/sessions|api\/v1\/sessions)\/[^/?]+\/?(?:\?|$)/
 
 /**
- * The request's client (`ClientAddress.ts`), worked out once: provided to the handler and on its logs.
+ * The request's client (`ClientAddress.ts`) on the handler's logs.
  * POST, PATCH and DELETE then take a token from the client's bucket first (429 when it is empty),
  * except a DELETE of a session. Each API has its own buckets, so an origin's heartbeats never count
  * against clients at the same address.
@@ -72,22 +71,16 @@ const SESSION_URL = /^\/(?:rtc\/v1\/wh[ie]p\/sessions|api\/v1\/sessions)\/[^/?]+
 const rateLimited = (api: "media" | "system", handler: Handler): Effect.Effect<
   HttpServerResponse.HttpServerResponse,
   HttpFailure,
-  Exclude<RouteServices, ClientAddress>
+  RouteServices
 > =>
-  Effect.gen(function*() {
-    const request = yield* HttpServerRequest.HttpServerRequest
-    const { trustedProxies } = yield* ProxyConfig
-    const client = ClientAddressModule.resolve({
-      peer: Option.getOrElse(request.remoteAddress, () => "unknown"),
-      forwarded: request.headers["forwarded"],
-      xForwardedFor: request.headers["x-forwarded-for"],
-      trusted: trustedProxies
-    })
+  Effect.contextWithEffect((context: Context.Context<HttpServerRequest.HttpServerRequest | ProxyConfig | RateLimiter>) => {
+    const request = Context.get(context, HttpServerRequest.HttpServerRequest)
+    const client = ClientAddress.ofRequest(request, Context.get(context, ProxyConfig).trustedProxies)
     const limited = STATE_CHANGING.has(request.method) && !(request.method === "DELETE" && SESSION_URL.test(request.url))
-    const take = limited ? Effect.flatMap(RateLimiter, (limiter) => limiter.take(`${api} ${client.address}`)) : Effect.void
-    return yield* Effect.zipRight(take, handler).pipe(
-      Effect.provideService(ClientAddress, client),
-      Effect.annotateLogs("client", client.address)
+    return Effect.annotateLogs(
+      limited ? Effect.zipRight(Context.get(context, RateLimiter).take(`${api} ${client.address}`), handler) : handler,
+      "client",
+      client.address
     )
   })
 
@@ -189,7 +182,7 @@ const healthRoutes = flow(
 )
 const metricsRoute = resource(["/metrics"], { GET: Effect.zipRight(SystemApi.requireSystemToken, Prometheus.respond) })
 
-/** Both apps count their requests in flight (drained at shutdown); the media app's are timed too. */
+/** The system app counts its requests in flight (drained at shutdown), as the media app does. */
 const tracked = <E, R>(
   app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
 ): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R | Health.Health> =>
@@ -211,38 +204,40 @@ const mediaRouter = HttpRouter.empty.pipe(
  * An OPTIONS that is not a CORS preflight asks what the endpoint takes (RFC 9725 section 4.6): the
  * offer's media type and this proxy's ICE servers. Preflights go on to the CORS middleware.
  */
-function withDiscovery<E, R>(
-  inner: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
-): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R | ProxyConfig | HttpServerRequest.HttpServerRequest> {
-  return Effect.flatMap(HttpServerRequest.HttpServerRequest, (request): Effect.Effect<
-    HttpServerResponse.HttpServerResponse,
-    E,
-    R | ProxyConfig
-  > => {
-    if (request.method !== "OPTIONS" || request.headers["access-control-request-method"] !== undefined) return inner
-    return Effect.map(Effect.flatMap(ProxyConfig, Signaling.iceServerLinks), (links) =>
-      HttpServerResponse.empty({
-        status: 204,
-        headers: {
-          "accept-post": "application/sdp",
-          "access-control-allow-origin": "*",
-          ...(links === undefined ? {} : { link: links })
-        }
-      }))
-  })
-}
+const discovery = (config: ProxyConfigShape) =>
+  Effect.map(Signaling.iceServerLinks(config), (links) =>
+    HttpServerResponse.empty({
+      status: 204,
+      headers: {
+        "accept-post": "application/sdp",
+        "access-control-allow-origin": "*",
+        ...(links === undefined ? {} : { link: links })
+      }
+    }))
 
-/** The media API app, with CORS that browsers accept for WHIP/WHEP. */
-export const mediaApp = handle(rateLimited("media", app(mediaRouter))).pipe(
+/** The media API's requests with CORS that browsers accept for WHIP/WHEP. */
+const mediaRequests = handle(rateLimited("media", app(mediaRouter))).pipe(
   HttpMiddleware.cors({
     allowedMethods: ["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"],
     exposedHeaders: EXPOSED_HEADERS,
     maxAge: 86400
-  }),
-  measureSignaling,
-  tracked,
-  withDiscovery
+  })
 )
+
+/**
+ * The media API app: discovery answered first; every other request counted in flight (drained at
+ * shutdown) and timed, both in one finalizer. The steps are written out rather than stacked as
+ * middlewares because each layer costs fiber work on every request, and signaling is CPU-bound.
+ */
+export const mediaApp = Effect.contextWithEffect((
+  context: Context.Context<HttpServerRequest.HttpServerRequest | ProxyConfig | Health.Health>
+) => {
+  const request = Context.get(context, HttpServerRequest.HttpServerRequest)
+  if (request.method === "OPTIONS" && request.headers["access-control-request-method"] === undefined) {
+    return discovery(Context.get(context, ProxyConfig))
+  }
+  return Context.get(context, Health.Health).track(mediaRequests, timeSignaling(request))
+})
 
 const systemRouter = HttpRouter.empty.pipe(
   healthRoutes,

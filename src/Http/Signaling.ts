@@ -51,7 +51,7 @@ import type * as DataPlane from "../Udp/DataPlane.js"
 import { endpoint } from "../Udp/UdpSocket.js"
 import { readText } from "./Body.js"
 import * as IceServers from "./IceServers.js"
-import { ClientAddress, type ClientAddressShape } from "./ClientAddress.js"
+import * as ClientAddress from "./ClientAddress.js"
 import { countIceRestart } from "./Metrics.js"
 import { OriginClient, type OriginRequest, type OriginResponse } from "./OriginClient.js"
 
@@ -156,9 +156,13 @@ const mediaTypeOf = (contentType: string | undefined) => contentType?.split(";")
 
 /**
  * Headers forwarded to the origin with the offer (and with DELETE and PATCH): the client as
- * `ClientAddress` resolved it in X-Real-IP, and the hops with the peer last in X-Forwarded-For.
+ * `ClientAddress.ofRequest` resolves it in X-Real-IP, and the hops with the peer last in X-Forwarded-For.
  */
-const headersForOrigin = (request: HttpServerRequest.HttpServerRequest, client: ClientAddressShape): Record<string, string> => {
+const headersForOrigin = (
+  request: HttpServerRequest.HttpServerRequest,
+  config: ProxyConfigShape,
+  client: ClientAddress.ClientAddressShape = ClientAddress.ofRequest(request, config.trustedProxies)
+): Record<string, string> => {
   const headers: Record<string, string> = {}
   const authorization = request.headers["authorization"]
   if (authorization !== undefined) headers["authorization"] = authorization
@@ -389,7 +393,7 @@ export const offer = (kind: SessionKind) =>
     )
     yield* checkNoPublisher(kind, streamUrl)
     yield* checkCapacity
-    const forwarded = headersForOrigin(request, yield* ClientAddress)
+    const forwarded = headersForOrigin(request, config)
     const { origin, response } = yield* pickAndSend(streamUrl, (origin) => ({
       method: "POST",
       url: `${apiBaseUrl(origin)!}/rtc/v1/${endpointOf(kind)}/${url.search}`,
@@ -465,7 +469,7 @@ export const endSession = (id: string, headers: Record<string, string>) => Effec
 export const deleteSession = (id: string) =>
   Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
-    yield* endSession(id, headersForOrigin(request, yield* ClientAddress))
+    yield* endSession(id, headersForOrigin(request, yield* ProxyConfig))
     return HttpServerResponse.empty({ status: 200 })
   })
 
@@ -548,7 +552,7 @@ const restartIce = (record: SessionRecord, fragment: string, client: Sdp.IceCred
     const request = yield* HttpServerRequest.HttpServerRequest
     const config = yield* ProxyConfig
     // The proxy checked the precondition against the entity-tag it gave the client.
-    const headers = { ...headersForOrigin(request, yield* ClientAddress), "if-match": "*" }
+    const headers = { ...headersForOrigin(request, config), "if-match": "*" }
     const answered = yield* (yield* OriginClient).send({
       method: "PATCH",
       url: record.originLocation,
@@ -601,7 +605,7 @@ const answerCounterOffer = (record: SessionRecord, answer: string) =>
     const response = yield* (yield* OriginClient).send({
       method: "PATCH",
       url: record.originLocation,
-      headers: headersForOrigin(request, yield* ClientAddress),
+      headers: headersForOrigin(request, yield* ProxyConfig),
       body: { contentType: "application/sdp", text: Sdp.stripCandidates(answer) }
     })
     const client = Sdp.iceCredentials(answer)
@@ -673,12 +677,12 @@ export const legacyOffer = (kind: SessionKind) =>
     yield* checkNoPublisher(kind, streamUrl)
     yield* checkCapacity
     const path = kind === "publish" ? "publish" : "play"
-    const clientAddress = yield* ClientAddress
+    const clientAddress = ClientAddress.ofRequest(request, config.trustedProxies)
     const clientip = clientAddress.address
     const { origin, response } = yield* pickAndSend(streamUrl, (origin) => ({
       method: "POST",
       url: `${apiBaseUrl(origin)!}/rtc/v1/${path}/`,
-      headers: headersForOrigin(request, clientAddress),
+      headers: headersForOrigin(request, config, clientAddress),
       body: {
         contentType: "application/json",
         text: LegacyApi.encodeOffer({ ...body, sdp: Sdp.stripCandidates(body.sdp), clientip: body.clientip ?? clientip })

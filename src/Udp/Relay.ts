@@ -24,6 +24,7 @@ import { type IceKeys, type SessionEndReason, type SessionId, type SessionRecord
 import type { StreamKey } from "../Domain/StreamUrl.js"
 import { LoadBalancer } from "../LoadBalancer/LoadBalancer.js"
 import { SessionStore } from "../Session/SessionStore.js"
+import { whenTracing } from "../Span.js"
 import { WorkerPool } from "../Workers/WorkerPool.js"
 import { describeClient } from "./ClientPath.js"
 import * as DataPlane from "./DataPlane.js"
@@ -323,7 +324,7 @@ const make = Effect.gen(function*() {
       ))
       openedCounters[record.kind].unsafeUpdate(1, [])
       return placement
-    }).pipe(Effect.withSpan("Relay.open", { captureStackTrace: false }))
+    }).pipe(whenTracing("Relay.open", { captureStackTrace: false }))
 
   const close = (id: string, reason: SessionEndReason): Effect.Effect<boolean> =>
     Effect.suspend(() => {

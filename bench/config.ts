@@ -88,6 +88,11 @@ const KNOBS = {
     quick: "16",
     help: "sessions before the signaling phase's first measurement, not counted"
   },
+  "signaling-floor": {
+    type: "string",
+    default: "on",
+    help: "on: the signaling phase also runs against bench/signalingFloor.ts (the same I/O in plain Node), for the ratio; off: not"
+  },
   "go-proxy": {
     type: "string",
     default: "",
@@ -203,6 +208,7 @@ export const config = {
   signalingConcurrency: knob("signaling-concurrency").split(",").map(Number).filter((n) => n > 0),
   signalingSessions: num("signaling-sessions"),
   signalingWarmup: num("signaling-warmup"),
+  signalingFloor: knob("signaling-floor") !== "off",
   goProxy: knob("go-proxy") === "" ? undefined : path.resolve(knob("go-proxy")),
   workers: knob("workers").split(",").map(Number).filter((n) => Number.isInteger(n) && n > 0),
   workersSessions: knob("workers-sessions").split(",").map(Number).filter((n) => n > 0),

@@ -202,7 +202,26 @@ const buildMain = (root: string): string => {
  * free port, the echo origin as its default backend) and waits until its HTTP API answers.
  */
 export const startGoProxy = (binary: string, origin: OriginPorts, workDir: string): Promise<ProxyProcess> =>
-  retryOnTakenPort("Go proxy", async () => {
+  startWithGoProxyEnv("the Go proxy", binary, [], origin, path.join(workDir, "go-proxy.log"))
+
+/** The plain-Node signaling floor (bench/signalingFloor.ts), started as the Go proxy is. */
+export const startSignalingFloor = (origin: OriginPorts, workDir: string): Promise<ProxyProcess> =>
+  startWithGoProxyEnv(
+    "the signaling floor",
+    process.execPath,
+    ["--import", "tsx", path.join(root, "bench", "signalingFloor.ts")],
+    origin,
+    path.join(workDir, "signaling-floor.log")
+  )
+
+const startWithGoProxyEnv = (
+  what: string,
+  command: string,
+  args: Array<string>,
+  origin: OriginPorts,
+  logFile: string
+): Promise<ProxyProcess> =>
+  retryOnTakenPort(what, async () => {
     const [httpPort, systemPort, rtmpPort, httpServerPort, udpPort, srtPort] = [
       await freeTcpPort(),
       await freeTcpPort(),
@@ -225,12 +244,5 @@ export const startGoProxy = (binary: string, origin: OriginPorts, workDir: strin
       PROXY_DEFAULT_BACKEND_RTC: String(origin.udpPort)
     })
     // Whatever it answers on /api/v1/versions (it may not serve that path): it listens.
-    return spawnUntilAnswering(
-      "the Go proxy",
-      binary,
-      [],
-      env,
-      { httpPort, systemPort, udpPort, logFile: path.join(workDir, "go-proxy.log") },
-      (status) => status > 0
-    )
+    return spawnUntilAnswering(what, command, args, env, { httpPort, systemPort, udpPort, logFile }, (status) => status > 0)
   })

@@ -48,6 +48,7 @@ import {
   killChildrenOnExit,
   type ProxyProcess,
   startGoProxy,
+  startSignalingFloor,
   startProxy,
   stop
 } from "./processes.js"
@@ -198,8 +199,11 @@ const main = async () => {
       log(`SRS Go proxy: pid ${goProxy.pid}, http :${goProxy.httpPort}, udp :${goProxy.udpPort}, log ${goProxy.logFile}`)
       report.processes.go = { pid: goProxy.pid, binary: config.goProxy, httpPort: goProxy.httpPort, log: goProxy.logFile, env: goProxy.env }
     }
-    report.signaling = await signalingPhase(bench, goProxy)
+    const floor = config.signalingFloor ? await startSignalingFloor(origin.info, workDir) : undefined
+    if (floor !== undefined) log(`signaling floor (plain Node): pid ${floor.pid}, http :${floor.httpPort}, log ${floor.logFile}`)
+    report.signaling = await signalingPhase(bench, { go: goProxy, floor })
     if (goProxy !== undefined) await stop(goProxy.child)
+    if (floor !== undefined) await stop(floor.child)
   }
 
   // The workers phase starts proxies of its own, fresh and all up together.

@@ -473,7 +473,8 @@ export const toMarkdown = (report: Report): string => {
     )
     out.push("")
     const rows: Array<Array<string>> = []
-    for (const [label, result] of [["proxy", sg.proxy], ["SRS Go proxy", sg.go]] as const) {
+    const coresKey: Record<string, string> = { proxy: "proxy", "plain Node floor": "floor", "SRS Go proxy": "go" }
+    for (const [label, result] of [["proxy", sg.proxy], ["plain Node floor", sg.floor], ["SRS Go proxy", sg.go]] as const) {
       if (result === undefined) continue
       for (const level of result.levels as Array<AnyRecord>) {
         const errors = Object.entries(level.errors as Record<string, number>).map(([what, n]) => `${what}: ${n}`).join(", ")
@@ -486,7 +487,7 @@ export const toMarkdown = (report: Report): string => {
           fmtLatency(level.delete?.p50Micros),
           fmtLatency(level.delete?.p99Micros),
           fmtMs(level.proxyCpuMsPerSession),
-          fmtCores(level.cores?.[label === "proxy" ? "proxy" : "go"]),
+          fmtCores(level.cores?.[coresKey[label]!]),
           fmtCores(level.cores?.origin),
           fmtCores(level.cores?.loadgen),
           fmtCores(level.otherProcessesCores),
@@ -505,15 +506,17 @@ export const toMarkdown = (report: Report): string => {
       "Each client signals one session after the other on its own keep-alive connection; latency is from the request's start to " +
         "the answer's end; CPU per session is the proxy process's utime+stime over the row / its sessions (POST + DELETE)."
     )
-    if (sg.ratio !== undefined) {
+    const ratios = (ratio: Array<AnyRecord>) =>
+      ratio.map((r) =>
+        `${r.concurrency} clients, ${r.sessionsPerSecond === null ? "n/a" : `${r.sessionsPerSecond.toFixed(2)}x`} the sessions/s at ` +
+        `${r.cpuPerSession === null ? "n/a" : `${r.cpuPerSession.toFixed(2)}x`} the CPU per session`
+      ).join("; ")
+    if (sg.floorRatio !== undefined) {
       out.push(
-        "Against the SRS Go proxy: " +
-          (sg.ratio as Array<AnyRecord>).map((r) =>
-            `${r.concurrency} clients, ${r.sessionsPerSecond === null ? "n/a" : `${r.sessionsPerSecond.toFixed(2)}x`} the sessions/s at ` +
-            `${r.cpuPerSession === null ? "n/a" : `${r.cpuPerSession.toFixed(2)}x`} the CPU per session`
-          ).join("; ") + "."
+        `The plain Node floor (bench/signalingFloor.ts) does the proxy's I/O per session and nothing else. Against it: ${ratios(sg.floorRatio)}.`
       )
     }
+    if (sg.ratio !== undefined) out.push(`Against the SRS Go proxy: ${ratios(sg.ratio)}.`)
   }
   if (report.workers.length > 0) {
     out.push("")

@@ -107,5 +107,8 @@ describe("relay benchmark", () => {
     expect(report.cpuMemory.bare.received).toBeGreaterThan(0)
     // Sessions were signaled and ended at both concurrencies.
     for (const level of report.signaling.proxy.levels) expect(level.completed).toBeGreaterThan(0)
+    // And through the plain-Node floor, with the proxy's ratio to it.
+    for (const level of report.signaling.floor.levels) expect(level.completed).toBe(level.sessions)
+    expect(report.signaling.floorRatio.map((ratio: { concurrency: number }) => ratio.concurrency)).toEqual([16, 64])
   }, 120_000)
 })

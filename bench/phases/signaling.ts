@@ -1,8 +1,9 @@
 /**
  * The signaling phase: sessions signaled and ended as fast as --signaling-concurrency clients go
  * (WHIP POST with a minimal offer, then DELETE on its Location, each client one session after the
- * other on a keep-alive connection), against the proxy and, with --go-proxy, against the SRS Go
- * proxy in front of the same origin. Per concurrency: sessions per second, POST and DELETE latency
+ * other on a keep-alive connection), against the proxy, the plain-Node floor (bench/signalingFloor.ts;
+ * --signaling-floor off leaves it out) and, with --go-proxy, the SRS Go proxy, all in front of the same
+ * origin. Per concurrency: sessions per second, POST and DELETE latency
  * (request start to answer end), and the proxy's CPU time (utime+stime) per session.
  */
 import * as http from "node:http"
@@ -114,31 +115,42 @@ const measureProxy = async (bench: Bench, name: string, target: ProxyProcess, wa
   return { pid: target.pid, version: target.version, levels }
 }
 
-export const signalingPhase = async (bench: Bench, goProxy: ProxyProcess | undefined) => {
+/** How `proxy` compares with `other`, level by level: sessions/s and CPU per session as ratios. */
+const ratioOf = (proxy: SignalingResult, other: SignalingResult) =>
+  proxy.levels.map((level, i) => {
+    const theirs = other.levels[i]!
+    return {
+      concurrency: level.concurrency,
+      sessionsPerSecond: theirs.sessionsPerSecond > 0 ? level.sessionsPerSecond / theirs.sessionsPerSecond : null,
+      cpuPerSession: level.proxyCpuMsPerSession !== undefined && theirs.proxyCpuMsPerSession !== undefined &&
+          theirs.proxyCpuMsPerSession > 0
+        ? level.proxyCpuMsPerSession / theirs.proxyCpuMsPerSession
+        : null
+    }
+  })
+
+export const signalingPhase = async (
+  bench: Bench,
+  others: { readonly go: ProxyProcess | undefined; readonly floor: ProxyProcess | undefined }
+) => {
   await bench.measure.waitQuiet("the signaling phase")
   log(
     `--- signaling: WHIP POST + DELETE, ${config.signalingConcurrency.join(" and ")} clients at a time, ` +
       `${fmtInt(config.signalingSessions)} sessions each after ${fmtInt(config.signalingWarmup)} to warm up`
   )
   const proxy = await measureProxy(bench, "proxy", bench.proxy, bench.measure.pids)
-  const go = goProxy === undefined
+  const floor = others.floor === undefined
     ? undefined
-    : await measureProxy(bench, "Go proxy", goProxy, { ...bench.measure.pids, go: goProxy.pid })
-  const ratio = go === undefined ? undefined : proxy.levels.map((level, i) => {
-    const other = go.levels[i]!
-    return {
-      concurrency: level.concurrency,
-      sessionsPerSecond: other.sessionsPerSecond > 0 ? level.sessionsPerSecond / other.sessionsPerSecond : null,
-      cpuPerSession: level.proxyCpuMsPerSession !== undefined && other.proxyCpuMsPerSession !== undefined && other.proxyCpuMsPerSession > 0
-        ? level.proxyCpuMsPerSession / other.proxyCpuMsPerSession
-        : null
-    }
-  })
+    : await measureProxy(bench, "plain Node floor", others.floor, { ...bench.measure.pids, floor: others.floor.pid })
+  const go = others.go === undefined
+    ? undefined
+    : await measureProxy(bench, "Go proxy", others.go, { ...bench.measure.pids, go: others.go.pid })
   return {
     method: "each client: WHIP POST with a minimal offer, then DELETE on its Location, one session after the other on a keep-alive connection",
     sessions: config.signalingSessions,
     warmup: config.signalingWarmup,
     proxy,
-    ...(go === undefined ? {} : { go: { ...go, binary: config.goProxy }, ratio })
+    ...(floor === undefined ? {} : { floor, floorRatio: ratioOf(proxy, floor) }),
+    ...(go === undefined ? {} : { go: { ...go, binary: config.goProxy }, ratio: ratioOf(proxy, go) })
   }
 }

@@ -137,6 +137,8 @@ const ORIGIN_QUIET_MS = 3000
 interface SessionFiber {
   readonly live: DataPlane.PlaneSession
   readonly end: Deferred.Deferred<SessionEndReason>
+  /** The log annotations of whoever opened it (a request's client), for the line that ends it. */
+  readonly openedWith: Record<string, unknown>
   finished: boolean
   fiber: Fiber.RuntimeFiber<void, never> | undefined
 }
@@ -169,6 +171,11 @@ const make = Effect.gen(function*() {
   // Work started from the data path (store lookups, closing a displaced session) belongs to the
   // relay's scope: shutdown interrupts it (first), so none of it can write to a store after the relay closed.
   const supervise = yield* FiberSet.makeRuntime<never>()
+  // Session fibers start from the relay's own runtime, not from the request that opened them: a fiber
+  // forked from a request would keep the request's context (its Node request and response objects)
+  // alive for the session's lifetime, which made every request's garbage survive into the old
+  // generation (about 9 % of a signaled session's CPU, in GC).
+  const runSession = yield* FiberSet.runtime(sessionFibers)<never>()
   const ended: Record<SessionEndReason, number> = {
     deleted: 0,
     idle: 0,
@@ -288,7 +295,12 @@ const make = Effect.gen(function*() {
         Effect.zipRight(
           Effect.logInfo(
             `relay session ended (${reason}, ${live.packetsFromClient} packets from client, ${live.packetsFromOrigin} from origin)`
-          ).pipe(Effect.annotateLogs({ session: live.record.id, stream: live.record.streamUrl, kind: live.record.kind }))
+          ).pipe(Effect.annotateLogs({
+            ...session.openedWith,
+            session: live.record.id,
+            stream: live.record.streamUrl,
+            kind: live.record.kind
+          }))
         )
       )
     })
@@ -297,30 +309,32 @@ const make = Effect.gen(function*() {
   // frees the session when it ends or is interrupted (shutdown). The request that signaled it opens
   // the origin socket and registers the keys in the data plane, so that the answer goes out only
   // once packets can flow.
-  const start = (registered: DataPlane.Registered, end: Deferred.Deferred<SessionEndReason>) =>
-    Effect.suspend(() => {
-      const session: SessionFiber = { live: registered.session, end, finished: false, fiber: undefined }
+  const start = (
+    registered: DataPlane.Registered,
+    end: Deferred.Deferred<SessionEndReason>,
+    openedWith: Record<string, unknown>
+  ) =>
+    Effect.sync(() => {
+      const session: SessionFiber = { live: registered.session, end, openedWith, finished: false, fiber: undefined }
       sessions.set(registered.session.record.id, session)
       if (registered.displaced !== undefined) supervise(close(registered.displaced, "replaced"))
-      // Forked from an uninterruptible region, whose flags it would inherit: the wait itself can be interrupted.
       const lifetime = Effect.onExit(
         Effect.interruptible(Deferred.await(end)),
         (exit) => finish(session, Exit.isSuccess(exit) ? exit.value : "shutdown")
       )
-      return Effect.map(FiberSet.run(sessionFibers, lifetime), (fiber) => {
-        session.fiber = fiber
-        return registered.placement
-      })
+      session.fiber = runSession(lifetime)
+      return registered.placement
     })
 
   const open = (record: SessionRecord, worker?: number): Effect.Effect<DataPlane.Placement, OriginFailed | ServiceUnavailable> =>
     Effect.gen(function*() {
       yield* store.put(record)
       const end = yield* Deferred.make<SessionEndReason>()
+      const openedWith = Object.fromEntries(yield* Effect.logAnnotations)
       // From the socket's opening to its fiber's start, nothing may interrupt: the socket has an owner.
       const placement = yield* Effect.uninterruptible(Effect.flatMap(
         plane.register(record, worker).pipe(Effect.tapError(() => store.remove(record.id))),
-        (registered) => start(registered, end)
+        (registered) => start(registered, end, openedWith)
       ))
       openedCounters[record.kind].unsafeUpdate(1, [])
       return placement

@@ -11,7 +11,9 @@ import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
 import { flow } from "effect/Function"
+import * as HashMap from "effect/HashMap"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type { HttpFailure } from "../Domain/Errors.js"
@@ -77,10 +79,12 @@ const rateLimited = (api: "media" | "system", handler: Handler): Effect.Effect<
     const request = Context.get(context, HttpServerRequest.HttpServerRequest)
     const client = ClientAddress.ofRequest(request, Context.get(context, ProxyConfig).trustedProxies)
     const limited = STATE_CHANGING.has(request.method) && !(request.method === "DELETE" && SESSION_URL.test(request.url))
-    return Effect.annotateLogs(
-      limited ? Effect.zipRight(Context.get(context, RateLimiter).take(`${api} ${client.address}`), handler) : handler,
-      "client",
-      client.address
+    // The platform runs each request in a fiber of its own, so the annotation is set for the rest of
+    // that fiber rather than scoped to the handler (a scoped one costs two more copies of the fiber's refs).
+    const annotated = FiberRef.update(FiberRef.currentLogAnnotations, HashMap.set<string, unknown>("client", client.address))
+    return Effect.zipRight(
+      annotated,
+      limited ? Effect.zipRight(Context.get(context, RateLimiter).take(`${api} ${client.address}`), handler) : handler
     )
   })
 

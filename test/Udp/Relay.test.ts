@@ -4,6 +4,10 @@ import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as FiberRef from "effect/FiberRef"
+import * as HashSet from "effect/HashSet"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import * as TestClock from "effect/TestClock"
@@ -532,5 +536,23 @@ describe(withWorkers("Relay (real UDP on 127.0.0.1)"), () => {
       const origin = yield* udpPeer()
       const error = yield* Effect.flip(relay.open(unreachable(origin)))
       assert.include(error.message, "no-such-origin.invalid")
+    }))
+
+  live("the line that ends a session carries the annotations it was opened with (the request's client)", () =>
+    Effect.gen(function*() {
+      // Installed (instead of the default logger, at info) before the relay starts: session fibers run
+      // from the relay's own runtime.
+      const ended: Array<Record<string, unknown>> = []
+      yield* Effect.locallyScoped(FiberRef.currentMinimumLogLevel, LogLevel.Info)
+      yield* Effect.locallyScopedWith(FiberRef.currentLoggers, () => HashSet.make(Logger.make(({ annotations, message }) => {
+        if (String(message).startsWith("relay session ended")) ended.push(Object.fromEntries(annotations))
+      })))
+      const { relay } = yield* startRelay()
+      const origin = yield* udpPeer()
+      const record = makeRecord(origin)
+      yield* relay.open(record).pipe(Effect.annotateLogs("client", "198.51.100.9"))
+      yield* relay.close(record.id, "deleted")
+      yield* eventually(() => assert.lengthOf(ended, 1))
+      assert.deepInclude(ended[0], { client: "198.51.100.9", session: record.id, kind: record.kind })
     }))
 })

@@ -8,7 +8,7 @@ import { binding, SERVER_PWD } from "../support/relay.js"
 import { fakeSrsApi } from "../support/fakeSrsApi.js"
 import { httpRequest } from "../support/http.js"
 import { minimalOffer } from "../support/offers.js"
-import { defaultBackendEnv, freeTcpPort, freeUdpPort, startMain } from "../support/process.js"
+import { defaultBackendEnv, exitedWithin, freeTcpPort, freeUdpPort, startMain } from "../support/process.js"
 import { udpPeer } from "../support/udpPeer.js"
 import { waitUntil } from "../support/wait.ts"
 
@@ -111,7 +111,8 @@ describe("the proxy process", () => {
           PROXY_HTTPS_API: String(https),
           ...env
         })
-        assert.strictEqual(yield* Effect.promise(() => running.exited), 1, running.output())
+        const code = yield* Effect.tryPromise({ try: () => exitedWithin(running, 20_000), catch: (error) => error as Error }).pipe(Effect.orDie)
+        assert.strictEqual(code, 1, running.output())
         // The certificate is read when the listeners bind: the UDP port's info line may come first.
         const lines = running.output().trim().split("\n")
         assert.lengthOf(lines.filter((line) => line.includes("cannot start")), 1, running.output())

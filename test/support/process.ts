@@ -66,3 +66,19 @@ export const startMain = (
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)))
   return { child, output: () => output, exited }
 }
+
+/**
+ * The child's exit code, or, when it has not exited within `ms`, a failure that carries its output
+ * so far (the child is killed first, so that a hang shows where it stopped instead of timing the test out).
+ */
+export const exitedWithin = (running: Running, ms: number): Promise<number | null> =>
+  new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      running.child.kill("SIGKILL")
+      reject(new Error(`the process did not exit within ${ms} ms; its output:\n${running.output()}`))
+    }, ms)
+    running.exited.then((code) => {
+      clearTimeout(timer)
+      resolve(code)
+    })
+  })

@@ -1,6 +1,6 @@
 /**
- * The proxy's own spans on the signaling path (an origin request, a relay session opened), made only
- * while the tracer is on. `Effect.withSpan` makes a span, provides it for the span's duration and adds a
+ * The proxy's own spans on the signaling path (an origin request, a relay session opened, the Redis
+ * load balancer's pick and the Redis session store's calls on each session), made only while the tracer is on. `Effect.withSpan` makes a span, provides it for the span's duration and adds a
  * finalizer even when the tracer is off (`npm start` without an OTLP exporter): about 25 fiber steps,
  * against one to read whether it is on. Signaling is CPU-bound, so the check is worth it there.
  *

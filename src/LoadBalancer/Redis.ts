@@ -34,6 +34,7 @@ import { canServeWebRtc, formatListen, type ListenEndpoint, Origin, OriginId, pa
 import { StreamKey } from "../Domain/StreamUrl.js"
 import { RedisClient } from "../Redis.js"
 import * as RenewalSchedule from "../RenewalSchedule.js"
+import { whenTracing } from "../Span.js"
 import {
   DEFAULT_ORIGIN_DOWN_HOLD,
   LoadBalancer,
@@ -209,7 +210,8 @@ export const make = (
       )
     })
 
-    const pick = Effect.fn("LoadBalancer.pick")(function*(streamUrl: StreamKey, avoid?: OriginId) {
+    // On every offer's path: its span is made only while the tracer is on (Span.ts).
+    const pick = (streamUrl: StreamKey, avoid?: OriginId) => Effect.gen(function*() {
       const random = yield* Random.next
       const result = yield* redis.eval(
         PICK,
@@ -234,7 +236,7 @@ export const make = (
         })
       }
       return origin
-    })
+    }).pipe(whenTracing("LoadBalancer.pick", { captureStackTrace: false }))
 
     // Renewals go out once a quarter of the TTL has passed since the stream's last pick or renewal.
     const keeps = RenewalSchedule.make<StreamKey>(streamTtlMillis / 4)

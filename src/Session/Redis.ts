@@ -43,6 +43,7 @@ import {
 import { StreamKey } from "../Domain/StreamUrl.js"
 import { RedisClient, type RedisError } from "../Redis.js"
 import * as RenewalSchedule from "../RenewalSchedule.js"
+import { whenTracing } from "../Span.js"
 import { Field, PUBLISHER_OF, PUT, REKEY, REMOVE, RETIRE_PUBLISHER } from "./RedisScripts.js"
 import { SessionStore, type SessionStoreShape } from "./SessionStore.js"
 
@@ -146,7 +147,8 @@ export const make = (options: { readonly ttl?: Duration.Duration } = {}) =>
     const onRemoved = (f: (id: SessionId) => void) =>
       Effect.acquireRelease(Effect.sync(() => onEnd.add(f)), () => Effect.sync(() => onEnd.delete(f))).pipe(Effect.asVoid)
 
-    const put = Effect.fn("SessionStore.put")(function*(record: SessionRecord) {
+    // The calls on every session's path make their span only while the tracer is on (Span.ts).
+    const put = (record: SessionRecord) => Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
       yield* redis.eval(PUT, [
         idKey(record.id),
@@ -161,11 +163,14 @@ export const make = (options: { readonly ttl?: Duration.Duration } = {}) =>
         record.kind === "publish" ? record.id : ""
       ]).pipe(orSharedStateUnavailable)
       renewals.renewed(record.id, now)
-    })
+    }).pipe(whenTracing("SessionStore.put", { captureStackTrace: false }))
 
-    const get = Effect.fn("SessionStore.get")(function*(id: SessionId) {
-      return recordOf(yield* redis.use((client) => client.get(idKey(id))).pipe(orSharedStateUnavailable))
-    })
+    const get = (id: SessionId) =>
+      redis.use((client) => client.get(idKey(id))).pipe(
+        orSharedStateUnavailable,
+        Effect.map(recordOf),
+        whenTracing("SessionStore.get", { captureStackTrace: false })
+      )
 
     const findByUfrag = Effect.fn("SessionStore.findByUfrag")(function*(ufragPair: UfragPair) {
       const found = recordOf(
@@ -174,14 +179,14 @@ export const make = (options: { readonly ttl?: Duration.Duration } = {}) =>
       return Option.filter(found, (record) => record.ufragPair === ufragPair)
     })
 
-    const publisherOf = Effect.fn("SessionStore.publisherOf")(function*(streamUrl: StreamKey) {
-      const json = yield* redis.eval(PUBLISHER_OF, [`${publisherPrefix}${streamUrl}`], [redis.key(SESSION)])
-        .pipe(orSharedStateUnavailable)
-      return Option.filter(
-        recordOf(json),
-        (record) => record.kind === "publish" && record.streamUrl === streamUrl
+    const publisherOf = (streamUrl: StreamKey) =>
+      redis.eval(PUBLISHER_OF, [`${publisherPrefix}${streamUrl}`], [redis.key(SESSION)]).pipe(
+        orSharedStateUnavailable,
+        Effect.map((json) =>
+          Option.filter(recordOf(json), (record) => record.kind === "publish" && record.streamUrl === streamUrl)
+        ),
+        whenTracing("SessionStore.publisherOf", { captureStackTrace: false })
       )
-    })
 
     const rekey = Effect.fn("SessionStore.rekey")(function*(
       id: SessionId,
@@ -213,7 +218,7 @@ export const make = (options: { readonly ttl?: Duration.Duration } = {}) =>
         Effect.zipRight(redis.publish(endChannel, id).pipe(
           Effect.catchAll((error) => Effect.logWarning(`the end of session ${id} not announced to other proxies: ${error.message}`))
         )),
-        Effect.withSpan("SessionStore.remove")
+        whenTracing("SessionStore.remove", { captureStackTrace: false })
       )
 
     // After a shutdown the record stays until it expires: a proxy that receives the client's next
@@ -226,9 +231,9 @@ export const make = (options: { readonly ttl?: Duration.Duration } = {}) =>
           // What Redis missed expires with the TTL; a shutdown during an outage would log once per session.
           Effect.catchAll((error) => Effect.logDebug(`session ${id} still counts as a publisher in Redis: ${error.message}`)),
           Effect.asVoid,
-          Effect.withSpan("SessionStore.release")
+          whenTracing("SessionStore.release", { captureStackTrace: false })
         )
-        : removeIf(id, instance).pipe(Effect.withSpan("SessionStore.release"))
+        : removeIf(id, instance).pipe(whenTracing("SessionStore.release", { captureStackTrace: false }))
 
     const touch = (records: ReadonlyArray<SessionRecord>) =>
       Effect.gen(function*() {

@@ -4,10 +4,10 @@
  * @since 0.1.0
  */
 import * as Schema from "effect/Schema"
-import { randomBytes } from "node:crypto"
 import { isIP } from "node:net"
 import { OriginId } from "./Origin.js"
 import { StreamKey } from "./StreamUrl.js"
+import { randomToken } from "../RandomToken.js"
 
 /** Unguessable: it is the capability in the session URL. */
 export const SessionId = Schema.String.pipe(Schema.brand("SessionId"))
@@ -100,7 +100,7 @@ export const ufragPair = (serverUfrag: string, clientUfrag: string): UfragPair =
   UfragPair.make(`${serverUfrag}:${clientUfrag}`)
 
 /** 128 random bits, URL-safe. */
-export const newSessionId = (): SessionId => SessionId.make(randomBytes(16).toString("base64url"))
+export const newSessionId = (): SessionId => SessionId.make(randomToken(16))
 
 /**
  * Where the origin receives a session's media, chosen at signaling: a UDP candidate of its answer at

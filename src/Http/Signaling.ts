@@ -49,6 +49,7 @@ import { SessionStore } from "../Session/SessionStore.js"
 import { Relay } from "../Udp/Relay.js"
 import type * as DataPlane from "../Udp/DataPlane.js"
 import { endpoint } from "../Udp/UdpSocket.js"
+import { randomToken } from "../RandomToken.js"
 import { readText } from "./Body.js"
 import * as IceServers from "./IceServers.js"
 import * as ClientAddress from "./ClientAddress.js"
@@ -248,7 +249,7 @@ const originRefused = (origin: Origin, response: OriginResponse) => {
 }
 
 /** A strong entity-tag for a session's ICE state (RFC 9725 section 4.3.1): new at every restart. */
-const newEntityTag = () => `"${randomBytes(16).toString("base64url")}"`
+const newEntityTag = () => `"${randomToken(16)}"`
 
 /** Whether an If-Match value names the session's entity-tag (strong comparison; `*` names any). */
 const ifMatchHolds = (ifMatch: string, record: SessionRecord): boolean => {

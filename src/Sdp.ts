@@ -38,6 +38,8 @@ export type OfferProblem =
 /** A validated offer and what the proxy needs from it. */
 export interface Offer {
   readonly credentials: IceCredentials
+  /** The offer as it goes to the origin: `stripCandidates` of it. */
+  readonly forOrigin: string
 }
 
 const lineEnding = (sdp: string): string => (sdp.includes("\r\n") ? "\r\n" : "\n")
@@ -62,10 +64,12 @@ const ICE_CHARS = /^[A-Za-z0-9+/]{1,256}$/
  * The first `a=ice-ufrag` and `a=ice-pwd` of the description, whether session-level or in the first
  * media section (with BUNDLE every section shares one pair).
  */
-export const iceCredentials = (sdp: string): Partial<IceCredentials> => {
+export const iceCredentials = (sdp: string): Partial<IceCredentials> => credentialsOf(splitLines(sdp, lineEnding(sdp)))
+
+const credentialsOf = (lines: ReadonlyArray<string>): Partial<IceCredentials> => {
   let ufrag: string | undefined
   let pwd: string | undefined
-  for (const line of splitLines(sdp, lineEnding(sdp))) {
+  for (const line of lines) {
     ufrag ??= attributeValue(line, "ice-ufrag")
     pwd ??= attributeValue(line, "ice-pwd")
     if (ufrag !== undefined && pwd !== undefined) break
@@ -73,28 +77,41 @@ export const iceCredentials = (sdp: string): Partial<IceCredentials> => {
   return { ...(ufrag === undefined ? {} : { ufrag }), ...(pwd === undefined ? {} : { pwd }) }
 }
 
-/** Checks that a body is an SDP offer the proxy can forward, and returns its ICE credentials. */
-export const validateOffer = (sdp: string): Either.Either<Offer, OfferProblem> => {
-  if (sdp.trim() === "") return Either.left("empty")
-  // Control characters other than CR, LF and TAB never occur in SDP text.
-  if (/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/.test(sdp)) return Either.left("binary")
-  if (!sdp.trimStart().startsWith("v=0")) return Either.left("not-sdp")
-  const lines = splitLines(sdp, lineEnding(sdp))
-  if (!lines.some((line) => line.startsWith("m="))) return Either.left("no-media")
-  return validateCredentials(iceCredentials(sdp))
+/** Whether a description starts with `v=0`, after any white space (as an answer must). */
+export const startsWithVersion = (sdp: string): boolean => {
+  const start = sdp.search(/\S/)
+  return start !== -1 && sdp.startsWith("v=0", start)
 }
 
-const validateCredentials = (found: Partial<IceCredentials>): Either.Either<Offer, OfferProblem> => {
+/** Checks that a body is an SDP offer the proxy can forward, and returns its ICE credentials. */
+export const validateOffer = (sdp: string): Either.Either<Offer, OfferProblem> => {
+  // Where the text starts after white space (what trimStart would cut), without copying a large body.
+  const start = sdp.search(/\S/)
+  if (start === -1) return Either.left("empty")
+  // Control characters other than CR, LF and TAB never occur in SDP text.
+  if (/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/.test(sdp)) return Either.left("binary")
+  if (!sdp.startsWith("v=0", start)) return Either.left("not-sdp")
+  // One split serves the checks, the credentials and the copy for the origin.
+  const eol = lineEnding(sdp)
+  const lines = splitLines(sdp, eol)
+  if (!lines.some((line) => line.startsWith("m="))) return Either.left("no-media")
+  return Either.map(
+    validateCredentials(credentialsOf(lines)),
+    (credentials): Offer => ({ credentials, forOrigin: withoutCandidates(sdp, lines, eol) })
+  )
+}
+
+const validateCredentials = (found: Partial<IceCredentials>): Either.Either<IceCredentials, OfferProblem> => {
   if (found.ufrag === undefined) return Either.left("no-ice-ufrag")
   if (found.pwd === undefined) return Either.left("no-ice-pwd")
   if (!ICE_CHARS.test(found.ufrag)) return Either.left("bad-ice-ufrag")
   if (!ICE_CHARS.test(found.pwd)) return Either.left("bad-ice-pwd")
-  return Either.right({ credentials: { ufrag: found.ufrag, pwd: found.pwd } })
+  return Either.right({ ufrag: found.ufrag, pwd: found.pwd })
 }
 
 /** The answer's credentials, held to the same rules as an offer's. */
 export const answerCredentials = (sdp: string): Either.Either<IceCredentials, OfferProblem> =>
-  Either.map(validateCredentials(iceCredentials(sdp)), (offer) => offer.credentials)
+  validateCredentials(iceCredentials(sdp))
 
 const DIGITS = /^\d{1,10}$/
 
@@ -121,9 +138,11 @@ export const parseCandidate = (line: string): Candidate | undefined => {
 }
 
 /** Every parseable candidate of a description, in order. */
-export const candidates = (sdp: string): Array<Candidate> => {
+export const candidates = (sdp: string): Array<Candidate> => candidatesOf(splitLines(sdp, lineEnding(sdp)))
+
+const candidatesOf = (lines: ReadonlyArray<string>): Array<Candidate> => {
   const found: Array<Candidate> = []
-  for (const line of splitLines(sdp, lineEnding(sdp))) {
+  for (const line of lines) {
     const candidate = parseCandidate(line)
     if (candidate !== undefined) found.push(candidate)
   }
@@ -141,7 +160,10 @@ const isCandidateLine = (line: string): boolean =>
  */
 export const stripCandidates = (sdp: string): string => {
   const eol = lineEnding(sdp)
-  const lines = splitLines(sdp, eol)
+  return withoutCandidates(sdp, splitLines(sdp, eol), eol)
+}
+
+const withoutCandidates = (sdp: string, lines: ReadonlyArray<string>, eol: string): string => {
   const kept = lines.filter((line) => !isCandidateLine(line))
   return kept.length === lines.length ? sdp : joinLines(kept, eol, sdp.endsWith(eol))
 }
@@ -262,14 +284,41 @@ export const rewriteAnswer = (sdp: string, address: PublicAddress): string => {
 }
 
 /** The `a=ice-lite` and `a=ice-options` of a description: what a restart's fragment mirrors. */
-export const iceAttributes = (sdp: string): { readonly lite: boolean; readonly options: string | undefined } => {
+export const iceAttributes = (sdp: string): IceAttributes => iceAttributesOf(splitLines(sdp, lineEnding(sdp)))
+
+export interface IceAttributes {
+  readonly lite: boolean
+  readonly options: string | undefined
+}
+
+const iceAttributesOf = (lines: ReadonlyArray<string>): IceAttributes => {
   let lite = false
   let options: string | undefined
-  for (const line of splitLines(sdp, lineEnding(sdp))) {
+  for (const line of lines) {
     if (line.trimEnd() === "a=ice-lite") lite = true
     options ??= attributeValue(line, "ice-options")
   }
   return { lite, options }
+}
+
+/** What the proxy reads from an origin's answer, from one split of it. */
+export interface AnswerFacts {
+  /** As `answerCredentials`. */
+  readonly credentials: Either.Either<IceCredentials, OfferProblem>
+  /** As `candidates`. */
+  readonly candidates: Array<Candidate>
+  /** As `iceAttributes`. */
+  readonly ice: IceAttributes
+}
+
+/** `answerCredentials`, `candidates` and `iceAttributes` of an answer at once. */
+export const readAnswer = (sdp: string): AnswerFacts => {
+  const lines = splitLines(sdp, lineEnding(sdp))
+  return {
+    credentials: validateCredentials(credentialsOf(lines)),
+    candidates: candidatesOf(lines),
+    ice: iceAttributesOf(lines)
+  }
 }
 
 /** Whether a fragment's (or offer's) ICE credentials are valid ICE characters (RFC 8839). */

@@ -8,8 +8,10 @@ import {
   iceAttributes,
   iceCredentials,
   parseCandidate,
+  readAnswer,
   restartFragment,
   rewriteAnswer,
+  startsWithVersion,
   stripCandidates,
   validateOffer,
   validCredentials
@@ -70,7 +72,25 @@ describe("iceCredentials", () => {
 
 describe("validateOffer", () => {
   it("a valid offer gives its credentials", () => {
-    assert.deepStrictEqual(validateOffer(offer()), Either.right({ credentials: { ufrag: "Abc+/12", pwd: "0123456789abcdefABCDEF" } }))
+    assert.deepStrictEqual(
+      validateOffer(offer()),
+      Either.right({ credentials: { ufrag: "Abc+/12", pwd: "0123456789abcdefABCDEF" }, forOrigin: offer() })
+    )
+  })
+
+  it("its copy for the origin is stripCandidates of it (CRLF and LF, with and without candidates)", () => {
+    const candidate = "a=candidate:1 1 udp 2122260223 192.168.1.10 50123 typ host"
+    for (
+      const sdp of [
+        offer(candidate, "a=end-of-candidates"),
+        offer("a=mid:0"),
+        lf("v=0", "a=ice-ufrag:Abc", "a=ice-pwd:0123456789abcdefABCDEF", "m=audio 9 RTP/AVP 0", candidate)
+      ]
+    ) {
+      const valid = Either.getOrThrow(validateOffer(sdp))
+      assert.strictEqual(valid.forOrigin, stripCandidates(sdp))
+    }
+    assert.notInclude(Either.getOrThrow(validateOffer(offer(candidate))).forOrigin, "a=candidate")
   })
 
   it("empty: nothing, or only white space", () => {
@@ -624,6 +644,50 @@ describe("iceAttributes", () => {
     })
     assert.deepStrictEqual(iceAttributes(lf("v=0", "a=ice-options:trickle", "a=ice-options:ice2")), { lite: false, options: "trickle" })
     assert.deepStrictEqual(iceAttributes(""), { lite: false, options: undefined })
+  })
+})
+
+describe("startsWithVersion", () => {
+  it("v=0 first, after any white space (a BOM too, as trimStart cuts it); else false", () => {
+    for (const sdp of ["v=0\r\n", " \r\n\tv=0", "\ufeffv=0\n", "\u00a0v=0"]) assert.isTrue(startsWithVersion(sdp), JSON.stringify(sdp))
+    for (const sdp of ["", " \n ", "o=- 1 2 IN IP4 0.0.0.0\r\nv=0", "x v=0", "V=0"]) assert.isFalse(startsWithVersion(sdp), JSON.stringify(sdp))
+    for (const sdp of ["v=0", " \r\n\tv=0", "\ufeffv=0", "", "  ", "x v=0"]) {
+      assert.strictEqual(startsWithVersion(sdp), sdp.trimStart().startsWith("v=0"), JSON.stringify(sdp))
+    }
+  })
+})
+
+describe("readAnswer", () => {
+  it("reads what answerCredentials, candidates and iceAttributes read, from one split", () => {
+    const answers = [
+      crlf(
+        "v=0",
+        "a=ice-lite",
+        "a=ice-options:trickle",
+        "m=audio 9 UDP/TLS/RTP/SAVPF 111",
+        "a=ice-ufrag:srv1",
+        "a=ice-pwd:serverpassword0123456789ab",
+        "a=candidate:0 1 udp 2130706431 10.0.0.5 8000 typ host generation 0",
+        "a=candidate:1 1 tcp 1 10.0.0.5 8000 typ host tcptype passive",
+        "a=candidate:bad"
+      ),
+      lf("v=0", "a=ice-ufrag:u", "m=video 9 RTP/AVP 96"), // no pwd
+      crlf("v=0", "a=ice-ufrag:bad:colon", "a=ice-pwd:serverpassword0123456789ab", "m=video 9 RTP/AVP 96"),
+      ""
+    ]
+    for (const sdp of answers) {
+      assert.deepStrictEqual(readAnswer(sdp), {
+        credentials: answerCredentials(sdp),
+        candidates: candidates(sdp),
+        ice: iceAttributes(sdp)
+      })
+    }
+    const first = readAnswer(answers[0]!)
+    assert.deepStrictEqual(first.credentials, Either.right({ ufrag: "srv1", pwd: "serverpassword0123456789ab" }))
+    assert.lengthOf(first.candidates, 2)
+    assert.deepStrictEqual(first.ice, { lite: true, options: "trickle" })
+    assert.deepStrictEqual(readAnswer(answers[1]!).credentials, Either.left("no-ice-pwd"))
+    assert.deepStrictEqual(readAnswer(answers[2]!).credentials, Either.left("bad-ice-ufrag"))
   })
 })
 

@@ -280,21 +280,22 @@ const startSession = (options: {
 }) => Effect.gen(function*() {
   const relay = yield* Relay
   const { answer, origin } = options
-  if (!answer.trimStart().startsWith("v=0")) {
+  if (!Sdp.startsWithVersion(answer)) {
     return yield* new OriginFailed({ message: `origin ${origin.id} answered without an SDP answer` })
   }
-  const credentials = yield* Either.match(Sdp.answerCredentials(answer), {
+  const facts = Sdp.readAnswer(answer)
+  const credentials = yield* Either.match(facts.credentials, {
     onLeft: (problem) =>
       Effect.fail(new OriginFailed({ message: `origin ${origin.id} answered an SDP without usable ICE credentials (${problem})` })),
     onRight: Effect.succeed
   })
-  const originMedia = chooseMediaAddress(Sdp.candidates(answer), { ip: origin.ip, rtcPort: udpRtcPort(origin) })
+  const originMedia = chooseMediaAddress(facts.candidates, { ip: origin.ip, rtcPort: udpRtcPort(origin) })
   if (originMedia === undefined) {
     return yield* new OriginFailed({
       message: `origin ${origin.id} answered without a UDP candidate and announced no UDP RTC port`
     })
   }
-  const answerIce = Sdp.iceAttributes(answer)
+  const answerIce = facts.ice
   const ice: SessionIce = {
     clientPwd: options.offer.credentials.pwd,
     etag: options.etag ?? newEntityTag(),
@@ -399,7 +400,7 @@ export const offer = (kind: SessionKind) =>
       method: "POST",
       url: `${apiBaseUrl(origin)!}/rtc/v1/${endpointOf(kind)}/${url.search}`,
       headers: forwarded,
-      body: { contentType: "application/sdp", text: Sdp.stripCandidates(body) }
+      body: { contentType: "application/sdp", text: offer.forOrigin }
     })).pipe(Effect.mapError(explainHangUp(kind)))
     const base = apiBaseUrl(origin)!
     // WHEP: a 406 with an SDP offer of the origin's own (a counter-offer), which the player answers
@@ -686,7 +687,7 @@ export const legacyOffer = (kind: SessionKind) =>
       headers: headersForOrigin(request, config, clientAddress),
       body: {
         contentType: "application/json",
-        text: LegacyApi.encodeOffer({ ...body, sdp: Sdp.stripCandidates(body.sdp), clientip: body.clientip ?? clientip })
+        text: LegacyApi.encodeOffer({ ...body, sdp: offer.forOrigin, clientip: body.clientip ?? clientip })
       }
     })).pipe(Effect.mapError(explainHangUp(kind)))
     if (response.status !== 200) return yield* originRefused(origin, response)

@@ -8,6 +8,7 @@ import * as ConfigProvider from "effect/ConfigProvider"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Runtime from "effect/Runtime"
 import { existsSync, readFileSync } from "node:fs"
 import { ignoredGoProxyVariables, mergeEnv, parseDotEnv, ProxyConfig } from "./Config.js"
 import { Health } from "./Http/Health.js"
@@ -20,13 +21,15 @@ const dotEnv = existsSync(".env") ? parseDotEnv(readFileSync(".env", "utf8")) : 
 const forceQuitAfterSignal = Effect.gen(function*() {
   const config = yield* ProxyConfig
   const health = yield* Health
+  // The signal handler's lines go through the configured logger (PROXY_LOG_FORMAT, PROXY_LOG_LEVEL).
+  const log = Runtime.runSync(yield* Effect.runtime<never>())
   const force = Duration.toMillis(config.forceQuitTimeout)
   // Runs before the layer's finalizers: readiness is 503 from the first of them on.
   const onSignal = (signal: string) => {
     health.startDraining()
-    console.error(`${signal}: draining (at most ${Duration.format(config.forceQuitTimeout)})`)
+    log(Effect.logInfo(`${signal}: draining (at most ${Duration.format(config.forceQuitTimeout)})`))
     setTimeout(() => {
-      console.error("drain did not finish in time; exiting")
+      log(Effect.logError("drain did not finish in time; exiting"))
       process.exit(1)
     }, force).unref()
   }

@@ -13,6 +13,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { createServer } from "node:http"
+import type { Server as NetServer } from "node:net"
 import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https"
 import { ProxyConfig } from "../Config.js"
 import { LoadBalancer } from "../LoadBalancer/LoadBalancer.js"
@@ -56,10 +57,14 @@ const makeHttpsServer = (pair: Certificate.CertificatePair) => {
   return server
 }
 
-const addressOf = (server: HttpServer.HttpServer): Endpoint =>
-  server.address._tag === "TcpAddress"
+// Node's own address of the listener where there is one: the platform reports `::` as 0.0.0.0.
+const addressOf = (server: HttpServer.HttpServer, node?: NetServer): Endpoint => {
+  const bound = node?.address()
+  if (typeof bound === "object" && bound !== null) return { host: bound.address, port: bound.port }
+  return server.address._tag === "TcpAddress"
     ? { host: server.address.hostname, port: server.address.port }
     : { host: server.address.path, port: 0 }
+}
 
 const hostPort = ({ host, port }: Endpoint) => host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`
 
@@ -73,7 +78,8 @@ export const layer: Layer.Layer<
   Effect.gen(function*() {
     const config = yield* ProxyConfig
     const udp = yield* UdpSocket
-    const media = yield* NodeHttpServer.make(makeNodeServer, {
+    let mediaNode: NetServer | undefined
+    const media = yield* NodeHttpServer.make(() => (mediaNode = makeNodeServer()), {
       host: Option.getOrElse(config.httpHost, () => config.listenHost),
       port: config.httpPort
     })
@@ -91,10 +97,11 @@ export const layer: Layer.Layer<
           yield* server.serve(mediaApp)
           yield* Certificate.announce(initial.pair, `served from ${settings.certFile}`)
           yield* Certificate.watch(node!, settings, settings.reloadInterval, initial)
-          return Option.some(addressOf(server))
+          return Option.some(addressOf(server, node))
         })
     })
-    const system = yield* NodeHttpServer.make(makeNodeServer, {
+    let systemNode: NetServer | undefined
+    const system = yield* NodeHttpServer.make(() => (systemNode = makeNodeServer()), {
       host: Option.getOrElse(config.systemHost, () => config.listenHost),
       port: config.systemPort
     })
@@ -105,7 +112,7 @@ export const layer: Layer.Layer<
       Effect.sync(() => health.markServing(true)),
       () => Effect.zipRight(health.drain(config.graceQuitTimeout), Effect.sync(() => health.markServing(false)))
     )
-    const addresses = { media: addressOf(media), https, system: addressOf(system), udp: udp.address }
+    const addresses = { media: addressOf(media, mediaNode), https, system: addressOf(system, systemNode), udp: udp.address }
     const overTls = Option.match(https, {
       onNone: () => "",
       onSome: (endpoint) => ` and https://${hostPort(endpoint)}/rtc/v1/whip/`

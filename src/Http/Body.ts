@@ -37,6 +37,8 @@ export const readText = (
       }
       const timer = setTimeout(() => {
         detach()
+        // The rest of the body may still come: the 408 closes the connection (Connection: close).
+        NodeHttpServerRequest.toServerResponse(request).shouldKeepAlive = false
         resume(Effect.fail(
           new RequestTimeout({ message: `the body did not arrive within ${Duration.format(limits.bodyTimeout)}` })
         ))

@@ -27,9 +27,13 @@ const whip = (url: string, headers: Record<string, string> = {}) =>
 
 const jsonCode = (body: string) => (JSON.parse(body) as { code: string }).code
 
-/** Sends headers promising a body, then only part of it, and reads whatever the proxy answers. */
+/**
+ * Sends headers promising a body, then only part of it, and reads whatever the proxy answers, and
+ * whether the proxy ended the connection (else the client gives up after 5 s).
+ */
 const slowBody = (port: number) =>
-  Effect.async<string>((resume) => {
+  Effect.async<{ readonly answer: string; readonly endedByProxy: boolean }>((resume) => {
+    let endedByProxy = false
     const socket = net.connect(port, "127.0.0.1", () => {
       socket.write(
         "POST /rtc/v1/whip/?app=live&stream=slow HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/sdp\r\n" +
@@ -38,18 +42,22 @@ const slowBody = (port: number) =>
     })
     let answer = ""
     socket.on("data", (chunk) => (answer += chunk.toString()))
-    socket.on("close", () => resume(Effect.succeed(answer)))
-    socket.on("error", () => resume(Effect.succeed(answer)))
+    socket.on("end", () => (endedByProxy = true))
+    socket.on("close", () => resume(Effect.succeed({ answer, endedByProxy })))
+    socket.on("error", () => resume(Effect.succeed({ answer, endedByProxy })))
     socket.setTimeout(5000, () => socket.destroy())
   })
 
 describe("HTTP abuse", () => {
-  live("a body that trickles in too slowly gets 408, and nothing is left behind", () =>
+  live("a body that trickles in too slowly gets 408 and the connection closed, and nothing is left behind", () =>
     Effect.gen(function*() {
       const { proxy, origin } = yield* proxyWithOrigin({ bodyTimeout: Duration.millis(300) })
-      const answer = yield* slowBody(Number(new URL(proxy.mediaUrl).port))
+      const { answer, endedByProxy } = yield* slowBody(Number(new URL(proxy.mediaUrl).port))
       assert.match(answer, /^HTTP\/1\.1 408 /)
       assert.include(answer, "\"request-timeout\"")
+      // The rest of that body may still arrive: the connection cannot serve another request.
+      assert.match(answer, /^connection: close\r$/im)
+      assert.isTrue(endedByProxy, answer)
       assert.strictEqual((yield* proxy.relay.stats).sessions, 0)
       assert.isEmpty(origin.requests.filter((r) => r.method === "POST"))
     }))

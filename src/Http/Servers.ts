@@ -14,6 +14,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { createServer } from "node:http"
 import type { Server as NetServer } from "node:net"
+import type { Duplex } from "node:stream"
 import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https"
 import { ProxyConfig } from "../Config.js"
 import { LoadBalancer } from "../LoadBalancer/LoadBalancer.js"
@@ -44,9 +45,43 @@ export class ProxyAddresses extends Context.Tag("rtc-proxy/ProxyAddresses")<Prox
 // Slow clients must not hold a connection forever (slowloris): headers within 10 s, a request within 30 s.
 const TIMEOUTS = { requestTimeout: 30_000, headersTimeout: 10_000, keepAliveTimeout: 5_000 }
 
+/**
+ * What Node's HTTP parser refuses before any handler runs (a malformed request line or header, headers
+ * past the size limit, a request that did not arrive within `requestTimeout`) is answered as the
+ * proxy's own errors are, with a JSON `{code, message}`, and the connection is closed. Node's own
+ * answer has no body.
+ */
+const PARSER_REFUSALS: Record<string, readonly [status: number, reason: string, code: string, message: string]> = {
+  HPE_HEADER_OVERFLOW: [431, "Request Header Fields Too Large", "request-header-fields-too-large", "the request's headers are larger than this proxy accepts"],
+  ERR_HTTP_REQUEST_TIMEOUT: [
+    408,
+    "Request Timeout",
+    "request-timeout",
+    `the request did not arrive in time (its headers within ${TIMEOUTS.headersTimeout / 1000} s, all of it within ${
+      TIMEOUTS.requestTimeout / 1000
+    } s)`
+  ]
+}
+const MALFORMED = [400, "Bad Request", "bad-request", "the request is not valid HTTP/1.1"] as const
+
+const answerClientError = (error: Error & { readonly code?: string }, socket: Duplex) => {
+  // A connection the client reset, or one already answered, gets nothing more.
+  if (error.code === "ECONNRESET" || !socket.writable) {
+    socket.destroy()
+    return
+  }
+  const [status, reason, code, message] = PARSER_REFUSALS[error.code ?? ""] ?? MALFORMED
+  const body = JSON.stringify({ code, message })
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+      `Connection: close\r\n\r\n${body}`
+  )
+}
+
 const makeNodeServer = () => {
   const server = createServer(TIMEOUTS)
   server.maxRequestsPerSocket = 1000
+  server.on("clientError", answerClientError)
   return server
 }
 
@@ -54,6 +89,7 @@ const makeNodeServer = () => {
 const makeHttpsServer = (pair: Certificate.CertificatePair) => {
   const server = createHttpsServer({ ...TIMEOUTS, cert: pair.cert, key: pair.key, minVersion: "TLSv1.2", handshakeTimeout: 10_000 })
   server.maxRequestsPerSocket = 1000
+  server.on("clientError", answerClientError)
   return server
 }
 

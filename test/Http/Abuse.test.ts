@@ -48,7 +48,47 @@ const slowBody = (port: number) =>
     socket.setTimeout(5000, () => socket.destroy())
   })
 
+/** Writes `text` on a new connection and reads the answer until the proxy closes it (5 s at most). */
+const rawExchange = (port: number, text: string) =>
+  Effect.async<string>((resume) => {
+    const socket = net.connect(port, "127.0.0.1", () => socket.write(text))
+    let answer = ""
+    socket.on("data", (chunk) => (answer += chunk.toString()))
+    socket.on("close", () => resume(Effect.succeed(answer)))
+    socket.on("error", () => resume(Effect.succeed(answer)))
+    socket.setTimeout(5000, () => socket.destroy())
+  })
+
+/** The status line and the JSON body of a raw answer. */
+const statusAndBody = (answer: string) => {
+  const [head, body] = answer.split("\r\n\r\n", 2) as [string, string | undefined]
+  return { status: head.split("\r\n")[0]!, head, json: JSON.parse(body ?? "null") as { code: string; message: string } }
+}
+
 describe("HTTP abuse", () => {
+  live("what Node's parser refuses gets a JSON error and a closed connection, on both ports", () =>
+    Effect.gen(function*() {
+      const { proxy } = yield* proxyWithOrigin()
+      for (const port of [Number(new URL(proxy.mediaUrl).port), Number(new URL(proxy.systemUrl).port)]) {
+        for (const junk of ["GARBAGE\r\n\r\n", "FOO / HTTP/1.1\r\nHost: x\r\n\r\n", "POST / HTTP/1.1\r\nContent-Length: abc\r\n\r\n", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"]) {
+          const answer = statusAndBody(yield* rawExchange(port, junk))
+          assert.strictEqual(answer.status, "HTTP/1.1 400 Bad Request", JSON.stringify(junk))
+          assert.deepStrictEqual(answer.json, { code: "bad-request", message: "the request is not valid HTTP/1.1" })
+          assert.match(answer.head, /^connection: close$/im)
+          assert.match(answer.head, /^content-type: application\/json$/im)
+        }
+        const huge = statusAndBody(
+          yield* rawExchange(port, `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`)
+        )
+        assert.strictEqual(huge.status, "HTTP/1.1 431 Request Header Fields Too Large")
+        assert.strictEqual(huge.json.code, "request-header-fields-too-large")
+      }
+      // The proxy serves on.
+      assert.strictEqual((yield* httpRequest(`${proxy.mediaUrl}/healthz`)).status, 200)
+      assert.strictEqual((yield* whip(proxy.endpoint("whip", "after-junk"))).status, 201)
+    }))
+
+
   live("a body that trickles in too slowly gets 408 and the connection closed, and nothing is left behind", () =>
     Effect.gen(function*() {
       const { proxy, origin } = yield* proxyWithOrigin({ bodyTimeout: Duration.millis(300) })

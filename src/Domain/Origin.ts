@@ -137,9 +137,28 @@ export const OriginFromRegistration = Schema.transformOrFail(Registration, Origi
 const decodeHeartbeat = Schema.decodeUnknownEither(OriginFromRegistration, { errors: "first" })
 const decodeJson = Schema.decodeEither(Schema.parseJson())
 
-// A refused listen string or ip is its own sentence; a body of the wrong shape reads as the schema's tree.
-const reasonOf = (issue: ParseResult.ParseIssue): string =>
-  ParseResult.TreeFormatter.formatIssueSync(issue._tag === "Transformation" ? issue.issue : issue).replace(/\s+/g, " ")
+/**
+ * The first problem of a heartbeat as one sentence that names its field: a refused listen string or
+ * ip is its own sentence, a missing field "… is missing", a value of the wrong type "<field>: Expected
+ * …, actual …", and a body that is no object says so (rather than print the schema).
+ */
+const reasonOf = (issue: ParseResult.ParseIssue): string => {
+  const [first] = ParseResult.ArrayFormatter.formatIssueSync(issue._tag === "Transformation" ? issue.issue : issue)
+  if (first === undefined) return "the heartbeat is not valid"
+  const message = first.message.replace(/\s+/g, " ")
+  if (first.path.length === 0) {
+    return message.startsWith("Expected ") ? "expected a JSON object (the body SRS posts to /api/v1/srs/register)" : message
+  }
+  const field = first.path.map(String).join(".")
+  if (first._tag === "Missing") {
+    // The first element of a list that must not be empty (rtmp: []).
+    const last = first.path[first.path.length - 1]
+    return typeof last === "number" && first.path.length > 1
+      ? `${first.path.slice(0, -1).map(String).join(".")} must not be empty`
+      : `${field} is missing`
+  }
+  return message.startsWith(`${field} `) ? message : `${field}: ${message}`
+}
 
 /** Turns a heartbeat body into an origin; the error is a sentence for a 400 answer. */
 export const fromRegistration = (body: unknown): Either.Either<Origin, string> =>

@@ -129,9 +129,7 @@ describe("fromRegistration", () => {
     it(`missing ${field}: the reason names the field`, () => {
       const { [field]: _, ...body } = SRS_HEARTBEAT
       const text = reason(body)
-      assert.include(text, `["${field}"]`)
-      assert.include(text, "is missing")
-      assert.notInclude(text, "\n")
+      assert.strictEqual(text, `${field} is missing`)
     })
   }
 
@@ -146,18 +144,19 @@ describe("fromRegistration", () => {
   })
 
   it("an empty rtmp list is refused", () => {
-    assert.include(reason({ ...SRS_HEARTBEAT, rtmp: [] }), "[\"rtmp\"]")
+    assert.strictEqual(reason({ ...SRS_HEARTBEAT, rtmp: [] }), "rtmp must not be empty")
   })
 
   it("a field of the wrong type is refused", () => {
-    assert.include(reason({ ...SRS_HEARTBEAT, api: "19853" }), "[\"api\"]")
-    assert.include(reason({ ...SRS_HEARTBEAT, pid: null }), "[\"pid\"]")
+    assert.strictEqual(reason({ ...SRS_HEARTBEAT, api: "19853" }), "api: Expected ReadonlyArray<string>, actual \"19853\"")
+    assert.match(reason({ ...SRS_HEARTBEAT, pid: null }), /^pid: Expected .*, actual null$/)
   })
 
   it("a body that is not an object is refused", () => {
-    assert.isString(reason("heartbeat"))
-    assert.isString(reason(null))
-    assert.isString(reason([SRS_HEARTBEAT]))
+    // One sentence, not the schema's structure.
+    for (const body of ["heartbeat", null, [SRS_HEARTBEAT]]) {
+      assert.strictEqual(reason(body), "expected a JSON object (the body SRS posts to /api/v1/srs/register)")
+    }
   })
 
   it("a bad listen string: the reason names the field and quotes the value", () => {

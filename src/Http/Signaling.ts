@@ -619,6 +619,9 @@ const answerCounterOffer = (record: SessionRecord, answer: string) =>
         ice: record.ice === undefined ? undefined : { ...record.ice, clientPwd: client.pwd }
       })
     }
+    if (response.status >= 400) {
+      yield* Effect.logWarning(`origin answered ${response.status} to the SDP answer of session ${record.id}`)
+    }
     return response.body === "" && response.status === 204
       ? HttpServerResponse.empty({ status: 204, headers: copyableHeaders(response.headers) })
       : HttpServerResponse.text(response.body, { status: response.status, headers: copyableHeaders(response.headers) })
@@ -638,10 +641,19 @@ export const patchSession = (id: string) =>
     const config = yield* ProxyConfig
     const record = yield* findSession(id)
     const mediaType = mediaTypeOf(request.headers["content-type"])
-    if (mediaType === "application/sdp") return yield* answerCounterOffer(record, yield* readText(config))
+    // An SDP answer only answers a WHEP counter-offer (a 406): a publish session never had one.
+    if (mediaType === "application/sdp" && record.kind === "play") {
+      const answer = yield* readText(config)
+      if (!Sdp.startsWithVersion(answer)) {
+        return yield* new BadRequest({ message: "the body is not an SDP answer (it must start with v=0)" })
+      }
+      return yield* answerCounterOffer(record, answer)
+    }
     if (mediaType !== "application/trickle-ice-sdpfrag") {
       return yield* new UnsupportedMediaType({
-        message: "PATCH takes application/trickle-ice-sdpfrag (trickle ICE or ICE restart)"
+        message: record.kind === "play"
+          ? "PATCH takes application/trickle-ice-sdpfrag (trickle ICE or ICE restart), or application/sdp answering a counter-offer"
+          : "PATCH takes application/trickle-ice-sdpfrag (trickle ICE or ICE restart)"
       })
     }
     const fragment = yield* readText(config)

@@ -83,10 +83,16 @@ export interface LoadBalancerShape {
 
 export class LoadBalancer extends Context.Tag("rtc-proxy/LoadBalancer")<LoadBalancer, LoadBalancerShape>() {}
 
-/** What a pick fails with when no live origin can take WebRTC (only origins with an HTTP API can). */
-export const noHealthyOrigin = (): ServiceUnavailable =>
+/**
+ * What a pick fails with when no live origin can take WebRTC (only origins with an HTTP API can).
+ * `markedDown`: how many registered ones could, but are held down after failing (PROXY_ORIGIN_DOWN_HOLD).
+ */
+export const noHealthyOrigin = (markedDown = 0): ServiceUnavailable =>
   new ServiceUnavailable({
-    message: "no healthy origin is registered for WebRTC; check the origins' heartbeat settings",
+    message: markedDown > 0
+      ? `every origin that takes WebRTC (${markedDown}) is marked down after it could not be reached; ` +
+        "it gets offers again after PROXY_ORIGIN_DOWN_HOLD and its next heartbeat (see /api/v1/origins)"
+      : "no healthy origin is registered for WebRTC; check the origins' heartbeat settings",
     retryAfter: Duration.seconds(10)
   })
 

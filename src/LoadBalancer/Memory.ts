@@ -79,7 +79,12 @@ export const make = (
       const candidates = [...origins.values()].filter((entry) =>
         usable(entry) && canServeWebRtc(entry.origin) && !draining.has(entry.origin.id)
       )
-      if (candidates.length === 0) return yield* noHealthyOrigin()
+      if (candidates.length === 0) {
+        const markedDown = [...origins.values()].filter((entry) =>
+          isHealthy(entry, now) && isDown(entry.origin, now) && canServeWebRtc(entry.origin) && !draining.has(entry.origin.id)
+        ).length
+        return yield* noHealthyOrigin(markedDown)
+      }
       const chosen = candidates[yield* Random.nextIntBetween(0, candidates.length)]!.origin
       streams.set(streamUrl, { originId: chosen.id, lastUsed: now })
       if (mapped !== undefined) yield* counters.moved(streamUrl, mapped.originId, chosen.id)

@@ -173,17 +173,45 @@ const parseDurationOf = (name: string, check?: { readonly valid: (d: Duration.Du
 const duration = (name: string, fallback: string) =>
   Config.string(name).pipe(Config.withDefault(fallback), Config.mapOrFail(parseDurationOf(name)))
 
+const ConfigErrorInvalid = (name: string, message: string) => ConfigError.InvalidData([name], message)
+
+/** `Config.validate` that names the value it refused ("…, got -1"). Apply before withDefault, as validate. */
+const validated = <A>(options: { readonly message: string; readonly validation: (a: A) => boolean }) =>
+  Config.mapOrFail((value: A) =>
+    options.validation(value)
+      ? Either.right(value)
+      : Either.left(ConfigError.InvalidData([], `${options.message}, got ${JSON.stringify(value)}`))
+  )
+
+/**
+ * A configuration error as the one line start-up prints: each refused variable with what was wrong,
+ * `PROXY_HTTP_API: expected a port or host:port, got "abc" (…)`, several joined with `; `.
+ */
+export const describeConfigError = (error: ConfigError.ConfigError): string => {
+  switch (error._op) {
+    case "And":
+      return `${describeConfigError(error.left)}; ${describeConfigError(error.right)}`
+    case "Or":
+      return `${describeConfigError(error.left)}, or ${describeConfigError(error.right)}`
+    case "InvalidData":
+    case "MissingData":
+    case "SourceUnavailable":
+    case "Unsupported":
+      return error.path.length === 0 ? error.message : `${error.path.join(".")}: ${error.message}`
+  }
+}
+
 // Validate before withDefault: a check on the default's result would report an empty path, not the name.
 const port = (name: string, fallback: number) =>
   Config.integer(name).pipe(
-    Config.validate({ message: "expected a port from 0 to 65535", validation: (n) => n >= 0 && n <= 65535 }),
+    validated({ message: "expected a port from 0 to 65535", validation: (n) => n >= 0 && n <= 65535 }),
     Config.withDefault(fallback)
   )
 
 const ipLiteral = (name: string) =>
-  Config.string(name).pipe(Config.validate({ message: "expected an IPv4 or IPv6 address", validation: (s) => isIP(s) !== 0 }))
+  Config.string(name).pipe(validated({ message: "expected an IPv4 or IPv6 address", validation: (s) => isIP(s) !== 0 }))
 
-const ConfigErrorInvalid = (name: string, message: string) => ConfigError.InvalidData([name], message)
+
 
 /** Where one listener binds: its own host (none: PROXY_LISTEN_HOST) and its port. */
 export interface ListenAddress {
@@ -359,7 +387,7 @@ export const config: Config.Config<ProxyConfigShape> = Config.all({
     })
   ),
   candidatePort: Config.option(Config.integer("PROXY_CANDIDATE_PORT").pipe(
-    Config.validate({ message: "expected a port from 1 to 65535", validation: (n) => n >= 1 && n <= 65535 })
+    validated({ message: "expected a port from 1 to 65535", validation: (n) => n >= 1 && n <= 65535 })
   )),
   loadBalancer: Config.literal("memory", "redis")("PROXY_LOAD_BALANCER_TYPE").pipe(Config.withDefault("memory" as const)),
   redis: Config.all({
@@ -396,18 +424,18 @@ export const config: Config.Config<ProxyConfigShape> = Config.all({
   originDownHold: duration("PROXY_ORIGIN_DOWN_HOLD", "10s"),
   originProbe: Config.all({
     path: Config.string("PROXY_ORIGIN_PROBE_PATH").pipe(
-      Config.validate({ message: "expected a path starting with /", validation: (path) => path.startsWith("/") }),
+      validated({ message: "expected a path starting with /", validation: (path) => path.startsWith("/") }),
       Config.withDefault("/api/v1/versions")
     ),
     interval: duration("PROXY_ORIGIN_PROBE_INTERVAL", "5s"),
     timeout: duration("PROXY_ORIGIN_PROBE_TIMEOUT", "2s"),
     failures: Config.integer("PROXY_ORIGIN_PROBE_FAILURES").pipe(
-      Config.validate({ message: "expected a number of probes, 1 or more", validation: (n) => n >= 1 }),
+      validated({ message: "expected a number of probes, 1 or more", validation: (n) => n >= 1 }),
       Config.withDefault(3)
     )
   }),
   maxBodyBytes: Config.integer("PROXY_MAX_BODY_SIZE").pipe(
-    Config.validate({ message: "expected a size in bytes from 1024", validation: (n) => n >= 1024 }),
+    validated({ message: "expected a size in bytes from 1024", validation: (n) => n >= 1024 }),
     Config.withDefault(64 * 1024)
   ),
   bodyTimeout: duration("PROXY_BODY_TIMEOUT", "10s"),
@@ -428,11 +456,11 @@ export const config: Config.Config<ProxyConfigShape> = Config.all({
   iceRestart: onOff("PROXY_ICE_RESTART", true),
   rateLimit: Config.all({
     perSecond: Config.number("PROXY_RATE_LIMIT").pipe(
-      Config.validate({ message: "expected requests per second, 0 or more", validation: (n) => n >= 0 }),
+      validated({ message: "expected requests per second, 0 or more", validation: (n) => n >= 0 }),
       Config.withDefault(20)
     ),
     burst: Config.integer("PROXY_RATE_LIMIT_BURST").pipe(
-      Config.validate({ message: "expected a number of requests, 1 or more", validation: (n) => n >= 1 }),
+      validated({ message: "expected a number of requests, 1 or more", validation: (n) => n >= 1 }),
       Config.withDefault(50)
     )
   }),
@@ -441,7 +469,7 @@ export const config: Config.Config<ProxyConfigShape> = Config.all({
     Config.mapOrFail((text) => Either.mapLeft(parseTrustedProxies(text), (message) => ConfigErrorInvalid("PROXY_TRUSTED_PROXIES", message)))
   ),
   maxSessions: Config.integer("PROXY_MAX_SESSIONS").pipe(
-    Config.validate({ message: "expected a number of sessions, 0 or more", validation: (n) => n >= 0 }),
+    validated({ message: "expected a number of sessions, 0 or more", validation: (n) => n >= 0 }),
     Config.withDefault(10_000)
   ),
   // Off unless set: a TCP port is one more thing to open in a firewall, and most clients never need it.
@@ -457,12 +485,12 @@ export const config: Config.Config<ProxyConfigShape> = Config.all({
     )
   ),
   iceTcpMaxConnections: Config.integer("PROXY_WEBRTC_TCP_MAX_CONNECTIONS").pipe(
-    Config.validate({ message: "expected a number of connections, 1 or more", validation: (n) => n >= 1 }),
+    validated({ message: "expected a number of connections, 1 or more", validation: (n) => n >= 1 }),
     Config.withDefault(2000)
   ),
   iceTcpHandshakeTimeout: duration("PROXY_WEBRTC_TCP_HANDSHAKE_TIMEOUT", "5s"),
   udpBufferBytes: Config.integer("PROXY_UDP_BUFFER_SIZE").pipe(
-    Config.validate({ message: "expected a size in bytes from 65536", validation: (n) => n >= 65536 }),
+    validated({ message: "expected a size in bytes from 65536", validation: (n) => n >= 65536 }),
     Config.withDefault(4 * 1024 * 1024)
   ),
   rtcWorkers: Config.string("PROXY_RTC_WORKERS").pipe(

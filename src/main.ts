@@ -4,13 +4,14 @@
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Cause from "effect/Cause"
+import * as ConfigError from "effect/ConfigError"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Runtime from "effect/Runtime"
 import { existsSync, readFileSync } from "node:fs"
-import { ignoredGoProxyVariables, mergeEnv, parseDotEnv, ProxyConfig } from "./Config.js"
+import { describeConfigError, ignoredGoProxyVariables, mergeEnv, parseDotEnv, ProxyConfig } from "./Config.js"
 import { Health } from "./Http/Health.js"
 import * as Logging from "./Logging.js"
 import { ProxyLive } from "./Proxy.js"
@@ -62,7 +63,11 @@ Layer.launch(MainLive).pipe(
   Effect.tapErrorCause((cause) =>
     Effect.sync(() => {
       const error = Cause.squash(cause)
-      const message = error instanceof Error ? error.message : String(error)
+      const message = ConfigError.isConfigError(error)
+        ? describeConfigError(error)
+        : error instanceof Error
+        ? error.message
+        : String(error)
       console.error(`rtc-proxy cannot start: ${message.replace(/\s+/g, " ")}`)
     })
   ),

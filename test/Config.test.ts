@@ -6,6 +6,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import {
+  describeConfigError,
   candidateFamilyWarnings,
   config,
   GO_PROXY_IGNORED_VARIABLES,
@@ -627,4 +628,28 @@ describe("PROXY_RTC_WORKERS", () => {
         assert.include(String(refused), "expected a number of workers from 1 to 64", String(bad))
       }
     }))
+})
+
+describe("describeConfigError", () => {
+  const refusal = (entries: Record<string, string>) =>
+    Effect.map(Effect.flip(load(entries)), describeConfigError)
+
+  it.effect("names each refused variable with its value, one line, without the error's own nesting", () =>
+    Effect.gen(function*() {
+      assert.strictEqual(yield* refusal({ PROXY_MAX_BODY_SIZE: "-1" }), "PROXY_MAX_BODY_SIZE: expected a size in bytes from 1024, got -1")
+      const two = yield* refusal({ PROXY_HTTP_API: "abc", PROXY_MAX_SESSIONS: "-2" })
+      assert.match(two, /^PROXY_HTTP_API: expected a port or host:port, got "abc" \(accepted: [^)]+\)/)
+      assert.include(two, "; PROXY_MAX_SESSIONS: expected a number of sessions, 0 or more, got -2")
+      assert.notInclude(two, "Invalid data")
+      assert.notInclude(two, "\n")
+    }))
+
+  it("the other kinds, and And/Or", () => {
+    const missing = ConfigError.MissingData(["PROXY_X"], "Expected PROXY_X to exist")
+    const invalid = ConfigError.InvalidData(["PROXY_Y"], "expected a number, got \"y\"")
+    assert.strictEqual(describeConfigError(missing), "PROXY_X: Expected PROXY_X to exist")
+    assert.strictEqual(describeConfigError(ConfigError.And(missing, invalid)), "PROXY_X: Expected PROXY_X to exist; PROXY_Y: expected a number, got \"y\"")
+    assert.strictEqual(describeConfigError(ConfigError.Or(missing, invalid)), "PROXY_X: Expected PROXY_X to exist, or PROXY_Y: expected a number, got \"y\"")
+    assert.strictEqual(describeConfigError(ConfigError.InvalidData([], "no path")), "no path")
+  })
 })

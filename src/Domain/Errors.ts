@@ -24,6 +24,8 @@ const answer = (error: {
     headers["retry-after"] = String(Math.max(1, Math.ceil(Duration.toSeconds(error.retryAfter))))
   }
   if (error.allow !== undefined) headers["allow"] = error.allow
+  // RFC 9110 section 15.5.2: a 401 names the scheme it takes (RFC 6750's Bearer).
+  if (error.status === 401) headers["www-authenticate"] = "Bearer realm=\"rtc-proxy\""
   return Effect.succeed(
     HttpServerResponse.unsafeJson({ code: error.code, message: error.message }, { status: error.status, headers })
   )

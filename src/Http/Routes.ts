@@ -99,7 +99,11 @@ const authorized = <R>(
     const config = yield* ProxyConfig
     const request = yield* HttpServerRequest.HttpServerRequest
     if (Option.isSome(config.mediaApiToken) && !bearerMatches(request.headers["authorization"], config.mediaApiToken.value)) {
-      return yield* new Unauthorized({ message: "this proxy needs Authorization: Bearer <token> for WHIP/WHEP" })
+      return yield* new Unauthorized({
+        message: request.headers["authorization"] === undefined
+          ? "this proxy needs Authorization: Bearer <token> for WHIP/WHEP"
+          : "the Authorization bearer token is not the one this proxy takes for WHIP/WHEP"
+      })
     }
     return yield* handler
   })

@@ -41,7 +41,9 @@ export const requireSystemToken = Effect.gen(function*() {
       (queryToken !== null && bearerMatches(`Bearer ${queryToken}`, token))
     if (!allowed) {
       return yield* new Unauthorized({
-        message: "the system API needs its token: Authorization: Bearer <token>, or ?token=<token> in the URL"
+        message: request.headers["authorization"] === undefined && queryToken === null
+          ? "the system API needs its token: Authorization: Bearer <token>, or ?token=<token> in the URL"
+          : "the token given is not the system API's (Authorization: Bearer <token>, or ?token=<token> in the URL)"
       })
     }
   }

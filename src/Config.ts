@@ -306,6 +306,23 @@ export const GO_PROXY_IGNORED_VARIABLES: ReadonlyArray<string> = [
 export const ignoredGoProxyVariables = (env: ReadonlyMap<string, string>): ReadonlyArray<string> =>
   GO_PROXY_IGNORED_VARIABLES.filter((name) => (env.get(name) ?? "") !== "")
 
+/**
+ * The start-up line naming the ignored variables that are set, each group with its reason: the other
+ * protocols' settings, and the API token settings (inert while PROXY_HTTP_API_AUTH_ENABLED is off).
+ */
+export const ignoredGoProxyLine = (ignored: ReadonlyArray<string>): string | undefined => {
+  const isAuth = (name: string) => name.startsWith("PROXY_HTTP_API_AUTH_")
+  const other = ignored.filter((name) => !isAuth(name))
+  const auth = ignored.filter(isAuth)
+  const reasons = [
+    ...(other.length === 0 ? [] : [`${other.join(", ")}: rtc-proxy serves WebRTC only (WHIP/WHEP and one UDP port)`]),
+    ...(auth.length === 0 ? [] : [
+      `${auth.join(", ")}: rtc-proxy's own tokens are PROXY_HTTP_API_TOKEN (WHIP/WHEP) and PROXY_SYSTEM_API_TOKEN (origin registration)`
+    ])
+  ]
+  return reasons.length === 0 ? undefined : `ignoring the SRS Go proxy's ${reasons.join("; and ")}`
+}
+
 // Newer Go proxies protect their APIs with PROXY_HTTP_API_AUTH_*. Ignoring it would open what the
 // user meant to close, so it stops start-up and names this proxy's own token variables.
 const goProxyAuthRefused = onOff("PROXY_HTTP_API_AUTH_ENABLED", false).pipe(

@@ -11,7 +11,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Runtime from "effect/Runtime"
 import { existsSync, readFileSync } from "node:fs"
-import { describeConfigError, ignoredGoProxyVariables, mergeEnv, parseDotEnv, ProxyConfig } from "./Config.js"
+import { describeConfigError, ignoredGoProxyLine, ignoredGoProxyVariables, mergeEnv, parseDotEnv, ProxyConfig } from "./Config.js"
 import { Health } from "./Http/Health.js"
 import * as Logging from "./Logging.js"
 import { ProxyLive } from "./Proxy.js"
@@ -43,10 +43,8 @@ const configFromEnv = Layer.setConfigProvider(ConfigProvider.fromMap(env))
 
 // A Go proxy's environment starts this proxy: its settings for other protocols are named once, not refused.
 const announceIgnored = Layer.effectDiscard(Effect.suspend(() => {
-  const ignored = ignoredGoProxyVariables(env)
-  return ignored.length === 0
-    ? Effect.void
-    : Effect.logInfo(`ignoring the SRS Go proxy's ${ignored.join(", ")}: rtc-proxy serves WebRTC only (WHIP/WHEP and one UDP port)`)
+  const line = ignoredGoProxyLine(ignoredGoProxyVariables(env))
+  return line === undefined ? Effect.void : Effect.logInfo(line)
 }))
 
 const MainLive = Layer.effectDiscard(forceQuitAfterSignal).pipe(

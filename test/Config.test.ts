@@ -10,6 +10,7 @@ import {
   candidateFamilyWarnings,
   config,
   GO_PROXY_IGNORED_VARIABLES,
+  ignoredGoProxyLine,
   ignoredGoProxyVariables,
   type ListenAddress,
   mergeEnv,
@@ -651,5 +652,19 @@ describe("describeConfigError", () => {
     assert.strictEqual(describeConfigError(ConfigError.And(missing, invalid)), "PROXY_X: Expected PROXY_X to exist; PROXY_Y: expected a number, got \"y\"")
     assert.strictEqual(describeConfigError(ConfigError.Or(missing, invalid)), "PROXY_X: Expected PROXY_X to exist, or PROXY_Y: expected a number, got \"y\"")
     assert.strictEqual(describeConfigError(ConfigError.InvalidData([], "no path")), "no path")
+  })
+})
+
+describe("ignoredGoProxyLine", () => {
+  it("none set: no line; each group with its own reason", () => {
+    assert.isUndefined(ignoredGoProxyLine([]))
+    assert.strictEqual(
+      ignoredGoProxyLine(["PROXY_RTMP_SERVER", "GO_PPROF"]),
+      "ignoring the SRS Go proxy's PROXY_RTMP_SERVER, GO_PPROF: rtc-proxy serves WebRTC only (WHIP/WHEP and one UDP port)"
+    )
+    const both = ignoredGoProxyLine(["PROXY_RTMP_SERVER", "PROXY_HTTP_API_AUTH_TOKEN"])!
+    assert.match(both, /PROXY_RTMP_SERVER: rtc-proxy serves WebRTC only/)
+    assert.match(both, /; and PROXY_HTTP_API_AUTH_TOKEN: rtc-proxy's own tokens are PROXY_HTTP_API_TOKEN \(WHIP\/WHEP\) and PROXY_SYSTEM_API_TOKEN/)
+    assert.notInclude(ignoredGoProxyLine(["PROXY_HTTP_API_AUTH_TYPE"])!, "WebRTC only")
   })
 })

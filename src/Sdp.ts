@@ -77,6 +77,9 @@ const credentialsOf = (lines: ReadonlyArray<string>): Partial<IceCredentials> =>
   return { ...(ufrag === undefined ? {} : { ufrag }), ...(pwd === undefined ? {} : { pwd }) }
 }
 
+/** Whether a body can be SDP text: control characters other than CR, LF and TAB never occur in it. */
+export const isText = (sdp: string): boolean => !/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/.test(sdp)
+
 /** Whether a description starts with `v=0`, after any white space (as an answer must). */
 export const startsWithVersion = (sdp: string): boolean => {
   const start = sdp.search(/\S/)
@@ -88,8 +91,7 @@ export const validateOffer = (sdp: string): Either.Either<Offer, OfferProblem> =
   // Where the text starts after white space (what trimStart would cut), without copying a large body.
   const start = sdp.search(/\S/)
   if (start === -1) return Either.left("empty")
-  // Control characters other than CR, LF and TAB never occur in SDP text.
-  if (/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/.test(sdp)) return Either.left("binary")
+  if (!isText(sdp)) return Either.left("binary")
   if (!sdp.startsWith("v=0", start)) return Either.left("not-sdp")
   // One split serves the checks, the credentials and the copy for the origin.
   const eol = lineEnding(sdp)

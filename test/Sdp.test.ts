@@ -7,6 +7,7 @@ import {
   candidates,
   iceAttributes,
   iceCredentials,
+  isText,
   parseCandidate,
   readAnswer,
   restartFragment,
@@ -644,6 +645,14 @@ describe("iceAttributes", () => {
     })
     assert.deepStrictEqual(iceAttributes(lf("v=0", "a=ice-options:trickle", "a=ice-options:ice2")), { lite: false, options: "trickle" })
     assert.deepStrictEqual(iceAttributes(""), { lite: false, options: undefined })
+  })
+})
+
+describe("isText", () => {
+  it("CR, LF and TAB are text; other control characters are not", () => {
+    assert.isTrue(isText("a=ice-ufrag:x\r\n\ta=mid:0\n"))
+    assert.isTrue(isText(""))
+    for (const c of ["\u0000", "\u0001", "\u0008", "\u000b", "\u000c", "\u000e", "\u001f"]) assert.isFalse(isText(`a=${c}`), JSON.stringify(c))
   })
 })
 

@@ -644,7 +644,7 @@ export const patchSession = (id: string) =>
     // An SDP answer only answers a WHEP counter-offer (a 406): a publish session never had one.
     if (mediaType === "application/sdp" && record.kind === "play") {
       const answer = yield* readText(config)
-      if (!Sdp.startsWithVersion(answer)) {
+      if (!Sdp.isText(answer) || !Sdp.startsWithVersion(answer)) {
         return yield* new BadRequest({ message: "the body is not an SDP answer (it must start with v=0)" })
       }
       return yield* answerCounterOffer(record, answer)
@@ -657,6 +657,7 @@ export const patchSession = (id: string) =>
       })
     }
     const fragment = yield* readText(config)
+    if (!Sdp.isText(fragment)) return yield* new BadRequest({ message: "the body is not an SDP fragment (it is not text)" })
     const clientCredentials = Sdp.iceCredentials(fragment)
     const currentClientUfrag = record.ufragPair.slice(record.ufragPair.indexOf(":") + 1)
     const ifMatch = request.headers["if-match"]

@@ -737,7 +737,7 @@ describe("legacy JSON API", () => {
       const [view] = yield* proxy.relay.sessions
       assert.deepStrictEqual(view?.ufragPairs, ["srv1:cli1", "srv9:cli2"])
     }))
-  live("PATCH application/sdp: 415 on a WHIP session, 400 on a WHEP one when it is no SDP; the origin is not asked", () =>
+  live("PATCH application/sdp: 415 on a WHIP session, 400 on a WHEP one when it is no SDP; a binary fragment 400; the origin is not asked", () =>
     Effect.gen(function*() {
       const { proxy, origin } = yield* proxyWithOrigin()
       const publish = yield* post(proxy, "whip", "sdp-patch")
@@ -752,6 +752,12 @@ describe("legacy JSON API", () => {
       assert.strictEqual(play.status, 201, play.body)
       const notSdp = yield* httpRequest(`${proxy.mediaUrl}${play.headers["location"]}`, { method: "PATCH", headers: SDP, body: "hello" })
       assert.match(assertJsonError(notSdp, 400).message, /not an SDP answer/)
+      const binaryTrickle = yield* httpRequest(`${proxy.mediaUrl}${publish.headers["location"]}`, {
+        method: "PATCH",
+        headers: { "content-type": "application/trickle-ice-sdpfrag" },
+        body: "\u0000\u0001\u0002junk"
+      })
+      assert.match(assertJsonError(binaryTrickle, 400).message, /not an SDP fragment/)
       assert.isEmpty(origin.requests.filter((r) => r.method === "PATCH"))
     }))
   live("PATCH ICE restart: without a usable ice-pwd 400; an origin's other refusal (500) passed on; a session restarted by the proxy stays with it", () =>

@@ -219,7 +219,9 @@ export interface ListenAddress {
   readonly port: number
 }
 
-const LISTEN_FORMS = "accepted: 11985, :11985, 127.0.0.1:11985, [::1]:11985, 0.0.0.0:11985, localhost:11985"
+// The forms a listen variable takes, with the variable's own default port; names only where a host name is.
+const listenForms = (port: number, hostnames: boolean) =>
+  `accepted: ${port}, :${port}, 127.0.0.1:${port}, [::1]:${port}, 0.0.0.0:${port}${hostnames ? `, localhost:${port}` : ""}`
 const HOSTNAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/i
 
 /**
@@ -230,9 +232,10 @@ const HOSTNAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9
  */
 export const parseListenAddress = (
   text: string,
-  options: { readonly hostnames: boolean }
+  options: { readonly hostnames: boolean; readonly examplePort?: number }
 ): Either.Either<ListenAddress, string> => {
-  const fail = (why: string) => Either.left(`${why}, got ${JSON.stringify(text)} (${LISTEN_FORMS})`)
+  const fail = (why: string) =>
+    Either.left(`${why}, got ${JSON.stringify(text)} (${listenForms(options.examplePort ?? 11985, options.hostnames)})`)
   const value = text.trim()
   const match = /^(?:(\[[^\]]*\]|[^:[\]]*):)?(\d+)$/.exec(value)
   if (match === null) {
@@ -260,7 +263,9 @@ export const parseListenAddress = (
 const listen = (name: string, fallbackPort: number, options: { readonly hostnames: boolean }) =>
   Config.string(name).pipe(
     Config.withDefault(String(fallbackPort)),
-    Config.mapOrFail((text) => Either.mapLeft(parseListenAddress(text, options), (message) => ConfigErrorInvalid(name, message)))
+    Config.mapOrFail((text) =>
+      Either.mapLeft(parseListenAddress(text, { ...options, examplePort: fallbackPort }), (message) => ConfigErrorInvalid(name, message))
+    )
   )
 
 const ON = new Set(["on", "true", "yes", "1"])

@@ -668,3 +668,15 @@ describe("ignoredGoProxyLine", () => {
     assert.notInclude(ignoredGoProxyLine(["PROXY_HTTP_API_AUTH_TYPE"])!, "WebRTC only")
   })
 })
+
+describe("listen variables' errors", () => {
+  it.effect("name the forms with the variable's own default port; a host name only where one is taken", () =>
+    Effect.gen(function*() {
+      const udp = describeConfigError(yield* Effect.flip(load({ PROXY_WEBRTC_SERVER: "myhost:8000" })))
+      assert.include(udp, "PROXY_WEBRTC_SERVER: the host must be an IP address, not a name like myhost")
+      assert.include(udp, "(accepted: 18000, :18000, 127.0.0.1:18000, [::1]:18000, 0.0.0.0:18000)")
+      assert.notInclude(udp, "localhost")
+      const system = describeConfigError(yield* Effect.flip(load({ PROXY_SYSTEM_API: "x:y" })))
+      assert.include(system, "accepted: 12025, :12025, 127.0.0.1:12025, [::1]:12025, 0.0.0.0:12025, localhost:12025")
+    }))
+})

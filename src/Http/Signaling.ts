@@ -672,7 +672,8 @@ export const patchSession = (id: string) =>
     }
     if (!ifMatchHolds(ifMatch, record)) {
       return yield* new PreconditionFailed({
-        message: "If-Match does not name this session's current entity-tag (it changed with an ICE restart); use *"
+        message: "If-Match does not name this session's current entity-tag (the ETag of its 201, or of its last ICE " +
+          "restart); use * or that ETag"
       })
     }
     if (!Sdp.validCredentials(clientCredentials)) {

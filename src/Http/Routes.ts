@@ -212,16 +212,24 @@ const mediaRouter = HttpRouter.empty.pipe(
  * An OPTIONS that is not a CORS preflight asks what the endpoint takes (RFC 9725 section 4.6): the
  * offer's media type and this proxy's ICE servers. Preflights go on to the CORS middleware.
  */
-const discovery = (config: ProxyConfigShape) =>
+const discovery = (config: ProxyConfigShape, url: string) =>
   Effect.map(Signaling.iceServerLinks(config), (links) =>
     HttpServerResponse.empty({
       status: 204,
       headers: {
-        "accept-post": "application/sdp",
+        // What the resource takes: an offer at an endpoint, a fragment (or a counter-offer's answer) at a session URL.
+        ...(SESSION_URL.test(url)
+          ? { "accept-patch": "application/trickle-ice-sdpfrag" }
+          : ENDPOINT_URL.test(url)
+          ? { "accept-post": "application/sdp" }
+          : {}),
         "access-control-allow-origin": "*",
         ...(links === undefined ? {} : { link: links })
       }
     }))
+
+/** The WHIP and WHEP endpoints an offer is POSTed to (SRS's legacy JSON ones take JSON). */
+const ENDPOINT_URL = /^\/rtc\/v1\/wh[ie]p\/?(?:\?|$)/
 
 /** The media API's requests with CORS that browsers accept for WHIP/WHEP. */
 const mediaRequests = handle(rateLimited("media", app(mediaRouter))).pipe(
@@ -242,7 +250,7 @@ export const mediaApp = Effect.contextWithEffect((
 ) => {
   const request = Context.get(context, HttpServerRequest.HttpServerRequest)
   if (request.method === "OPTIONS" && request.headers["access-control-request-method"] === undefined) {
-    return discovery(Context.get(context, ProxyConfig))
+    return discovery(Context.get(context, ProxyConfig), request.url)
   }
   return Context.get(context, Health.Health).track(mediaRequests, timeSignaling(request))
 })

@@ -737,7 +737,7 @@ describe("legacy JSON API", () => {
       const [view] = yield* proxy.relay.sessions
       assert.deepStrictEqual(view?.ufragPairs, ["srv1:cli1", "srv9:cli2"])
     }))
-  live("PATCH application/sdp: 415 on a WHIP session, 400 on a WHEP one when it is no SDP; a binary fragment 400; the origin is not asked", () =>
+  live("PATCH application/sdp: 415 on a WHIP session, 400 on a WHEP one when it is no SDP; a binary fragment 400; OPTIONS says what each takes; the origin is not asked", () =>
     Effect.gen(function*() {
       const { proxy, origin } = yield* proxyWithOrigin()
       const publish = yield* post(proxy, "whip", "sdp-patch")
@@ -758,6 +758,14 @@ describe("legacy JSON API", () => {
         body: "\u0000\u0001\u0002junk"
       })
       assert.match(assertJsonError(binaryTrickle, 400).message, /not an SDP fragment/)
+      // Discovery (OPTIONS, not a preflight) says what each resource takes.
+      const atSession = yield* httpRequest(`${proxy.mediaUrl}${publish.headers["location"]}`, { method: "OPTIONS" })
+      assert.strictEqual(atSession.status, 204)
+      assert.strictEqual(atSession.headers["accept-patch"], "application/trickle-ice-sdpfrag")
+      assert.isUndefined(atSession.headers["accept-post"])
+      const elsewhere = yield* httpRequest(`${proxy.mediaUrl}/api/v1/versions`, { method: "OPTIONS" })
+      assert.isUndefined(elsewhere.headers["accept-post"])
+      assert.strictEqual((yield* httpRequest(proxy.endpoint("whep", "x"), { method: "OPTIONS" })).headers["accept-post"], "application/sdp")
       assert.isEmpty(origin.requests.filter((r) => r.method === "PATCH"))
     }))
   live("PATCH ICE restart: without a usable ice-pwd 400; an origin's other refusal (500) passed on; a session restarted by the proxy stays with it", () =>

@@ -153,6 +153,11 @@ const copyableHeaders = (headers: Readonly<Record<string, string>>): Record<stri
   return copied
 }
 
+const withoutContentType = (headers: Record<string, string>): Record<string, string> => {
+  const { "content-type": _, ...rest } = headers
+  return rest
+}
+
 const mediaTypeOf = (contentType: string | undefined) => contentType?.split(";")[0]!.trim().toLowerCase() ?? ""
 
 /**
@@ -239,13 +244,18 @@ const originRefused = (origin: Origin, response: OriginResponse) => {
       })
     )
   }
-  return Effect.succeed(
-    HttpServerResponse.text(response.body, {
+  // A refusal without a body would leave the client with a bare status: it says whose it is.
+  const refusal = response.body.trim() === ""
+    ? HttpServerResponse.unsafeJson(
+      { code: "origin-refused", message: `origin ${origin.id} answered ${response.status} without a body` },
+      { status: response.status, headers: withoutContentType(copyableHeaders(response.headers)) }
+    )
+    : HttpServerResponse.text(response.body, {
       status: response.status,
       contentType: response.headers["content-type"] ?? "text/plain",
       headers: copyableHeaders(response.headers)
     })
-  )
+  return Effect.as(Effect.logInfo(`origin ${origin.id} refused the offer: ${response.status}`), refusal)
 }
 
 /** A strong entity-tag for a session's ICE state (RFC 9725 section 4.3.1): new at every restart. */

@@ -462,6 +462,23 @@ describe("signaling errors: a JSON {code, message}, the right status, nothing le
       assert.match(String(response.headers["content-type"]), /^application\/json/)
       yield* assertNoSession(proxy)
     }))
+
+  live("a 4xx from the origin without a body keeps its status and headers, and says whose refusal it is", () =>
+    Effect.gen(function*() {
+      const { origin, proxy } = yield* proxyWithOrigin()
+      origin.handler = (_request, res) => {
+        res.writeHead(404, { "Content-Type": "text/plain", "Retry-After": "3" })
+        res.end()
+      }
+      const response = yield* post(proxy, "whep", "gone")
+      assert.strictEqual(response.status, 404)
+      assert.strictEqual(response.headers["retry-after"], "3")
+      assert.match(String(response.headers["content-type"]), /^application\/json/)
+      const refusal = JSON.parse(response.body) as { code: string; message: string }
+      assert.strictEqual(refusal.code, "origin-refused")
+      assert.match(refusal.message, /^origin \S+ answered 404 without a body$/)
+      yield* assertNoSession(proxy)
+    }))
 })
 
 describe("one publisher per stream", () => {

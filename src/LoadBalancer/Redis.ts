@@ -218,7 +218,13 @@ export const make = (
         [streamKey(streamUrl), redis.key(ALL_SERVERS)],
         [random, streamTtlMillis, avoid === undefined ? "" : serverKey(avoid), serverPrefix, redis.key(DOWN), redis.key(DRAIN)]
       ).pipe(orSharedStateUnavailable)
-      if (!Array.isArray(result)) return yield* noHealthyOrigin()
+      if (!Array.isArray(result)) {
+        // The rare path: one more read tells "all held down" from "none registered" for the message.
+        const known = yield* Effect.orElseSucceed(origins, (): ReadonlyArray<OriginStatus> => [])
+        return yield* noHealthyOrigin(
+          known.filter((status) => status.healthy && status.down && !status.draining && canServeWebRtc(status.origin)).length
+        )
+      }
       // The pick renewed (or set) the mapping's TTL.
       if (streamTtlMillis > 0) keeps.renewed(streamUrl, yield* Clock.currentTimeMillis)
       const [key, json, previous] = result as [string, string, string]

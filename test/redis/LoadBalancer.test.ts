@@ -231,6 +231,12 @@ describe.skipIf(REDIS_SERVER === undefined)("Redis load balancer (real redis-ser
         const noApi = yield* Effect.flip(lb.pick(StreamKey.make("v/live/s")))
         assert.strictEqual(noApi._tag, "ServiceUnavailable")
         assert.match(noApi.message, /no healthy origin/)
+        // Registered and able, but held down after a failure: the message says so.
+        const able = origin()
+        yield* lb.register(able)
+        yield* lb.markDown(able.id, "connection refused")
+        const heldDown = yield* Effect.flip(lb.pick(StreamKey.make("v/live/s")))
+        assert.match(heldDown.message, /^every origin that takes WebRTC \(1\) is marked down/)
       }))
 
     it.scoped("the key prefix: every key is `<prefix>:<key>`, and proxies under another prefix see nothing", () =>

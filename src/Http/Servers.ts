@@ -65,8 +65,10 @@ const PARSER_REFUSALS: Record<string, readonly [status: number, reason: string, 
 const MALFORMED = [400, "Bad Request", "bad-request", "the request is not valid HTTP/1.1"] as const
 
 const answerClientError = (error: Error & { readonly code?: string }, socket: Duplex) => {
-  // A connection the client reset, or one already answered, gets nothing more.
-  if (error.code === "ECONNRESET" || !socket.writable) {
+  // A connection the client reset, or one whose current response has begun (as Node's own handler
+  // checks), gets nothing more: bytes written now would land inside that response.
+  const current = (socket as Duplex & { readonly _httpMessage?: { readonly headersSent?: boolean } })._httpMessage
+  if (error.code === "ECONNRESET" || !socket.writable || current?.headersSent === true) {
     socket.destroy()
     return
   }

@@ -128,10 +128,12 @@ type Method = typeof KNOWN_METHODS[number]
  */
 const resource = (paths: ReadonlyArray<HttpRouter.PathInput>, table: Partial<Record<Method, RouteHandler>>) =>
 (router: Router): Router => {
-  const allow = Object.keys(table).join(", ")
+  const methods = Object.keys(table)
+  // The Allow header lists HEAD too where GET is (the router serves it); the message names what to use.
+  const allow = [...methods, ...(table.GET !== undefined && table.HEAD === undefined ? ["HEAD"] : [])].join(", ")
   const refuse: Handler = Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
     Effect.fail(
-      new MethodNotAllowed({ message: `${request.method} is not allowed on ${pathOf(request.url)}; use ${allow}`, allow })
+      new MethodNotAllowed({ message: `${request.method} is not allowed on ${pathOf(request.url)}; use ${methods.join(", ")}`, allow })
     ))
   for (const path of paths) {
     for (const method of KNOWN_METHODS) {

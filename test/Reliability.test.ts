@@ -123,7 +123,18 @@ describe(withWorkers("reliability"), () => {
       // DELETE: ended at once, with traffic having flowed.
       const deleted = yield* Effect.forEach(Array.from({ length: PER_WAY }, (_, n) => n), (n) => open("del", n))
       deleted.forEach((record, n) => clients[n]!.send(binding(record.ufragPair, SERVER_PWD), record.port))
-      yield* eventually(() => clients.forEach((c) => assert.lengthOf(c.received, 1)), 5000)
+      // 300 checks at once over loopback on a busy machine may lose one: a client without an answer
+      // checks again (as an ICE agent would) every half second.
+      let lastSent = Date.now()
+      yield* eventually(() => {
+        if (Date.now() - lastSent > 500) {
+          lastSent = Date.now()
+          deleted.forEach((record, n) => {
+            if (clients[n]!.received.length === 0) clients[n]!.send(binding(record.ufragPair, SERVER_PWD), record.port)
+          })
+        }
+        clients.forEach((c) => assert.isAtLeast(c.received.length, 1))
+      }, 5000)
       yield* Effect.forEach(deleted, (record) => relay.close(record.id, "deleted"), { discard: true, concurrency: 16 })
 
       // Idle: never used by a client.

@@ -91,7 +91,7 @@ export const noHealthyOrigin = (markedDown = 0): ServiceUnavailable =>
   new ServiceUnavailable({
     message: markedDown > 0
       ? `every origin that takes WebRTC (${markedDown}) is marked down after it could not be reached; ` +
-        "it gets offers again after PROXY_ORIGIN_DOWN_HOLD and its next heartbeat (see /api/v1/origins)"
+        "it gets offers again after PROXY_ORIGIN_DOWN_HOLD, and a registered one after its next heartbeat too (see /api/v1/origins)"
       : "no healthy origin is registered for WebRTC; check the origins' heartbeat settings",
     retryAfter: Duration.seconds(10)
   })

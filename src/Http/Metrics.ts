@@ -7,7 +7,6 @@
  * @since 0.1.0
  */
 import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
-import type * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
@@ -133,14 +132,25 @@ const workerSeries = {
 
 /**
  * Starts timing a media API request into `rtc_proxy_signaling_request_duration_seconds`; the returned
- * function records it once it ended (see `Health.track`).
+ * function records it once it ended with the status written (undefined: the client went first,
+ * counted as 500), as `Health.trackResponse` tells it.
  */
 export const timeSignaling = (request: HttpServerRequest.HttpServerRequest) => {
   const started = performance.now()
-  return (exit: Exit.Exit<HttpServerResponse.HttpServerResponse, unknown>): void =>
-    signalingSeries(routeOf(request.url), request.method, Exit.isSuccess(exit) ? String(exit.value.status) : "500")
+  return (status: number | undefined): void =>
+    signalingSeries(routeOf(request.url), request.method, status === undefined ? "500" : String(status))
       .unsafeUpdate((performance.now() - started) / 1000, [])
 }
+
+/** What became of an origin request, as `rtc_proxy_origin_request_duration_seconds` labels it. */
+export type OriginOutcome = "1xx" | "2xx" | "3xx" | "4xx" | "5xx" | "interrupted" | "timeout" | "failed"
+
+/** The outcome label of an origin's answer. */
+export const answeredOutcome = (status: number): OriginOutcome => `${Math.floor(status / 100)}xx` as OriginOutcome
+
+/** Records one origin request that took `millis`. */
+export const recordOrigin = (method: OriginRequest["method"], outcome: OriginOutcome, millis: number): void =>
+  originSeries(method, outcome).unsafeUpdate(millis / 1000, [])
 
 /** Times an origin request into `rtc_proxy_origin_request_duration_seconds`, by method and outcome. */
 export const measureOrigin = (
@@ -150,16 +160,19 @@ export const measureOrigin = (
   Effect.suspend(() => {
     const started = performance.now()
     return Effect.onExit(send, (exit) =>
-      Effect.sync(() => {
-        const outcome = Exit.isSuccess(exit)
-          ? `${Math.floor(exit.value.status / 100)}xx`
-          : Exit.isInterrupted(exit)
-          ? "interrupted"
-          : exit.cause._tag === "Fail" && exit.cause.error._tag === "OriginTimeout"
-          ? "timeout"
-          : "failed"
-        originSeries(request.method, outcome).unsafeUpdate((performance.now() - started) / 1000, [])
-      }))
+      Effect.sync(() =>
+        recordOrigin(
+          request.method,
+          Exit.isSuccess(exit)
+            ? answeredOutcome(exit.value.status)
+            : Exit.isInterrupted(exit)
+            ? "interrupted"
+            : exit.cause._tag === "Fail" && exit.cause.error._tag === "OriginTimeout"
+            ? "timeout"
+            : "failed",
+          performance.now() - started
+        )
+      ))
   })
 
 /**

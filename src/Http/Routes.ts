@@ -9,13 +9,16 @@ import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as FiberRef from "effect/FiberRef"
 import { flow } from "effect/Function"
 import * as HashMap from "effect/HashMap"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
+import * as http from "node:http"
 import type { HttpFailure } from "../Domain/Errors.js"
 import { MethodNotAllowed, NotFound, Unauthorized } from "../Domain/Errors.js"
 import type { SessionKind } from "../Domain/Session.js"
@@ -95,17 +98,18 @@ const rateLimited = (api: "media" | "system", handler: Handler): Effect.Effect<
 const authorized = <R>(
   handler: Effect.Effect<HttpServerResponse.HttpServerResponse, HttpFailure, R>
 ): Effect.Effect<HttpServerResponse.HttpServerResponse, HttpFailure, R | ProxyConfig | HttpServerRequest.HttpServerRequest> =>
-  Effect.gen(function*() {
-    const config = yield* ProxyConfig
-    const request = yield* HttpServerRequest.HttpServerRequest
-    if (Option.isSome(config.mediaApiToken) && !bearerMatches(request.headers["authorization"], config.mediaApiToken.value)) {
-      return yield* new Unauthorized({
-        message: request.headers["authorization"] === undefined
+  Effect.contextWithEffect((context: Context.Context<ProxyConfig | HttpServerRequest.HttpServerRequest>) => {
+    const token = Context.get(context, ProxyConfig).mediaApiToken
+    if (Option.isNone(token)) return handler
+    const authorization = Context.get(context, HttpServerRequest.HttpServerRequest).headers["authorization"]
+    if (bearerMatches(authorization, token.value)) return handler
+    return Effect.fail(
+      new Unauthorized({
+        message: authorization === undefined
           ? "this proxy needs Authorization: Bearer <token> for WHIP/WHEP"
           : "the Authorization bearer token is not the one this proxy takes for WHIP/WHEP"
       })
-    }
-    return yield* handler
+    )
   })
 
 const noContent: Handler = Effect.succeed(HttpServerResponse.empty({ status: 204 }))
@@ -192,11 +196,24 @@ const healthRoutes = flow(
 )
 const metricsRoute = resource(["/metrics"], { GET: Effect.zipRight(SystemApi.requireSystemToken, Prometheus.respond) })
 
-/** The system app counts its requests in flight (drained at shutdown), as the media app does. */
+/**
+ * Counts the request in flight (drained at shutdown) and tells `ended` its status once it is
+ * answered. Over Node, from the response's own close event, which costs no fiber step (this runs on
+ * every request); over any other server, as a finalizer of the request's effect.
+ */
 const tracked = <E, R>(
-  app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
-): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R | Health.Health> =>
-  Effect.flatMap(Health.Health, (health) => health.track(app))
+  health: Health.HealthShape,
+  request: HttpServerRequest.HttpServerRequest,
+  app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>,
+  ended?: (status: number | undefined) => void
+): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R> => {
+  const response = NodeHttpServerRequest.toServerResponse(request)
+  if (response instanceof http.ServerResponse) {
+    health.trackResponse(response, ended)
+    return app
+  }
+  return health.track(app, ended && ((exit) => ended(Exit.isSuccess(exit) ? exit.value.status : undefined)))
+}
 
 const mediaRouter = HttpRouter.empty.pipe(
   healthRoutes,
@@ -244,7 +261,7 @@ const mediaRequests = handle(rateLimited("media", app(mediaRouter))).pipe(
 
 /**
  * The media API app: discovery answered first; every other request counted in flight (drained at
- * shutdown) and timed, both in one finalizer. The steps are written out rather than stacked as
+ * shutdown) and timed, both from its response's close event (`tracked`). The steps are written out rather than stacked as
  * middlewares because each layer costs fiber work on every request, and signaling is CPU-bound.
  */
 export const mediaApp = Effect.contextWithEffect((
@@ -254,7 +271,7 @@ export const mediaApp = Effect.contextWithEffect((
   if (request.method === "OPTIONS" && request.headers["access-control-request-method"] === undefined) {
     return discovery(Context.get(context, ProxyConfig), request.url)
   }
-  return Context.get(context, Health.Health).track(mediaRequests, timeSignaling(request))
+  return tracked(Context.get(context, Health.Health), request, mediaRequests, timeSignaling(request))
 })
 
 const systemRouter = HttpRouter.empty.pipe(
@@ -270,5 +287,9 @@ const systemRouter = HttpRouter.empty.pipe(
   resource(["/api/v1/sessions/:id"], { DELETE: withSessionId(Admin.deleteSession) })
 )
 
-/** The system API app. */
-export const systemApp = tracked(handle(rateLimited("system", app(systemRouter))))
+const systemRequests = handle(rateLimited("system", app(systemRouter)))
+
+/** The system API app: its requests counted in flight too. */
+export const systemApp = Effect.contextWithEffect((context: Context.Context<HttpServerRequest.HttpServerRequest | Health.Health>) =>
+  tracked(Context.get(context, Health.Health), Context.get(context, HttpServerRequest.HttpServerRequest), systemRequests)
+)

@@ -9,6 +9,7 @@ import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -56,11 +57,35 @@ import * as ClientAddress from "./ClientAddress.js"
 import { countIceRestart } from "./Metrics.js"
 import { OriginClient, type OriginRequest, type OriginResponse } from "./OriginClient.js"
 
+/** What a signaling request runs on. */
+interface Services {
+  readonly request: HttpServerRequest.HttpServerRequest
+  readonly config: ProxyConfigShape
+  readonly relay: Relay["Type"]
+  readonly store: SessionStore["Type"]
+  readonly balancer: LoadBalancer["Type"]
+  readonly client: OriginClient["Type"]
+}
+
+type ServiceTags = HttpServerRequest.HttpServerRequest | ProxyConfig | Relay | SessionStore | LoadBalancer | OriginClient
+
+/**
+ * Every service of a signaling request, read from the context in one step: signaling is CPU-bound,
+ * and each `yield*` of a tag is a few fiber steps of its own.
+ */
+const signalingServices: Effect.Effect<Services, never, ServiceTags> = Effect.map(Effect.context<ServiceTags>(), (context) => ({
+  request: Context.get(context, HttpServerRequest.HttpServerRequest),
+  config: Context.get(context, ProxyConfig),
+  relay: Context.get(context, Relay),
+  store: Context.get(context, SessionStore),
+  balancer: Context.get(context, LoadBalancer),
+  client: Context.get(context, OriginClient)
+}))
+
 /** With PROXY_MAX_SESSIONS reached, new sessions wait (503 + Retry-After) rather than starve the rest. */
-const checkCapacity = Effect.gen(function*() {
-  const config = yield* ProxyConfig
+const checkCapacity = ({ config, relay }: Services) => Effect.gen(function*() {
   if (config.maxSessions === 0) return
-  if ((yield* (yield* Relay).activeSessions) >= config.maxSessions) {
+  if ((yield* relay.activeSessions) >= config.maxSessions) {
     return yield* new ServiceUnavailable({
       message: `this proxy is relaying its maximum of ${config.maxSessions} sessions; try again shortly`,
       retryAfter: Duration.seconds(5)
@@ -77,15 +102,14 @@ const checkCapacity = Effect.gen(function*() {
  * (nothing holds the stream between this check and the store's record of the new session): the
  * origin then refuses one, and its client gets the 502 of `explainHangUp`.
  */
-const checkNoPublisher = (kind: SessionKind, streamUrl: StreamUrl.StreamUrl) =>
+const checkNoPublisher = (kind: SessionKind, streamUrl: StreamUrl.StreamUrl, { config, store }: Services) =>
   kind !== "publish" ? Effect.void : Effect.gen(function*() {
-    const publisher = yield* Effect.flatMap(SessionStore, (store) => store.publisherOf(streamUrl.key))
+    const publisher = yield* store.publisherOf(streamUrl.key)
     if (Option.isNone(publisher)) return
     yield* Effect.logInfo(`publish ${streamUrl.key} refused: session ${publisher.value.id} publishes it`)
-    const { relayIdleTimeout } = yield* ProxyConfig
     return yield* new Conflict({
       message: `stream ${streamUrl.key} already has a publisher; end it with DELETE on its session URL, or wait ` +
-        `for it to end (a publisher gone without DELETE ends after ${Duration.format(relayIdleTimeout)} without packets)`
+        `for it to end (a publisher gone without DELETE ends after ${Duration.format(config.relayIdleTimeout)} without packets)`
     })
   })
 
@@ -277,9 +301,8 @@ interface Negotiated {
  * The shared core of every route: given an accepted offer and the origin's answer, check the answer,
  * choose the origin's media address, rewrite the candidates and start the relay session.
  */
-const startSession = (options: {
+const startSession = (services: Services, options: {
   readonly kind: SessionKind
-  readonly request: HttpServerRequest.HttpServerRequest
   readonly streamUrl: StreamUrl.StreamUrl
   readonly origin: Origin
   readonly offer: Sdp.Offer
@@ -288,7 +311,6 @@ const startSession = (options: {
   /** The origin's entity-tag, kept when it gave one. */
   readonly etag?: string | undefined
 }) => Effect.gen(function*() {
-  const relay = yield* Relay
   const { answer, origin } = options
   if (!Sdp.startsWithVersion(answer)) {
     return yield* new OriginFailed({ message: `origin ${origin.id} answered without an SDP answer` })
@@ -325,11 +347,11 @@ const startSession = (options: {
     ice
   }
   // Its answer names the UDP port of the worker it went to (PROXY_CANDIDATE_PORT + worker when set).
-  const placement = yield* relay.open(record)
+  const placement = yield* services.relay.open(record)
   yield* Effect.logInfo(
     `${options.kind} ${options.streamUrl.key} via origin ${origin.id} (media ${endpoint(originMedia.host, originMedia.port)}), session ${record.id}`
   )
-  const address = yield* proxyAddress(yield* ProxyConfig, options.request, placement)
+  const address = yield* proxyAddress(services.config, services.request, placement)
   return { record, answer: Sdp.rewriteAnswer(answer, address) } satisfies Negotiated
 })
 
@@ -344,42 +366,35 @@ const MAX_ORIGIN_TRIES = 3
  * the origin's health, and the offer may have reached it.
  */
 const pickAndSend = (
+  { balancer, client }: Services,
   streamUrl: StreamUrl.StreamUrl,
   request: (origin: Origin) => OriginRequest
 ): Effect.Effect<
   { readonly origin: Origin; readonly response: OriginResponse },
-  ServiceUnavailable | OriginFailed | OriginTimeout,
-  LoadBalancer | OriginClient
-> =>
-  Effect.gen(function*() {
-    const balancer = yield* LoadBalancer
-    const client = yield* OriginClient
-    const sendTo = (origin: Origin, tries: number): Effect.Effect<
-      { readonly origin: Origin; readonly response: OriginResponse },
-      ServiceUnavailable | OriginFailed | OriginTimeout
-    > =>
-      client.send(request(origin)).pipe(
-        Effect.map((response) => ({ origin, response })),
-        Effect.catchIf(isOriginDown, (error) =>
-          Effect.zipRight(
-            balancer.markDown(origin.id, error.message),
-            tries >= MAX_ORIGIN_TRIES ? Effect.fail(error) : balancer.pick(streamUrl.key, origin.id).pipe(
-              // With no other origin to try, the client learns what happened to this one.
-              Effect.mapError(() => error),
-              Effect.flatMap((next) => sendTo(next, tries + 1))
-            )
-          ))
-      )
-    return yield* Effect.flatMap(balancer.pick(streamUrl.key), (origin) => sendTo(origin, 1))
-  })
+  ServiceUnavailable | OriginFailed | OriginTimeout
+> => {
+  const sendTo = (origin: Origin, tries: number): Effect.Effect<
+    { readonly origin: Origin; readonly response: OriginResponse },
+    ServiceUnavailable | OriginFailed | OriginTimeout
+  > =>
+    client.send(request(origin)).pipe(
+      Effect.map((response) => ({ origin, response })),
+      Effect.catchIf(isOriginDown, (error) =>
+        Effect.zipRight(
+          balancer.markDown(origin.id, error.message),
+          tries >= MAX_ORIGIN_TRIES ? Effect.fail(error) : balancer.pick(streamUrl.key, origin.id).pipe(
+            // With no other origin to try, the client learns what happened to this one.
+            Effect.mapError(() => error),
+            Effect.flatMap((next) => sendTo(next, tries + 1))
+          )
+        ))
+    )
+  return Effect.flatMap(balancer.pick(streamUrl.key), (origin) => sendTo(origin, 1))
+}
 
 /** Tells the origin a session it created is not wanted after all (the relay could not start). */
-const abandonAtOrigin = (location: string | undefined, headers: Record<string, string>) =>
-  location === undefined
-    ? Effect.void
-    : Effect.flatMap(OriginClient, (client) => client.send({ method: "DELETE", url: location, headers })).pipe(
-      Effect.ignore
-    )
+const abandonAtOrigin = ({ client }: Services, location: string | undefined, headers: Record<string, string>) =>
+  location === undefined ? Effect.void : Effect.ignore(client.send({ method: "DELETE", url: location, headers }))
 
 // The handlers run under the platform's request span (named by method, with http.route); their own
 // spans are the steps that leave the process or take a resource (OriginClient.send, Relay.open, the Redis
@@ -388,8 +403,8 @@ const abandonAtOrigin = (location: string | undefined, headers: Record<string, s
 /** POST /rtc/v1/whip/ and /rtc/v1/whep/: an SDP offer in, a 201 with the answer and a session URL out. */
 export const offer = (kind: SessionKind) =>
   Effect.gen(function*() {
-    const request = yield* HttpServerRequest.HttpServerRequest
-    const config = yield* ProxyConfig
+    const services = yield* signalingServices
+    const { request, config } = services
     const url = new URL(request.url, "http://proxy")
     const mediaType = mediaTypeOf(request.headers["content-type"])
     if (mediaType !== "application/sdp") {
@@ -403,10 +418,10 @@ export const offer = (kind: SessionKind) =>
       StreamUrl.fromRequest(url.searchParams, request.headers["host"]),
       (message) => new BadRequest({ message })
     )
-    yield* checkNoPublisher(kind, streamUrl)
-    yield* checkCapacity
+    yield* checkNoPublisher(kind, streamUrl, services)
+    yield* checkCapacity(services)
     const forwarded = headersForOrigin(request, config)
-    const { origin, response } = yield* pickAndSend(streamUrl, (origin) => ({
+    const { origin, response } = yield* pickAndSend(services, streamUrl, (origin) => ({
       method: "POST",
       url: `${apiBaseUrl(origin)!}/rtc/v1/${endpointOf(kind)}/${url.search}`,
       headers: forwarded,
@@ -421,22 +436,24 @@ export const offer = (kind: SessionKind) =>
     const originLocation = response.headers["location"] === undefined
       ? undefined
       : new URL(response.headers["location"], `${base}/`).toString()
-    const negotiated = yield* startSession({
+    const negotiated = yield* startSession(services, {
       kind,
-      request,
       streamUrl,
       origin,
       offer,
       answer: response.body,
       originLocation,
       etag: response.headers["etag"]
-    }).pipe(Effect.tapError(() => abandonAtOrigin(originLocation, forwarded)))
+    }).pipe(Effect.tapError(() => abandonAtOrigin(services, originLocation, forwarded)))
     const headers: Record<string, string> = {
       ...copyableHeaders(response.headers),
       location: sessionPath(kind, negotiated.record.id),
       etag: negotiated.record.ice!.etag
     }
-    const links = IceServers.joinLinks(response.headers["link"], yield* iceServerLinks(config))
+    const links = IceServers.joinLinks(
+      response.headers["link"],
+      config.iceServers.length === 0 ? undefined : yield* iceServerLinks(config)
+    )
     if (links !== undefined) headers["link"] = links
     return HttpServerResponse.text(negotiated.answer, {
       status: counterOffer ? 406 : 201,
@@ -445,23 +462,36 @@ export const offer = (kind: SessionKind) =>
     })
   })
 
-const findSession = (id: string) =>
-  Effect.flatMap(SessionStore, (store) => store.get(SessionId.make(id))).pipe(
-    Effect.flatMap(Option.match({
+/** The stored record of the session whose id is in the URL, or a 404. */
+const storedSession = (store: SessionStore["Type"], id: string) =>
+  Effect.flatMap(
+    store.get(SessionId.make(id)),
+    Option.match({
       onNone: () => Effect.fail(new NotFound({ message: "no such session (it ended, or never existed)" })),
       onSome: Effect.succeed
-    }))
+    })
   )
+
+const findSession = (id: string) => Effect.flatMap(SessionStore, (store) => storedSession(store, id))
 
 /**
  * Ends a session, as a DELETE on its session URL does (client or admin): the relay session ends at
  * once, its record goes (which tells every proxy on a shared store), and the origin is told with `headers`.
  */
-export const endSession = (id: string, headers: Record<string, string>) => Effect.gen(function*() {
-  const relay = yield* Relay
-  const store = yield* SessionStore
-  const client = yield* OriginClient
-  const record = yield* findSession(id)
+export const endSession = (id: string, headers: Record<string, string>) =>
+  Effect.flatMap(
+    Effect.context<Relay | SessionStore | OriginClient>(),
+    (context) => endWith(Context.get(context, Relay), Context.get(context, SessionStore), Context.get(context, OriginClient), id, headers)
+  )
+
+const endWith = (
+  relay: Relay["Type"],
+  store: SessionStore["Type"],
+  client: OriginClient["Type"],
+  id: string,
+  headers: Record<string, string>
+) => Effect.gen(function*() {
+  const record = yield* storedSession(store, id)
   // The relay goes first: the session is to end, whatever the origin says.
   yield* relay.close(record.id, "deleted")
   yield* store.remove(record.id)
@@ -479,11 +509,8 @@ export const endSession = (id: string, headers: Record<string, string>) => Effec
 
 /** DELETE on a session URL. */
 export const deleteSession = (id: string) =>
-  Effect.gen(function*() {
-    const request = yield* HttpServerRequest.HttpServerRequest
-    yield* endSession(id, headersForOrigin(request, yield* ProxyConfig))
-    return HttpServerResponse.empty({ status: 200 })
-  })
+  Effect.flatMap(signalingServices, ({ client, config, relay, request, store }) =>
+    Effect.as(endWith(relay, store, client, id, headersForOrigin(request, config)), HttpServerResponse.empty({ status: 200 })))
 
 /** Origin answers to a forwarded ICE restart that say it cannot do one: the proxy then does it itself. */
 const NO_RESTART_AT_ORIGIN = new Set([404, 405, 422, 501])
@@ -695,17 +722,17 @@ export const patchSession = (id: string) =>
 /** POST /rtc/v1/publish/ and /rtc/v1/play/ (SRS's JSON API before WHIP): answered 200 with JSON. */
 export const legacyOffer = (kind: SessionKind) =>
   Effect.gen(function*() {
-    const request = yield* HttpServerRequest.HttpServerRequest
-    const config = yield* ProxyConfig
+    const services = yield* signalingServices
+    const { request, config } = services
     const body = yield* Either.mapLeft(LegacyApi.decodeOffer(yield* readText(config)), (message) => new BadRequest({ message }))
     const offer = yield* Either.mapLeft(Sdp.validateOffer(body.sdp), (problem) => new BadRequest({ message: OFFER_PROBLEMS[problem] }))
     const streamUrl = yield* Either.mapLeft(StreamUrl.fromWebrtcUrl(body.streamurl), (message) => new BadRequest({ message }))
-    yield* checkNoPublisher(kind, streamUrl)
-    yield* checkCapacity
+    yield* checkNoPublisher(kind, streamUrl, services)
+    yield* checkCapacity(services)
     const path = kind === "publish" ? "publish" : "play"
     const clientAddress = ClientAddress.ofRequest(request, config.trustedProxies)
     const clientip = clientAddress.address
-    const { origin, response } = yield* pickAndSend(streamUrl, (origin) => ({
+    const { origin, response } = yield* pickAndSend(services, streamUrl, (origin) => ({
       method: "POST",
       url: `${apiBaseUrl(origin)!}/rtc/v1/${path}/`,
       headers: headersForOrigin(request, config, clientAddress),
@@ -721,9 +748,8 @@ export const legacyOffer = (kind: SessionKind) =>
     )
     // SRS reports its own errors as 200 with a non-zero code: the client reads them the same way.
     if (Either.isLeft(answer)) return HttpServerResponse.unsafeJson(answer.left)
-    const negotiated = yield* startSession({
+    const negotiated = yield* startSession(services, {
       kind,
-      request,
       streamUrl,
       origin,
       offer,

@@ -13,7 +13,10 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as FiberRef from "effect/FiberRef"
+import * as FiberRefs from "effect/FiberRefs"
 import * as FiberSet from "effect/FiberSet"
+import * as HashMap from "effect/HashMap"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
@@ -137,8 +140,11 @@ const ORIGIN_QUIET_MS = 3000
 interface SessionFiber {
   readonly live: DataPlane.PlaneSession
   readonly end: Deferred.Deferred<SessionEndReason>
-  /** The log annotations of whoever opened it (a request's client), for the line that ends it. */
-  readonly openedWith: Record<string, unknown>
+  /**
+   * What its fiber logs with: the annotations of whoever opened it (a request's client) and the
+   * session's id, stream and kind.
+   */
+  readonly annotations: HashMap.HashMap<string, unknown>
   finished: boolean
   fiber: Fiber.RuntimeFiber<void, never> | undefined
 }
@@ -160,7 +166,9 @@ const make = Effect.gen(function*() {
   // interrupted at shutdown before its first step never runs its finalizer, so this one frees
   // whatever is left. Added before the sets of fibers: it runs after they are interrupted.
   yield* Effect.addFinalizer(() =>
-    Effect.forEach([...sessions.values()], (session) => finish(session, "shutdown"), {
+    Effect.forEach([...sessions.values()], (session) =>
+      // Here outside the session's fiber: its line gets the session's annotations all the same.
+      Effect.locally(finish(session, "shutdown"), FiberRef.currentLogAnnotations, session.annotations), {
       discard: true,
       // A worker answers each close: side by side, shutdown waits for one round trip, not one per session.
       concurrency: Option.isSome(pool) ? "unbounded" : 1
@@ -174,7 +182,7 @@ const make = Effect.gen(function*() {
   // Session fibers start from the relay's own runtime, not from the request that opened them: a fiber
   // forked from a request inherits the request's context (its Node request and response objects) and
   // keeps it alive for the session's lifetime. Starting them here saved about 9 % of a signaled
-  // session's CPU in one process; what the opener annotated its logs with is kept by hand (`openedWith`).
+  // session's CPU in one process; what the opener annotated its logs with is given to the fiber at its birth (`start`).
   const runSession = yield* FiberSet.runtime(sessionFibers)<never>()
   const ended: Record<SessionEndReason, number> = {
     deleted: 0,
@@ -295,12 +303,7 @@ const make = Effect.gen(function*() {
         Effect.zipRight(
           Effect.logInfo(
             `relay session ended (${reason}, ${live.packetsFromClient} packets from client, ${live.packetsFromOrigin} from origin)`
-          ).pipe(Effect.annotateLogs({
-            ...session.openedWith,
-            session: live.record.id,
-            stream: live.record.streamUrl,
-            kind: live.record.kind
-          }))
+          )
         )
       )
     })
@@ -312,17 +315,27 @@ const make = Effect.gen(function*() {
   const start = (
     registered: DataPlane.Registered,
     end: Deferred.Deferred<SessionEndReason>,
-    openedWith: Record<string, unknown>
+    openedWith: HashMap.HashMap<string, unknown>
   ) =>
     Effect.sync(() => {
-      const session: SessionFiber = { live: registered.session, end, openedWith, finished: false, fiber: undefined }
-      sessions.set(registered.session.record.id, session)
+      const { record } = registered.session
+      const annotations = openedWith.pipe(
+        HashMap.set("session", record.id as unknown),
+        HashMap.set("stream", record.streamUrl as unknown),
+        HashMap.set("kind", record.kind as unknown)
+      )
+      const session: SessionFiber = { live: registered.session, end, annotations, finished: false, fiber: undefined }
+      sessions.set(record.id, session)
       if (registered.displaced !== undefined) supervise(close(registered.displaced, "replaced"))
       const lifetime = Effect.onExit(
         Effect.interruptible(Deferred.await(end)),
         (exit) => finish(session, Exit.isSuccess(exit) ? exit.value : "shutdown")
       )
-      session.fiber = runSession(lifetime)
+      // The fiber is born with the session's log annotations: no step of its own to set them.
+      session.fiber = runSession(lifetime, {
+        updateRefs: (refs, fiberId) =>
+          FiberRefs.updateAs(refs, { fiberId, fiberRef: FiberRef.currentLogAnnotations, value: annotations })
+      })
       return registered.placement
     })
 
@@ -330,7 +343,7 @@ const make = Effect.gen(function*() {
     Effect.gen(function*() {
       yield* store.put(record)
       const end = yield* Deferred.make<SessionEndReason>()
-      const openedWith = Object.fromEntries(yield* Effect.logAnnotations)
+      const openedWith = yield* FiberRef.get(FiberRef.currentLogAnnotations)
       // From the socket's opening to its fiber's start, nothing may interrupt: the socket has an owner.
       const placement = yield* Effect.uninterruptible(Effect.flatMap(
         plane.register(record, worker).pipe(Effect.tapError(() => store.remove(record.id))),

@@ -111,12 +111,18 @@ const spawnUntilAnswering = async (
   command: string,
   args: Array<string>,
   env: Record<string, string>,
-  options: { readonly httpPort: number; readonly systemPort: number; readonly udpPort: number; readonly logFile: string },
+  options: {
+    readonly httpPort: number
+    readonly systemPort: number
+    readonly udpPort: number
+    readonly logFile: string
+    readonly cwd?: string
+  },
   ok: (status: number) => boolean
 ): Promise<ProxyProcess> => {
   const logFd = openSync(options.logFile, "a")
   const spawnedAt = performance.now()
-  const child = spawn(command, args, { cwd: root, env, stdio: ["ignore", logFd, logFd] })
+  const child = spawn(command, args, { cwd: options.cwd ?? root, env, stdio: ["ignore", logFd, logFd] })
   closeSync(logFd)
   children.add(child)
   let version = ""
@@ -138,10 +144,20 @@ const spawnUntilAnswering = async (
 }
 
 /** Starts the proxy on free ports; again on other ports when one was taken meanwhile. */
+/** What `startProxy` may change: the log's name, more environment, and the checkout to run (this one by default). */
+export interface ProxyOptions {
+  readonly name?: string
+  readonly env?: Record<string, string>
+  /** Another checkout of the proxy (its own node_modules), built and run as this one is. */
+  readonly root?: string
+  /** Node flags for this proxy alone, after `npm start`'s own and --proxy-node-flags (so they win). */
+  readonly nodeFlags?: ReadonlyArray<string>
+}
+
 export const startProxy = (
   origin: OriginPorts,
   workDir: string,
-  options: { readonly name?: string; readonly env?: Record<string, string> } = {}
+  options: ProxyOptions = {}
 ): Promise<ProxyProcess> => retryOnTakenPort(options.name ?? "proxy", () => startProxyOnce(origin, workDir, options))
 
 const retryOnTakenPort = async <A>(what: string, start: () => Promise<A>): Promise<A> => {
@@ -158,8 +174,9 @@ const retryOnTakenPort = async <A>(what: string, start: () => Promise<A>): Promi
 const startProxyOnce = async (
   origin: OriginPorts,
   workDir: string,
-  options: { readonly name?: string; readonly env?: Record<string, string> }
+  options: ProxyOptions
 ): Promise<ProxyProcess> => {
+  const checkout = options.root ?? root
   const [httpPort, systemPort, udpPort] = [await freeTcpPort(), await freeTcpPort(), await freeUdpPort()]
   const env = cleanEnv()
   Object.assign(env, defaultBackendEnv({ http: httpPort, system: systemPort, udp: udpPort }, { apiPort: origin.apiPort, mediaPort: origin.udpPort }), {
@@ -170,9 +187,9 @@ const startProxyOnce = async (
     PROXY_GRACE_QUIT_TIMEOUT: "2s",
     PROXY_FORCE_QUIT_TIMEOUT: "5s"
   }, options.env)
-  const nodeArgs = npmStartNodeFlags(root)
+  const nodeArgs = npmStartNodeFlags(checkout)
   if (config.proxyTraceGc) nodeArgs.push("--trace-gc")
-  nodeArgs.push(...config.proxyNodeFlags)
+  nodeArgs.push(...config.proxyNodeFlags, ...(options.nodeFlags ?? []))
   if (config.profile) {
     mkdirSync(config.profileDir, { recursive: true })
     // One file per thread (CPU.<date>.<pid>.<thread>.<seq>.cpuprofile): tsx's loader thread writes its own.
@@ -182,9 +199,9 @@ const startProxyOnce = async (
     "the proxy",
     process.execPath,
     // What `npm start` runs: the compiled proxy, built first as `prestart` does (a no-op when up to date).
-    [...nodeArgs, buildMain(root)],
+    [...nodeArgs, buildMain(checkout)],
     env,
-    { httpPort, systemPort, udpPort, logFile: path.join(workDir, `${options.name ?? "proxy"}.log`) },
+    { httpPort, systemPort, udpPort, logFile: path.join(workDir, `${options.name ?? "proxy"}.log`), cwd: checkout },
     (status) => status === 200
   )
 }

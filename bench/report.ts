@@ -138,6 +138,32 @@ export const targetsOf = (report: Report): Report["targets"] => {
       measured: String(failed),
       met: failed === 0
     })
+    // The control plane's targets (issue 11), at 16 to 64 concurrent clients against the fast origin.
+    for (const level of sg.proxy.levels as Array<AnyRecord>) {
+      if (level.concurrency < 16 || level.concurrency > 64) continue
+      const cpu = level.proxyCpuMsPerSession as number | undefined
+      targets.push({
+        name: `proxy CPU per POST + DELETE, ${level.concurrency} clients`,
+        target: "<= 1.5 ms",
+        measured: cpu === undefined ? "n/a" : `${cpu.toFixed(2)} ms`,
+        met: cpu === undefined ? undefined : cpu <= 1.5
+      })
+      targets.push({
+        name: `signaling sessions/s, ${level.concurrency} clients`,
+        target: ">= 700",
+        measured: fmtInt(level.sessionsPerSecond),
+        met: level.sessionsPerSecond >= 700
+      })
+      if (level.concurrency === 16) {
+        const p99 = level.post?.p99Micros as number | undefined
+        targets.push({
+          name: "POST p99, 16 clients",
+          target: "< 50 ms",
+          measured: p99 === undefined ? "n/a" : `${(p99 / 1000).toFixed(1)} ms`,
+          met: p99 === undefined ? undefined : p99 < 50_000
+        })
+      }
+    }
   }
   const one = report.scaling.find((row) => row.sessions === 1) as AnyRecord | undefined
   const many = report.scaling.find((row) => row.sessions === 1000) as AnyRecord | undefined

@@ -13,7 +13,6 @@ import * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
-import type * as http from "node:http"
 import { LoadBalancer } from "../LoadBalancer/LoadBalancer.js"
 import { UdpSocket } from "../Udp/UdpSocket.js"
 
@@ -32,12 +31,6 @@ export interface HealthShape {
     request: Effect.Effect<A, E, R>,
     ended?: (exit: Exit.Exit<A, E>) => void
   ) => Effect.Effect<A, E, R>
-  /**
-   * Counts a request served over Node's HTTP as in flight until its response closes (written out,
-   * or the client gone first); `ended`, when given, is told the status written, or undefined when
-   * the client went first. What `track` does, from Node's own event: no fiber step per request.
-   */
-  readonly trackResponse: (response: http.ServerResponse, ended?: (status: number | undefined) => void) => void
   /** Drains: readiness 503, then waits until no request is in flight, at most `timeout`. */
   readonly drain: (timeout: Duration.DurationInput) => Effect.Effect<void>
 }
@@ -63,13 +56,6 @@ export class Health extends Context.Tag("rtc-proxy/Health")<Health, HealthShape>
               ended?.(exit)
             }))
         }),
-      trackResponse: (response, ended) => {
-        state.inFlight++
-        response.once("close", () => {
-          state.inFlight--
-          ended?.(response.writableFinished ? response.statusCode : undefined)
-        })
-      },
       drain: (timeout) =>
         Effect.suspend(() => {
           state.draining = true

@@ -7,6 +7,7 @@
  * @since 0.1.0
  */
 import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import type * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
@@ -132,13 +133,12 @@ const workerSeries = {
 
 /**
  * Starts timing a media API request into `rtc_proxy_signaling_request_duration_seconds`; the returned
- * function records it once it ended with the status written (undefined: the client went first,
- * counted as 500), as `Health.trackResponse` tells it.
+ * function records it once it ended (see `Health.track`).
  */
 export const timeSignaling = (request: HttpServerRequest.HttpServerRequest) => {
   const started = performance.now()
-  return (status: number | undefined): void =>
-    signalingSeries(routeOf(request.url), request.method, status === undefined ? "500" : String(status))
+  return (exit: Exit.Exit<HttpServerResponse.HttpServerResponse, unknown>): void =>
+    signalingSeries(routeOf(request.url), request.method, Exit.isSuccess(exit) ? String(exit.value.status) : "500")
       .unsafeUpdate((performance.now() - started) / 1000, [])
 }
 

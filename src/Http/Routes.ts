@@ -9,16 +9,13 @@ import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import * as FiberRef from "effect/FiberRef"
 import { flow } from "effect/Function"
 import * as HashMap from "effect/HashMap"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import * as http from "node:http"
 import type { HttpFailure } from "../Domain/Errors.js"
 import { MethodNotAllowed, NotFound, Unauthorized } from "../Domain/Errors.js"
 import type { SessionKind } from "../Domain/Session.js"
@@ -196,24 +193,11 @@ const healthRoutes = flow(
 )
 const metricsRoute = resource(["/metrics"], { GET: Effect.zipRight(SystemApi.requireSystemToken, Prometheus.respond) })
 
-/**
- * Counts the request in flight (drained at shutdown) and tells `ended` its status once it is
- * answered. Over Node, from the response's own close event, which costs no fiber step (this runs on
- * every request); over any other server, as a finalizer of the request's effect.
- */
+/** The system app counts its requests in flight (drained at shutdown), as the media app does. */
 const tracked = <E, R>(
-  health: Health.HealthShape,
-  request: HttpServerRequest.HttpServerRequest,
-  app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>,
-  ended?: (status: number | undefined) => void
-): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R> => {
-  const response = NodeHttpServerRequest.toServerResponse(request)
-  if (response instanceof http.ServerResponse) {
-    health.trackResponse(response, ended)
-    return app
-  }
-  return health.track(app, ended && ((exit) => ended(Exit.isSuccess(exit) ? exit.value.status : undefined)))
-}
+  app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
+): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R | Health.Health> =>
+  Effect.flatMap(Health.Health, (health) => health.track(app))
 
 const mediaRouter = HttpRouter.empty.pipe(
   healthRoutes,
@@ -261,7 +245,7 @@ const mediaRequests = handle(rateLimited("media", app(mediaRouter))).pipe(
 
 /**
  * The media API app: discovery answered first; every other request counted in flight (drained at
- * shutdown) and timed, both from its response's close event (`tracked`). The steps are written out rather than stacked as
+ * shutdown) and timed, both in one finalizer. The steps are written out rather than stacked as
  * middlewares because each layer costs fiber work on every request, and signaling is CPU-bound.
  */
 export const mediaApp = Effect.contextWithEffect((
@@ -271,7 +255,7 @@ export const mediaApp = Effect.contextWithEffect((
   if (request.method === "OPTIONS" && request.headers["access-control-request-method"] === undefined) {
     return discovery(Context.get(context, ProxyConfig), request.url)
   }
-  return tracked(Context.get(context, Health.Health), request, mediaRequests, timeSignaling(request))
+  return Context.get(context, Health.Health).track(mediaRequests, timeSignaling(request))
 })
 
 const systemRouter = HttpRouter.empty.pipe(
@@ -287,9 +271,5 @@ const systemRouter = HttpRouter.empty.pipe(
   resource(["/api/v1/sessions/:id"], { DELETE: withSessionId(Admin.deleteSession) })
 )
 
-const systemRequests = handle(rateLimited("system", app(systemRouter)))
-
-/** The system API app: its requests counted in flight too. */
-export const systemApp = Effect.contextWithEffect((context: Context.Context<HttpServerRequest.HttpServerRequest | Health.Health>) =>
-  tracked(Context.get(context, Health.Health), Context.get(context, HttpServerRequest.HttpServerRequest), systemRequests)
-)
+/** The system API app. */
+export const systemApp = tracked(handle(rateLimited("system", app(systemRouter))))

@@ -509,8 +509,20 @@ const endWith = (
 
 /** DELETE on a session URL. */
 export const deleteSession = (id: string) =>
-  Effect.flatMap(signalingServices, ({ client, config, relay, request, store }) =>
-    Effect.as(endWith(relay, store, client, id, headersForOrigin(request, config)), HttpServerResponse.empty({ status: 200 })))
+  Effect.flatMap(
+    Effect.context<HttpServerRequest.HttpServerRequest | ProxyConfig | Relay | SessionStore | OriginClient>(),
+    (context) =>
+      Effect.as(
+        endWith(
+          Context.get(context, Relay),
+          Context.get(context, SessionStore),
+          Context.get(context, OriginClient),
+          id,
+          headersForOrigin(Context.get(context, HttpServerRequest.HttpServerRequest), Context.get(context, ProxyConfig))
+        ),
+        HttpServerResponse.empty({ status: 200 })
+      )
+  )
 
 /** Origin answers to a forwarded ICE restart that say it cannot do one: the proxy then does it itself. */
 const NO_RESTART_AT_ORIGIN = new Set([404, 405, 422, 501])

@@ -5,14 +5,17 @@
  * sessions (WHIP POST + DELETE, as the signaling phase sends them) against one, then the same
  * against the other, for COMPARE_ROUNDS rounds, which goes first alternating. On a shared machine
  * the CPU a session costs drifts by 20-30 % over minutes; within a pair of adjacent batches it
- * mostly cancels, so the median of the per-round ratios tells a 5-10 % change where single runs of
- * `npm run bench -- --phases signaling` cannot.
+ * mostly cancels, so the median of the per-round ratios tells a change of 10 % or more, where single
+ * runs of `npm run bench -- --phases signaling` cannot (with this build on both sides, medians of
+ * 0.98-1.11 came out on a shared 2-core machine).
  *
  * `COMPARE_AGAINST=/tmp/base npx tsx bench/signalingCompare.ts` with more knobs from the environment:
  * COMPARE_ROUNDS (default 8), COMPARE_SESSIONS per batch (1000), COMPARE_CONCURRENCY (16),
  * COMPARE_WARMUP sessions per proxy first (1000), and COMPARE_THIS_FLAGS / COMPARE_OTHER_FLAGS: Node
- * flags for one side alone (space-separated, after `npm start`'s). `COMPARE_AGAINST=.` with flags on
- * one side compares Node settings on one build.
+ * flags for one side alone (space-separated, after `npm start`'s), and COMPARE_THIS_ENV /
+ * COMPARE_OTHER_ENV: environment for one side alone (`NAME=value` pairs separated by spaces, e.g.
+ * `PROXY_LOG_LEVEL=warn`). `COMPARE_AGAINST=.` with flags or environment on one side compares
+ * settings on one build.
  */
 import * as http from "node:http"
 import { mkdtempSync } from "node:fs"
@@ -69,11 +72,18 @@ const workDir = mkdtempSync(path.join(os.tmpdir(), "rtc-proxy-compare-"))
 const originPort = await freeUdpPort()
 const origin = await forkReady<OriginPorts>("bench/origin.ts", ["--udp-port", String(originPort)])
 const flags = (name: string) => env(name, "").split(/\s+/).filter((flag) => flag !== "")
-const ours = await startProxy(origin.info, workDir, { name: "this", nodeFlags: flags("COMPARE_THIS_FLAGS") })
+const environment = (name: string) =>
+  Object.fromEntries(flags(name).map((pair) => [pair.slice(0, pair.indexOf("=")), pair.slice(pair.indexOf("=") + 1)]))
+const ours = await startProxy(origin.info, workDir, {
+  name: "this",
+  nodeFlags: flags("COMPARE_THIS_FLAGS"),
+  env: environment("COMPARE_THIS_ENV")
+})
 const theirs = await startProxy(origin.info, workDir, {
   name: "other",
   root: path.resolve(against),
-  nodeFlags: flags("COMPARE_OTHER_FLAGS")
+  nodeFlags: flags("COMPARE_OTHER_FLAGS"),
+  env: environment("COMPARE_OTHER_ENV")
 })
 log(`this checkout ${ours.version} (pid ${ours.pid}) against ${against} ${theirs.version} (pid ${theirs.pid}); logs in ${workDir}`)
 await batch(ours, warmup)

@@ -71,18 +71,19 @@ killChildrenOnExit()
 const workDir = mkdtempSync(path.join(os.tmpdir(), "rtc-proxy-compare-"))
 const originPort = await freeUdpPort()
 const origin = await forkReady<OriginPorts>("bench/origin.ts", ["--udp-port", String(originPort)])
-const flags = (name: string) => env(name, "").split(/\s+/).filter((flag) => flag !== "")
+/** A knob's space-separated words: Node flags, or NAME=value pairs. */
+const words = (name: string) => env(name, "").split(/\s+/).filter((word) => word !== "")
 const environment = (name: string) =>
-  Object.fromEntries(flags(name).map((pair) => [pair.slice(0, pair.indexOf("=")), pair.slice(pair.indexOf("=") + 1)]))
+  Object.fromEntries(words(name).map((pair) => [pair.slice(0, pair.indexOf("=")), pair.slice(pair.indexOf("=") + 1)]))
 const ours = await startProxy(origin.info, workDir, {
   name: "this",
-  nodeFlags: flags("COMPARE_THIS_FLAGS"),
+  nodeFlags: words("COMPARE_THIS_FLAGS"),
   env: environment("COMPARE_THIS_ENV")
 })
 const theirs = await startProxy(origin.info, workDir, {
   name: "other",
   root: path.resolve(against),
-  nodeFlags: flags("COMPARE_OTHER_FLAGS"),
+  nodeFlags: words("COMPARE_OTHER_FLAGS"),
   env: environment("COMPARE_OTHER_ENV")
 })
 log(`this checkout ${ours.version} (pid ${ours.pid}) against ${against} ${theirs.version} (pid ${theirs.pid}); logs in ${workDir}`)

@@ -450,10 +450,7 @@ export const offer = (kind: SessionKind) =>
       location: sessionPath(kind, negotiated.record.id),
       etag: negotiated.record.ice!.etag
     }
-    const links = IceServers.joinLinks(
-      response.headers["link"],
-      config.iceServers.length === 0 ? undefined : yield* iceServerLinks(config)
-    )
+    const links = IceServers.joinLinks(response.headers["link"], yield* iceServerLinks(config))
     if (links !== undefined) headers["link"] = links
     return HttpServerResponse.text(negotiated.answer, {
       status: counterOffer ? 406 : 201,
@@ -479,18 +476,16 @@ const findSession = (id: string) => Effect.flatMap(SessionStore, (store) => stor
  * once, its record goes (which tells every proxy on a shared store), and the origin is told with `headers`.
  */
 export const endSession = (id: string, headers: Record<string, string>) =>
-  Effect.flatMap(
-    Effect.context<Relay | SessionStore | OriginClient>(),
-    (context) => endWith(Context.get(context, Relay), Context.get(context, SessionStore), Context.get(context, OriginClient), id, headers)
-  )
+  Effect.flatMap(Effect.context<Relay | SessionStore | OriginClient>(), (context) => endWith(context, id, headers))
 
 const endWith = (
-  relay: Relay["Type"],
-  store: SessionStore["Type"],
-  client: OriginClient["Type"],
+  context: Context.Context<Relay | SessionStore | OriginClient>,
   id: string,
   headers: Record<string, string>
 ) => Effect.gen(function*() {
+  const relay = Context.get(context, Relay)
+  const store = Context.get(context, SessionStore)
+  const client = Context.get(context, OriginClient)
   const record = yield* storedSession(store, id)
   // The relay goes first: the session is to end, whatever the origin says.
   yield* relay.close(record.id, "deleted")
@@ -514,9 +509,7 @@ export const deleteSession = (id: string) =>
     (context) =>
       Effect.as(
         endWith(
-          Context.get(context, Relay),
-          Context.get(context, SessionStore),
-          Context.get(context, OriginClient),
+          context,
           id,
           headersForOrigin(Context.get(context, HttpServerRequest.HttpServerRequest), Context.get(context, ProxyConfig))
         ),

@@ -88,6 +88,12 @@ const KNOBS = {
     quick: "16",
     help: "sessions before the signaling phase's first measurement, not counted"
   },
+  "signaling-rounds": {
+    type: "string",
+    default: "3",
+    quick: "1",
+    help: "measurements per concurrency of the signaling phase, taken in turn; each row is the one with the median CPU per session"
+  },
   "signaling-floor": {
     type: "string",
     default: "on",
@@ -208,6 +214,7 @@ export const config = {
   signalingConcurrency: knob("signaling-concurrency").split(",").map(Number).filter((n) => n > 0),
   signalingSessions: num("signaling-sessions"),
   signalingWarmup: num("signaling-warmup"),
+  signalingRounds: Math.max(1, num("signaling-rounds")),
   signalingFloor: knob("signaling-floor") !== "off",
   goProxy: knob("go-proxy") === "" ? undefined : path.resolve(knob("go-proxy")),
   workers: knob("workers").split(",").map(Number).filter((n) => Number.isInteger(n) && n > 0),

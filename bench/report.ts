@@ -130,8 +130,8 @@ export const targetsOf = (report: Report): Report["targets"] => {
   }
   const sg = report.signaling as AnyRecord
   if (sg.proxy !== undefined) {
-    const levels = sg.proxy.levels as Array<{ sessions: number; completed: number }>
-    const failed = levels.reduce((n, level) => n + level.sessions - level.completed, 0)
+    const levels = sg.proxy.levels as Array<{ sessions: number; completed: number; failedInAnyRound?: number }>
+    const failed = levels.reduce((n, level) => n + (level.failedInAnyRound ?? level.sessions - level.completed), 0)
     targets.push({
       name: "signaling sessions that failed (proxy, every concurrency)",
       target: "0",
@@ -495,7 +495,8 @@ export const toMarkdown = (report: Report): string => {
   if (sg.proxy !== undefined) {
     out.push("")
     out.push(
-      `## Signaling (WHIP POST with a minimal offer + DELETE; ${fmtInt(sg.sessions)} sessions per row, after ${fmtInt(sg.warmup)} to warm up)`
+      `## Signaling (WHIP POST with a minimal offer + DELETE; ${fmtInt(sg.sessions)} sessions per run, after ${fmtInt(sg.warmup)} to warm up` +
+        `${(sg.rounds ?? 1) > 1 ? `; each row the median of ${sg.rounds} runs` : ""})`
     )
     out.push("")
     const rows: Array<Array<string>> = []
@@ -504,15 +505,22 @@ export const toMarkdown = (report: Report): string => {
       if (result === undefined) continue
       for (const level of result.levels as Array<AnyRecord>) {
         const errors = Object.entries(level.errors as Record<string, number>).map(([what, n]) => `${what}: ${n}`).join(", ")
+        const rounds = (level.rounds ?? []) as Array<AnyRecord>
+        // The spread of the rounds beside the median run's figure: a shared machine drifts by 20-40 %.
+        const spread = (values: Array<number | undefined>, format: (n: number) => string) => {
+          const known = values.filter((v): v is number => v !== undefined)
+          return known.length < 2 ? "" : ` (${format(Math.min(...known))}-${format(Math.max(...known))})`
+        }
         rows.push([
           label,
           String(level.concurrency),
-          fmtInt(level.sessionsPerSecond),
+          fmtInt(level.sessionsPerSecond) + spread(rounds.map((r) => r.sessionsPerSecond), fmtInt),
           fmtLatency(level.post?.p50Micros),
           fmtLatency(level.post?.p99Micros),
           fmtLatency(level.delete?.p50Micros),
           fmtLatency(level.delete?.p99Micros),
-          fmtMs(level.proxyCpuMsPerSession),
+          fmtMs(level.proxyCpuMsPerSession) +
+          spread(rounds.map((r) => r.proxyCpuMsPerSession), (n) => n.toFixed(2)),
           fmtCores(level.cores?.[coresKey[label]!]),
           fmtCores(level.cores?.origin),
           fmtCores(level.cores?.loadgen),
@@ -530,7 +538,9 @@ export const toMarkdown = (report: Report): string => {
     out.push("")
     out.push(
       "Each client signals one session after the other on its own keep-alive connection; latency is from the request's start to " +
-        "the answer's end; CPU per session is the proxy process's utime+stime over the row / its sessions (POST + DELETE)."
+        "the answer's end; CPU per session is the proxy process's utime+stime over the run / its sessions (POST + DELETE). " +
+        "With several runs per row, the row is the run with the median CPU per session, and the range of every run's " +
+        "sessions/s and CPU per session follows in brackets."
     )
     const ratios = (ratio: Array<AnyRecord>) =>
       ratio.map((r) =>

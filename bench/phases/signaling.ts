@@ -39,7 +39,7 @@ export interface SignalingLevel {
 export interface SignalingResult {
   readonly pid: number
   readonly version: string
-  readonly levels: Array<SignalingLevel>
+  readonly levels: Array<SignalingLevel & { readonly rounds: ReadonlyArray<SignalingRound>; readonly failedInAnyRound: number }>
 }
 
 const run = async (
@@ -86,32 +86,65 @@ const run = async (
 
 const ms = (micros: number | undefined) => fmtMs(micros === undefined ? undefined : micros / 1000)
 
-/** Every concurrency in turn against `target`, after a warm-up; a disturbed run is repeated (twice at most). */
+/** What each round of a level measured: the spread the row's median run sits in. */
+export interface SignalingRound {
+  readonly sessionsPerSecond: number
+  readonly proxyCpuMsPerSession: number | undefined
+  readonly postP99Micros: number | undefined
+}
+
+/** The run with the median CPU per session (a run without a CPU reading counts as the slowest). */
+const medianRun = <A extends { readonly proxyCpuMsPerSession: number | undefined }>(runs: ReadonlyArray<A>): A => {
+  const sorted = [...runs].sort((a, b) => (a.proxyCpuMsPerSession ?? Infinity) - (b.proxyCpuMsPerSession ?? Infinity))
+  return sorted[Math.floor((sorted.length - 1) / 2)]!
+}
+
+/**
+ * Every concurrency against `target`, after a warm-up, `config.signalingRounds` times, the
+ * concurrencies taking turns (16, 64, 16, 64, ...) so that a slow minute on a shared machine falls on
+ * one round of each rather than on all rounds of one. A run disturbed by other processes is repeated
+ * (twice at most). Each level is the run with the median CPU per session, with every round's figures.
+ */
 const measureProxy = async (bench: Bench, name: string, target: ProxyProcess, watched: Record<string, number>) => {
-  const levels: Array<SignalingLevel> = []
   // Warm-up: JIT and the first connections to the origin; not counted.
   const warmup = Array.from({ length: config.signalingWarmup }, (_, i) => `w${i}`)
   await run(target, watched, Math.max(...config.signalingConcurrency), warmup)
-  for (const concurrency of config.signalingConcurrency) {
-    for (let attempt = 1; ; attempt++) {
-      const streams = Array.from({ length: config.signalingSessions }, (_, i) => `c${concurrency}-${attempt}-${i}`)
-      const level = { ...(await run(target, watched, concurrency, streams)), attempt }
-      const disturbed = level.otherProcessesCores !== undefined && level.otherProcessesCores > config.foreignTolerance
-      log(
-        `${name} x${concurrency}: ${fmtInt(level.sessionsPerSecond)} sessions/s, POST p50 ${ms(level.post?.p50Micros)} ` +
-          `p99 ${ms(level.post?.p99Micros)}, DELETE p50 ${ms(level.delete?.p50Micros)} p99 ${ms(level.delete?.p99Micros)}, ` +
-          `CPU ${fmtMs(level.proxyCpuMsPerSession)} per session, other processes ${fmtCores(level.otherProcessesCores)} cores` +
-          `${Object.keys(level.errors).length === 0 ? "" : `, errors ${JSON.stringify(level.errors)}`}` +
-          `${disturbed && attempt < 3 ? " (other processes busy: again)" : ""}`
-      )
-      if (level.otherProcessesCores !== undefined) bench.measure.foreignSamples.push(level.otherProcessesCores)
-      if (!disturbed || attempt >= 3) {
-        levels.push(level)
-        break
+  const runs = new Map<number, Array<SignalingLevel>>(config.signalingConcurrency.map((concurrency) => [concurrency, []]))
+  for (let round = 1; round <= config.signalingRounds; round++) {
+    for (const concurrency of config.signalingConcurrency) {
+      for (let attempt = 1; ; attempt++) {
+        const streams = Array.from({ length: config.signalingSessions }, (_, i) => `c${concurrency}-r${round}-${attempt}-${i}`)
+        const level = { ...(await run(target, watched, concurrency, streams)), attempt }
+        const disturbed = level.otherProcessesCores !== undefined && level.otherProcessesCores > config.foreignTolerance
+        log(
+          `${name} x${concurrency}${config.signalingRounds > 1 ? ` (round ${round})` : ""}: ` +
+            `${fmtInt(level.sessionsPerSecond)} sessions/s, POST p50 ${ms(level.post?.p50Micros)} ` +
+            `p99 ${ms(level.post?.p99Micros)}, DELETE p50 ${ms(level.delete?.p50Micros)} p99 ${ms(level.delete?.p99Micros)}, ` +
+            `CPU ${fmtMs(level.proxyCpuMsPerSession)} per session, other processes ${fmtCores(level.otherProcessesCores)} cores` +
+            `${Object.keys(level.errors).length === 0 ? "" : `, errors ${JSON.stringify(level.errors)}`}` +
+            `${disturbed && attempt < 3 ? " (other processes busy: again)" : ""}`
+        )
+        if (level.otherProcessesCores !== undefined) bench.measure.foreignSamples.push(level.otherProcessesCores)
+        if (!disturbed || attempt >= 3) {
+          runs.get(concurrency)!.push(level)
+          break
+        }
+        await bench.measure.waitQuiet("repeating the run", Math.max(2, Math.min(10, config.waitQuietSeconds)))
       }
-      await bench.measure.waitQuiet("repeating the run", Math.max(2, Math.min(10, config.waitQuietSeconds)))
     }
   }
+  const levels = config.signalingConcurrency.map((concurrency) => {
+    const all = runs.get(concurrency)!
+    const rounds: Array<SignalingRound> = all.map((level) => ({
+      sessionsPerSecond: level.sessionsPerSecond,
+      proxyCpuMsPerSession: level.proxyCpuMsPerSession,
+      postP99Micros: level.post?.p99Micros
+    }))
+    // Sessions that failed in any round count: the median run alone could hide them.
+    const failed = all.reduce((n, level) => n + level.sessions - level.completed, 0)
+    const median = medianRun(all)
+    return { ...median, rounds, failedInAnyRound: failed }
+  })
   return { pid: target.pid, version: target.version, levels }
 }
 
@@ -149,6 +182,7 @@ export const signalingPhase = async (
     method: "each client: WHIP POST with a minimal offer, then DELETE on its Location, one session after the other on a keep-alive connection",
     sessions: config.signalingSessions,
     warmup: config.signalingWarmup,
+    rounds: config.signalingRounds,
     proxy,
     ...(floor === undefined ? {} : { floor, floorRatio: ratioOf(proxy, floor) }),
     ...(go === undefined ? {} : { go: { ...go, binary: config.goProxy }, ratio: ratioOf(proxy, go) })

@@ -38,19 +38,25 @@ const waitForText = (page: Page, selector: string, text: string, timeout = 10_00
     )
   )
 
+/** A proxy with an SRS-shaped origin registered by its heartbeat, and a new page in Chromium. */
+const proxyAndPage = Effect.gen(function*() {
+  const proxy = yield* startProxy()
+  yield* Effect.acquireRelease(
+    Effect.promise(() => startSrsOrigin({ heartbeat: { url: `${proxy.systemUrl}/api/v1/srs/register`, intervalMs: 1000 } })),
+    (origin) => Effect.promise(() => origin.close())
+  )
+  yield* Effect.promise(() =>
+    waitUntil("the origin's heartbeat", async () => (await Effect.runPromise(proxy.balancer.origins)).length > 0)
+  )
+  const { browser } = yield* launchBrowser
+  const page = yield* Effect.promise(() => browser.newPage())
+  return { proxy, page }
+})
+
 describe.skipIf(chromiumPath === undefined)("the try-it page in Chromium", () => {
   it.scopedLive("a player with nobody publishing is told so, the stream is listed, and Stop says stopped", () =>
     Effect.gen(function*() {
-      const proxy = yield* startProxy()
-      yield* Effect.acquireRelease(
-        Effect.promise(() => startSrsOrigin({ heartbeat: { url: `${proxy.systemUrl}/api/v1/srs/register`, intervalMs: 1000 } })),
-        (origin) => Effect.promise(() => origin.close())
-      )
-      yield* Effect.promise(() =>
-        waitUntil("the origin's heartbeat", async () => (await Effect.runPromise(proxy.balancer.origins)).length > 0)
-      )
-      const { browser } = yield* launchBrowser
-      const page = yield* Effect.promise(() => browser.newPage())
+      const { page, proxy } = yield* proxyAndPage
       const problems = recordProblems(page)
       yield* Effect.promise(() => page.goto(`${proxy.mediaUrl}/?app=live&stream=nobody`))
 
@@ -76,16 +82,7 @@ describe.skipIf(chromiumPath === undefined)("the try-it page in Chromium", () =>
 
   it.scopedLive("when ICE fails, the page names the candidate's address and UDP port and what to check", () =>
     Effect.gen(function*() {
-      const proxy = yield* startProxy()
-      yield* Effect.acquireRelease(
-        Effect.promise(() => startSrsOrigin({ heartbeat: { url: `${proxy.systemUrl}/api/v1/srs/register`, intervalMs: 1000 } })),
-        (origin) => Effect.promise(() => origin.close())
-      )
-      yield* Effect.promise(() =>
-        waitUntil("the origin's heartbeat", async () => (await Effect.runPromise(proxy.balancer.origins)).length > 0)
-      )
-      const { browser } = yield* launchBrowser
-      const page = yield* Effect.promise(() => browser.newPage())
+      const { page, proxy } = yield* proxyAndPage
       // The proxy's answer with its candidate moved to a UDP port where nothing listens.
       const unreachable = yield* Effect.promise(() => freeUdpPort())
       yield* Effect.promise(() =>

@@ -47,6 +47,15 @@ const store = (server: RedisServer, options: { readonly keyPrefix: string; reado
     (context): SessionStoreShape => Context.get(context, SessionStore)
   )
 
+/** Two proxies' stores on one key prefix of the test server, as proxies sharing one Redis have. */
+const twoProxies = (ttl?: Duration.Duration) =>
+  Effect.gen(function*() {
+    const server = yield* TestRedis
+    const keyPrefix = prefix()
+    const options = ttl === undefined ? { keyPrefix } : { keyPrefix, ttl }
+    return { server, keyPrefix, a: yield* store(server, options), b: yield* store(server, options) }
+  })
+
 const json = (text: unknown): any => JSON.parse(text as string)
 
 describe.skipIf(REDIS_SERVER === undefined)("Redis session store (real redis-server)", () => {
@@ -129,10 +138,7 @@ describe.skipIf(REDIS_SERVER === undefined)("Redis session store (real redis-ser
 
     it.scoped("the ICE state (entity-tag, client ice-pwd, the origin's credentials after a proxy-made restart) goes through rekey", () =>
       Effect.gen(function*() {
-        const server = yield* TestRedis
-        const keyPrefix = prefix()
-        const a = yield* store(server, { keyPrefix })
-        const b = yield* store(server, { keyPrefix })
+        const { a, b, keyPrefix, server } = yield* twoProxies()
         const r = record({ ice: { clientPwd: "clientPassword0123456789", etag: "\"e1\"", lite: true, options: "trickle" } })
         yield* a.put(r)
         assert.deepStrictEqual(yield* b.get(r.id), Option.some(r))
@@ -157,10 +163,7 @@ describe.skipIf(REDIS_SERVER === undefined)("Redis session store (real redis-ser
 
     it.scoped("rekey (ICE restart) moves the ufrag key atomically; the old pair finds nothing", () =>
       Effect.gen(function*() {
-        const server = yield* TestRedis
-        const keyPrefix = prefix()
-        const a = yield* store(server, { keyPrefix })
-        const b = yield* store(server, { keyPrefix })
+        const { a, b, keyPrefix, server } = yield* twoProxies()
         const r = record()
         yield* a.put(r)
         const moved = yield* a.rekey(r.id, { ufragPair: UfragPair.make("restarted:cli9"), serverPwd: "newServerPassword0123456" })
@@ -198,10 +201,7 @@ describe.skipIf(REDIS_SERVER === undefined)("Redis session store (real redis-ser
 
     it.scoped("remove deletes every key; release keeps a session another proxy took over, or after a shutdown", () =>
       Effect.gen(function*() {
-        const server = yield* TestRedis
-        const keyPrefix = prefix()
-        const a = yield* store(server, { keyPrefix })
-        const b = yield* store(server, { keyPrefix })
+        const { a, b, keyPrefix, server } = yield* twoProxies()
         const keys = () => Effect.map(server.command("KEYS", `${keyPrefix}:*`), (keys) => (keys as Array<string>).length)
 
         const deleted = record()
@@ -234,10 +234,7 @@ describe.skipIf(REDIS_SERVER === undefined)("Redis session store (real redis-ser
 
     it.scoped("publisherOf: a publish session another proxy relays; gone with remove and release, not with a player", () =>
       Effect.gen(function*() {
-        const server = yield* TestRedis
-        const keyPrefix = prefix()
-        const a = yield* store(server, { keyPrefix })
-        const b = yield* store(server, { keyPrefix })
+        const { a, b, keyPrefix, server } = yield* twoProxies()
         const stream = StreamKey.make("__defaultVhost__/live/s")
         const publisherKey = `${keyPrefix}:rtc-proxy-publisher:${stream}`
 
@@ -269,10 +266,7 @@ describe.skipIf(REDIS_SERVER === undefined)("Redis session store (real redis-ser
 
     it.scoped("publisherOf after a shutdown: a record kept for a takeover does not count until a proxy relays it again", () =>
       Effect.gen(function*() {
-        const server = yield* TestRedis
-        const keyPrefix = prefix()
-        const a = yield* store(server, { keyPrefix })
-        const b = yield* store(server, { keyPrefix })
+        const { a, b } = yield* twoProxies()
         const stream = StreamKey.make("__defaultVhost__/live/s")
 
         const orphan = record()
@@ -290,11 +284,8 @@ describe.skipIf(REDIS_SERVER === undefined)("Redis session store (real redis-ser
 
     it.scoped("records expire after their TTL unless the relaying proxy renews them with touch", () =>
       Effect.gen(function*() {
-        const server = yield* TestRedis
-        const keyPrefix = prefix()
         const ttl = Duration.millis(600)
-        const a = yield* store(server, { keyPrefix, ttl })
-        const b = yield* store(server, { keyPrefix, ttl })
+        const { a, b, keyPrefix, server } = yield* twoProxies(ttl)
         const alive = record()
         const abandoned = record({ streamUrl: "__defaultVhost__/live/other" })
         yield* a.put(alive)

@@ -53,5 +53,5 @@ export const readProxy = async (proxy: ProxyProcess): Promise<ProxyReading> => {
 }
 
 /** Sockets each worker holds in `after` beyond `before` (0 each when none was left behind). */
-export const workerSocketsLeft = (before: ProxyReading, after: ProxyReading): ReadonlyArray<number> =>
+export const workerSocketsLeft = (before: Pick<ProxyReading, "workers">, after: Pick<ProxyReading, "workers">): ReadonlyArray<number> =>
   after.workers.map((worker) => worker.sockets - (before.workers.find((w) => w.worker === worker.worker)?.sockets ?? 0))

@@ -36,15 +36,19 @@ const churnRun = async (bench: Bench, proxy: ProxyProcess, workers: number) => {
   await sleep(Math.max(config.settleMs, config.churnIdleSeconds * 1000))
   const originStats = async () =>
     JSON.parse((await httpRequestPromise(`http://127.0.0.1:${bench.origin.apiPort}/api/v1/stats`)).body) as { active: number }
-  const beforeReading = await readProxy(proxy)
-  const before = {
-    rssBytes: rssBytes(proxy.pid),
-    fds: fdCounts(proxy.pid),
-    originActive: (await originStats()).active,
-    memory: beforeReading.memory,
-    heapUsedAllThreads: beforeReading.heapUsedAllThreads,
-    workers: beforeReading.workers
+  // The proxy's memory, descriptors and the origin's sessions, read once before the churn and once after.
+  const snapshot = async () => {
+    const reading = await readProxy(proxy)
+    return {
+      rssBytes: rssBytes(proxy.pid),
+      fds: fdCounts(proxy.pid),
+      originActive: (await originStats()).active,
+      memory: reading.memory,
+      heapUsedAllThreads: reading.heapUsedAllThreads,
+      workers: reading.workers
+    }
   }
+  const before = await snapshot()
   const errors: Record<string, number> = {}
   const countError = (what: string) => {
     errors[what] = (errors[what] ?? 0) + 1
@@ -71,15 +75,7 @@ const churnRun = async (bench: Bench, proxy: ProxyProcess, workers: number) => {
   const rightAfter = { rssBytes: rssBytes(proxy.pid), fds: fdCounts(proxy.pid) }
   bench.load.resetAgent()
   await sleep(config.settleMs)
-  const afterReading = await readProxy(proxy)
-  const after = {
-    rssBytes: rssBytes(proxy.pid),
-    fds: fdCounts(proxy.pid),
-    originActive: (await originStats()).active,
-    memory: afterReading.memory,
-    heapUsedAllThreads: afterReading.heapUsedAllThreads,
-    workers: afterReading.workers
-  }
+  const after = await snapshot()
   // V8 gives freed heap pages back once allocation has been quiet for a while (its memory reducer).
   const idle: Array<{ seconds: number; rssBytes: number | undefined; memory: typeof after.memory; heapUsedAllThreads: number }> = []
   for (let waited = 0; waited < config.churnIdleSeconds;) {
@@ -114,7 +110,7 @@ const churnRun = async (bench: Bench, proxy: ProxyProcess, workers: number) => {
     heapUsedAllThreadsGrowthAfterIdleBytes: settled.heapUsedAllThreads - before.heapUsedAllThreads,
     udpSocketsLeft: after.fds.udp - before.fds.udp,
     /** Per worker, from its own count (empty with one worker). */
-    workerSocketsLeft: workerSocketsLeft(beforeReading, afterReading),
+    workerSocketsLeft: workerSocketsLeft(before, after),
     fdsLeft: after.fds.total - before.fds.total,
     originSessionsLeft: after.originActive - before.originActive,
     settleMs: config.settleMs

@@ -50,6 +50,15 @@ const heapOfThreads = (before: ProxyReading, after: ProxyReading | undefined) =>
     (before.workers.length === 0 ? "" : ` (workers ${fmtMB(workers(before))} -> ${fmtMB(workers(after))})`)
 }
 
+/**
+ * The range of a figure over a row's runs, to print beside the median run's own (a shared machine
+ * drifts by 20-40 % between runs); nothing with fewer than two runs.
+ */
+const spreadOf = (values: ReadonlyArray<number | undefined>, format: (n: number) => string) => {
+  const known = values.filter((v): v is number => v !== undefined)
+  return known.length < 2 ? "" : ` (${format(Math.min(...known))}-${format(Math.max(...known))})`
+}
+
 /** µs as ms: signaling latency is milliseconds. */
 const fmtLatency = (micros: number | undefined) => fmtMs(micros === undefined ? undefined : micros / 1000)
 
@@ -506,21 +515,17 @@ export const toMarkdown = (report: Report): string => {
       for (const level of result.levels as Array<AnyRecord>) {
         const errors = Object.entries(level.errors as Record<string, number>).map(([what, n]) => `${what}: ${n}`).join(", ")
         const rounds = (level.rounds ?? []) as Array<AnyRecord>
-        // The spread of the rounds beside the median run's figure: a shared machine drifts by 20-40 %.
-        const spread = (values: Array<number | undefined>, format: (n: number) => string) => {
-          const known = values.filter((v): v is number => v !== undefined)
-          return known.length < 2 ? "" : ` (${format(Math.min(...known))}-${format(Math.max(...known))})`
-        }
+        const spread = (of: (round: AnyRecord) => number | undefined, format: (n: number) => string) =>
+          spreadOf(rounds.map(of), format)
         rows.push([
           label,
           String(level.concurrency),
-          fmtInt(level.sessionsPerSecond) + spread(rounds.map((r) => r.sessionsPerSecond), fmtInt),
+          fmtInt(level.sessionsPerSecond) + spread((r) => r.sessionsPerSecond, fmtInt),
           fmtLatency(level.post?.p50Micros),
-          fmtLatency(level.post?.p99Micros),
+          fmtLatency(level.post?.p99Micros) + spread((r) => r.postP99Micros, (micros) => (micros / 1000).toFixed(1)),
           fmtLatency(level.delete?.p50Micros),
           fmtLatency(level.delete?.p99Micros),
-          fmtMs(level.proxyCpuMsPerSession) +
-          spread(rounds.map((r) => r.proxyCpuMsPerSession), (n) => n.toFixed(2)),
+          fmtMs(level.proxyCpuMsPerSession) + spread((r) => r.proxyCpuMsPerSession, (ms) => ms.toFixed(2)),
           fmtCores(level.cores?.[coresKey[label]!]),
           fmtCores(level.cores?.origin),
           fmtCores(level.cores?.loadgen),
@@ -540,7 +545,7 @@ export const toMarkdown = (report: Report): string => {
       "Each client signals one session after the other on its own keep-alive connection; latency is from the request's start to " +
         "the answer's end; CPU per session is the proxy process's utime+stime over the run / its sessions (POST + DELETE). " +
         "With several runs per row, the row is the run with the median CPU per session, and the range of every run's " +
-        "sessions/s and CPU per session follows in brackets."
+        "sessions/s, POST p99 and CPU per session follows in brackets."
     )
     const ratios = (ratio: Array<AnyRecord>) =>
       ratio.map((r) =>

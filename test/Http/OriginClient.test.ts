@@ -71,7 +71,7 @@ describe("OriginClient over Node's HTTP", () => {
       const client = makeNode(agents, Duration.millis(300))
       const request = (method: OriginRequest["method"], url: string): OriginRequest => ({ method, url, headers: {} })
 
-      // Each method has its own case, so that counts from other tests in this process cannot mix in.
+      // Each case reads the histogram before and after its one request: only that request's count is compared.
       const answered = yield* countedDuring("GET", client.send(request("GET", `http://127.0.0.1:${port}/answer`)))
       assert.deepStrictEqual(answered, { "4xx": 1 })
 
